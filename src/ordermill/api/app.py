@@ -1,0 +1,89 @@
+"""The app factory: API, engine (when embedded) and UI in one ASGI application."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from ordermill import __version__
+from ordermill.api.limits import BodySizeLimit, BodyTooLarge
+from ordermill.api.problems import install_problem_handlers, problem_response
+from ordermill.api.routes import feedback, flows, meta, orders, spaces
+from ordermill.config import Settings
+from ordermill.engine.worker import Worker, WorkerOptions
+from ordermill.service import Service
+
+STATIC = Path(__file__).parent / "static"
+
+
+def create_app(settings: Settings, *, run_worker: bool = True, demo: bool = False) -> FastAPI:
+    """Build the application. With ``run_worker`` the engine runs in the same process."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        service = await Service.open(settings)
+        app.state.service = service
+        app.state.auth_cache = {}
+        app.state.demo_tasks = set()
+        worker: Worker | None = None
+        runner: asyncio.Task[None] | None = None
+        if run_worker:
+            worker = Worker(
+                service.store,
+                service.registry,
+                service.store.spaces,
+                WorkerOptions(
+                    public_url=settings.base_url,
+                    concurrency=settings.worker_concurrency,
+                    lease_seconds=settings.lease_seconds,
+                    poll_interval=settings.poll_interval_seconds,
+                ),
+                clock=service.clock,
+            )
+            runner = asyncio.create_task(worker.run())
+        app.state.worker = worker
+        try:
+            yield
+        finally:
+            if worker is not None and runner is not None:
+                worker.stop()
+                await runner
+            for task in list(app.state.demo_tasks):
+                task.cancel()
+            await service.close()
+
+    app = FastAPI(
+        title="ordermill",
+        version=__version__,
+        summary="An order-flow engine for made-to-order and digital manufacturing.",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/api/openapi.json",
+        lifespan=lifespan,
+    )
+    install_problem_handlers(app)
+
+    @app.exception_handler(BodyTooLarge)
+    async def _too_large(request: Request, exc: BodyTooLarge) -> JSONResponse:
+        return problem_response(
+            413,
+            f"The request body is larger than the limit of {settings.max_body_bytes} bytes "
+            "(ORDERMILL_MAX_BODY_BYTES).",
+            instance=request.url.path,
+        )
+
+    app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
+    app.mount("/api/static", StaticFiles(directory=STATIC), name="api-static")
+    for module in (meta, flows, orders, feedback, spaces):
+        app.include_router(module.router)
+    if demo:
+        from ordermill import demo as demo_module
+
+        app.include_router(demo_module.router)
+    return app

@@ -1,0 +1,85 @@
+"""Who is calling: an admin (ORDERMILL_ADMIN_KEY) or a space's API key (Bearer token)."""
+
+from __future__ import annotations
+
+import hmac
+import time
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from ordermill.errors import Forbidden, InvalidInput, Problem, Unauthorized
+from ordermill.service import Service
+from ordermill.storage.spaces import hash_secret
+
+_CACHE_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The caller. ``space_key`` None means the admin, who may act in any space."""
+
+    space_key: str | None
+    actor: str
+
+    @property
+    def is_admin(self) -> bool:
+        return self.space_key is None
+
+    def space(self, requested: str | None, pointer: str = "/spaceKey") -> str:
+        """The space this call acts in: the key's own, or the one an admin names."""
+        if self.space_key is None:
+            if not requested:
+                raise InvalidInput(
+                    [Problem(pointer, "the admin key must name the space (spaceKey)")]
+                )
+            return requested
+        if requested and requested != self.space_key:
+            raise Forbidden(f"this API key belongs to space {self.space_key!r}, not {requested!r}")
+        return self.space_key
+
+
+def get_service(request: Request) -> Service:
+    service: Service = request.app.state.service
+    return service
+
+
+ServiceDep = Annotated[Service, Depends(get_service)]
+
+
+async def authenticate(request: Request, service: ServiceDep) -> Principal:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized()
+    token = token.strip()
+    admin = service.settings.admin_key
+    if admin is not None and hmac.compare_digest(token, admin.get_secret_value()):
+        return Principal(None, "admin")
+    cache: dict[str, tuple[float, Principal]] = request.app.state.auth_cache
+    digest = hash_secret(token)
+    cached = cache.get(digest)
+    now = time.monotonic()
+    if cached is not None and now - cached[0] < _CACHE_SECONDS:
+        return cached[1]
+    key = await service.store.spaces.authenticate(token)
+    if key is None:
+        raise Unauthorized("The API key is unknown or revoked.")
+    principal = Principal(key.space_key, f"api-key:{key.prefix}… ({key.name})")
+    if len(cache) > 10_000:
+        cache.clear()
+    cache[digest] = (now, principal)
+    return principal
+
+
+PrincipalDep = Annotated[Principal, Depends(authenticate)]
+
+
+async def require_admin(principal: PrincipalDep) -> Principal:
+    if not principal.is_admin:
+        raise Forbidden("This needs the admin key (ORDERMILL_ADMIN_KEY).")
+    return principal
+
+
+AdminDep = Annotated[Principal, Depends(require_admin)]

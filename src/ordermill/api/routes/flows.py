@@ -1,0 +1,163 @@
+"""/api/flows: create, read, version, validate and delete order flows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Body, Query, Response
+
+from ordermill.api.auth import PrincipalDep, ServiceDep
+from ordermill.api.schemas import flow_out, version_out
+from ordermill.errors import Conflict, InvalidInput, NotFound, Problem
+from ordermill.flows.schema import flow_json_schema
+
+router = APIRouter(prefix="/api/flows", tags=["flows"])
+
+FLOW_BODY = Body(
+    openapi_examples={
+        "reference": {
+            "summary": "The reference connector flow",
+            "value": {
+                "key": "made-to-order",
+                "name": "Made to order (EU)",
+                "stages": [
+                    {
+                        "key": "stage-1",
+                        "initialTaskDefinitionKeys": ["task-1"],
+                        "taskDefinitions": [
+                            {
+                                "key": "task-1",
+                                "handlerKey": "consume-rest-api",
+                                "payload": {
+                                    "uri": "https://erp.example.com/orders",
+                                    "sendsFeedback": False,
+                                },
+                                "timeoutDuration": 1000,
+                                "next": [],
+                            }
+                        ],
+                    }
+                ],
+            },
+        }
+    },
+)
+
+
+def _space_of(document: Any) -> str | None:
+    if isinstance(document, dict) and isinstance(document.get("spaceKey"), str):
+        return str(document["spaceKey"])
+    return None
+
+
+@router.post("", status_code=201, summary="Create a flow")
+async def create_flow(
+    principal: PrincipalDep, service: ServiceDep, response: Response, document: Any = FLOW_BODY
+) -> dict[str, Any]:
+    """Create a flow (version 1). Posting the same flow again answers 200 with the stored one;
+    a different flow under an existing key is a 409 — change flows with PUT."""
+    space_key = principal.space(_space_of(document))
+    definition = await service.parse_flow(space_key, document)
+    try:
+        existing = await service.store.flows.get(space_key, definition.key)
+    except NotFound:
+        existing = None
+    if existing is not None:
+        if existing.current.content_hash == definition.content_hash():
+            response.status_code = 200
+            return flow_out(existing)
+        raise Conflict(
+            f"flow {definition.key!r} already exists; "
+            f"PUT /api/flows/{definition.key} makes a new version"
+        )
+    flow, _ = await service.store.flows.save(space_key, definition)
+    return flow_out(flow)
+
+
+@router.get("", summary="List flows")
+async def list_flows(
+    principal: PrincipalDep,
+    service: ServiceDep,
+    space_key: str | None = Query(None, alias="spaceKey"),
+) -> dict[str, Any]:
+    flows = await service.store.flows.list_flows(principal.space(space_key))
+    return {"items": [flow_out(flow) for flow in flows]}
+
+
+@router.post("/validate", summary="Validate a flow without saving it")
+async def validate(
+    principal: PrincipalDep, service: ServiceDep, document: Any = FLOW_BODY
+) -> dict[str, Any]:
+    """Always 200: ``valid`` tells the verdict and ``problems`` lists every problem found."""
+    space_key = principal.space_key or _space_of(document)
+    problems = await service.validate_flow(space_key, document)
+    return {"valid": not problems, "problems": [p.as_dict() for p in problems]}
+
+
+@router.get("/schema", summary="The JSON Schema of the flow format")
+async def schema() -> dict[str, Any]:
+    return flow_json_schema()
+
+
+@router.get("/{key}", summary="Read a flow (its current version)")
+async def get_flow(
+    key: str,
+    principal: PrincipalDep,
+    service: ServiceDep,
+    space_key: str | None = Query(None, alias="spaceKey"),
+) -> dict[str, Any]:
+    return flow_out(await service.store.flows.get(principal.space(space_key), key))
+
+
+@router.put("/{key}", summary="Save a new version of a flow (or create it)")
+async def put_flow(
+    key: str,
+    principal: PrincipalDep,
+    service: ServiceDep,
+    response: Response,
+    document: Any = FLOW_BODY,
+) -> dict[str, Any]:
+    space_key = principal.space(_space_of(document))
+    if isinstance(document, dict):
+        if "key" not in document:
+            document = {"key": key, **document}
+        elif document["key"] != key:
+            raise InvalidInput([Problem("/key", f"must be {key!r}, the key in the URL")])
+    flow, changed = await service.save_flow(space_key, document)
+    if changed and flow.current_version == 1:
+        response.status_code = 201
+    return flow_out(flow)
+
+
+@router.delete("/{key}", status_code=204, summary="Delete a flow")
+async def delete_flow(
+    key: str,
+    principal: PrincipalDep,
+    service: ServiceDep,
+    space_key: str | None = Query(None, alias="spaceKey"),
+) -> Response:
+    """The flow disappears from lists; orders already on it finish on their pinned version."""
+    await service.store.flows.delete(principal.space(space_key), key)
+    return Response(status_code=204)
+
+
+@router.get("/{key}/versions", summary="List a flow's versions, newest first")
+async def list_versions(
+    key: str,
+    principal: PrincipalDep,
+    service: ServiceDep,
+    space_key: str | None = Query(None, alias="spaceKey"),
+) -> dict[str, Any]:
+    versions = await service.store.flows.versions(principal.space(space_key), key)
+    return {"items": [version_out(v) for v in versions]}
+
+
+@router.get("/{key}/versions/{number}", summary="Read one version of a flow")
+async def get_version(
+    key: str,
+    number: int,
+    principal: PrincipalDep,
+    service: ServiceDep,
+    space_key: str | None = Query(None, alias="spaceKey"),
+) -> dict[str, Any]:
+    return version_out(await service.store.flows.version(principal.space(space_key), key, number))

@@ -1,0 +1,67 @@
+"""Health, readiness, the handler catalogue and the offline API docs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+
+from ordermill.api.auth import PrincipalDep, ServiceDep
+from ordermill.errors import StorageError
+from ordermill.storage import migrate
+
+router = APIRouter()
+
+
+@router.get("/healthz", tags=["meta"], summary="The process is alive")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz", tags=["meta"], summary="The database is reachable and migrated")
+async def readyz(service: ServiceDep) -> JSONResponse:
+    checks: dict[str, str] = {}
+    try:
+        current = await migrate.is_current(service.db)
+        checks["database"] = "ok"
+        checks["migrations"] = "ok" if current else "behind: run `ordermill migrate`"
+    except StorageError as exc:
+        checks["database"] = f"unreachable: {exc.message}"
+    ready = all(value == "ok" for value in checks.values())
+    return JSONResponse(
+        {"status": "ready" if ready else "not ready", "checks": checks},
+        status_code=200 if ready else 503,
+    )
+
+
+@router.get(
+    "/api/handlers", tags=["handlers"], summary="Registered handlers and their payload schemas"
+)
+async def handlers(_: PrincipalDep, service: ServiceDep) -> dict[str, Any]:
+    registry = service.registry
+    items = []
+    for key, schema in registry.schemas().items():
+        handler = registry.get(key)
+        items.append(
+            {
+                "key": key,
+                "payloadSchema": schema,
+                "defaultTimeoutDuration": handler.default_timeout_ms,
+                "defaultRetry": handler.default_retry.to_wire(),
+            }
+        )
+    return {"items": items}
+
+
+@router.get("/api/docs", include_in_schema=False)
+async def docs(request: Request) -> HTMLResponse:
+    static = request.app.url_path_for("api-static", path="")
+    return get_swagger_ui_html(
+        openapi_url=request.app.openapi_url or "/api/openapi.json",
+        title="ordermill API",
+        swagger_js_url=f"{static}swagger/swagger-ui-bundle.js",
+        swagger_css_url=f"{static}swagger/swagger-ui.css",
+        swagger_favicon_url=f"{static}swagger/favicon-32x32.png",
+    )

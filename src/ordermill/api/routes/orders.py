@@ -1,0 +1,158 @@
+"""/api/orders: intake, reading, timelines, delivery logs and operator actions."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Query, Response
+
+from ordermill.api.auth import PrincipalDep, ServiceDep
+from ordermill.api.schemas import OrderIn, attempt_out, event_out, order_out, parse_order
+from ordermill.errors import InvalidInput, Problem
+from ordermill.flows.status import OrderStatus
+from ordermill.storage.orders import OrderFilter
+
+router = APIRouter(prefix="/api/orders", tags=["orders"])
+
+ORDER_EXAMPLE = {
+    "spaceKey": "acme",
+    "flowKey": "made-to-order",
+    "thirdPartyOrderId": "WEB-1001",
+    "addresses": [{"addressType": "postal", "purpose": "shipping", "data": {"city": "Gent"}}],
+    "data": {"customerEmail": "jo@example.com"},
+    "orderLines": [
+        {
+            "orderId": "WEB-1001-1",
+            "title": "Custom bracelet",
+            "data": {},
+            "items": [
+                {
+                    "id": "item-1",
+                    "data": {"size": "M"},
+                    "tags": ["3dprint"],
+                    "items": [],
+                    "assets": [],
+                    "isAsset": False,
+                }
+            ],
+            "deadline": "2026-10-01T00:00:00.000Z",
+            "amountOfUnits": 2,
+            "valuePerUnit": 49.5,
+        }
+    ],
+    "start": True,
+}
+
+
+@router.post(
+    "",
+    status_code=201,
+    summary="Create an order (idempotent per thirdPartyOrderId)",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": OrderIn.model_json_schema(
+                        ref_template="#/components/schemas/{model}"
+                    ),
+                    "example": ORDER_EXAMPLE,
+                }
+            },
+        }
+    },
+)
+async def create_order(
+    principal: PrincipalDep,
+    service: ServiceDep,
+    response: Response,
+    document: Annotated[Any, Body()],
+) -> dict[str, Any]:
+    """201 with the new order; 200 with the stored one when the same order is sent again;
+    409 when the same thirdPartyOrderId comes with a different body."""
+    body, start = parse_order(document)
+    principal.space(body["spaceKey"])
+    order, created = await service.create_order(body, start=start, actor=principal.actor)
+    if not created:
+        response.status_code = 200
+    return order_out(order)
+
+
+@router.get("", summary="List orders, newest first")
+async def list_orders(
+    principal: PrincipalDep,
+    service: ServiceDep,
+    status: Annotated[list[OrderStatus] | None, Query()] = None,
+    space_key: Annotated[str | None, Query(alias="spaceKey")] = None,
+    flow_key: Annotated[str | None, Query(alias="flowKey")] = None,
+    third_party_order_id: Annotated[str | None, Query(alias="thirdPartyOrderId")] = None,
+    created_from: Annotated[datetime | None, Query(alias="createdFrom")] = None,
+    created_to: Annotated[datetime | None, Query(alias="createdTo")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(max_length=64)] = None,
+) -> dict[str, Any]:
+    """Cursor pagination: pass ``nextCursor`` back as ``cursor`` for the next page."""
+    for name, value in (("createdFrom", created_from), ("createdTo", created_to)):
+        if value is not None and value.tzinfo is None:
+            raise InvalidInput([Problem("", f"query parameter {name}: give a time zone, e.g. Z")])
+    filters = OrderFilter(
+        status=tuple(status or ()),
+        flow_key=flow_key,
+        third_party_order_id=third_party_order_id,
+        created_from=created_from,
+        created_to=created_to,
+    )
+    scope = principal.space_key or space_key
+    orders = await service.store.list_orders(scope, filters, limit=limit + 1, after=cursor)
+    page = orders[:limit]
+    return {
+        "items": [order_out(order, with_tasks=False) for order in page],
+        "nextCursor": page[-1].id if len(orders) > limit else None,
+    }
+
+
+@router.get("/{order_id}", summary="Read an order with its tasks")
+async def get_order(order_id: str, principal: PrincipalDep, service: ServiceDep) -> dict[str, Any]:
+    return order_out(await service.store.get_order(principal.space_key, order_id))
+
+
+@router.get("/{order_id}/events", summary="The order's timeline")
+async def get_events(order_id: str, principal: PrincipalDep, service: ServiceDep) -> dict[str, Any]:
+    events = await service.store.list_events(principal.space_key, order_id)
+    return {"items": [event_out(event) for event in events]}
+
+
+@router.get("/{order_id}/tasks/{task_key}/attempts", summary="A task's delivery log")
+async def get_attempts(
+    order_id: str, task_key: str, principal: PrincipalDep, service: ServiceDep
+) -> dict[str, Any]:
+    attempts = await service.store.list_attempts(principal.space_key, order_id, task_key)
+    return {"items": [attempt_out(attempt) for attempt in attempts]}
+
+
+@router.post("/{order_id}/start", summary="Start a CREATED order")
+async def start_order(
+    order_id: str, principal: PrincipalDep, service: ServiceDep
+) -> dict[str, Any]:
+    return order_out(
+        await service.store.start_order(principal.space_key, order_id, principal.actor)
+    )
+
+
+@router.post("/{order_id}/retry", summary="Retry the failed and timed-out tasks of an order")
+async def retry_order(
+    order_id: str, principal: PrincipalDep, service: ServiceDep
+) -> dict[str, Any]:
+    return order_out(
+        await service.store.retry_order(principal.space_key, order_id, principal.actor)
+    )
+
+
+@router.post("/{order_id}/cancel", summary="Cancel an order")
+async def cancel_order(
+    order_id: str, principal: PrincipalDep, service: ServiceDep
+) -> dict[str, Any]:
+    return order_out(
+        await service.store.cancel_order(principal.space_key, order_id, principal.actor)
+    )

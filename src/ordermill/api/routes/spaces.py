@@ -1,0 +1,76 @@
+"""/api/spaces: spaces and their API keys (creating spaces needs the admin key)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Response
+
+from ordermill.api.auth import AdminDep, PrincipalDep, ServiceDep
+from ordermill.api.schemas import ApiKeyIn, SpaceIn
+from ordermill.storage.spaces import ApiKey, Space
+
+router = APIRouter(prefix="/api/spaces", tags=["spaces"])
+
+
+def space_out(space: Space) -> dict[str, Any]:
+    return {
+        "key": space.key,
+        "name": space.name,
+        "createdAt": space.created_at.isoformat(),
+        "connectorAllowNetworks": list(space.allow_networks),
+        "connectorAllowHttp": list(space.allow_http_hosts),
+    }
+
+
+def key_out(key: ApiKey) -> dict[str, Any]:
+    return {
+        "id": key.id,
+        "name": key.name,
+        "prefix": key.prefix,
+        "createdAt": key.created_at.isoformat(),
+        "revokedAt": key.revoked_at.isoformat() if key.revoked_at else None,
+    }
+
+
+@router.post("", status_code=201, summary="Create a space (admin)")
+async def create_space(body: SpaceIn, _: AdminDep, service: ServiceDep) -> dict[str, Any]:
+    settings: dict[str, Any] = {}
+    if body.connectorAllowNetworks:
+        settings["connectorAllowNetworks"] = body.connectorAllowNetworks
+    if body.connectorAllowHttp:
+        settings["connectorAllowHttp"] = body.connectorAllowHttp
+    space = await service.store.spaces.create_space(body.key, body.name, settings)
+    return space_out(space)
+
+
+@router.get("", summary="List spaces (admin)")
+async def list_spaces(_: AdminDep, service: ServiceDep) -> dict[str, Any]:
+    return {"items": [space_out(s) for s in await service.store.spaces.list_spaces()]}
+
+
+@router.get("/{key}", summary="Read a space")
+async def get_space(key: str, principal: PrincipalDep, service: ServiceDep) -> dict[str, Any]:
+    return space_out(await service.store.spaces.get_space(principal.space(key)))
+
+
+@router.post("/{key}/api-keys", status_code=201, summary="Create an API key (shown once)")
+async def create_key(
+    key: str, body: ApiKeyIn, principal: PrincipalDep, service: ServiceDep
+) -> dict[str, Any]:
+    secret, record = await service.store.spaces.create_api_key(principal.space(key), body.name)
+    return {**key_out(record), "key": secret}
+
+
+@router.get("/{key}/api-keys", summary="List a space's API keys")
+async def list_keys(key: str, principal: PrincipalDep, service: ServiceDep) -> dict[str, Any]:
+    keys = await service.store.spaces.list_api_keys(principal.space(key))
+    return {"items": [key_out(k) for k in keys]}
+
+
+@router.delete("/{key}/api-keys/{key_id}", status_code=204, summary="Revoke an API key")
+async def revoke_key(
+    key: str, key_id: int, principal: PrincipalDep, service: ServiceDep
+) -> Response:
+    await service.store.spaces.revoke_api_key(principal.space(key), key_id)
+    return Response(status_code=204)

@@ -1,0 +1,216 @@
+"""The API's wire shapes (camelCase JSON): the connector's order shape in, views out."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+
+from ordermill.errors import InvalidInput
+from ordermill.flows.order import parse_instant
+from ordermill.handlers.registry import problems_of
+from ordermill.storage.flowdefs import FlowRecord, FlowVersion
+from ordermill.storage.orders import AttemptView, EventView, OrderView, TaskView
+
+NonNegative = Annotated[int, Field(ge=0)] | Annotated[float, Field(ge=0, allow_inf_nan=False)]
+KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _instant(value: str) -> str:
+    try:
+        parse_instant(value)
+    except ValueError as exc:
+        raise ValueError("must be an ISO 8601 date-time such as 2026-10-01T00:00:00.000Z") from exc
+    return value
+
+
+class AssetVersionIn(_Strict):
+    url: str = Field(min_length=1, max_length=4096)
+    date: str
+
+    _date = field_validator("date")(_instant)
+
+
+class AssetIn(_Strict):
+    id: str = Field(min_length=1, max_length=200)
+    url: str = Field(min_length=1, max_length=4096)
+    isPublic: bool = True
+    versions: list[AssetVersionIn] = Field(default_factory=list)
+
+
+class ItemIn(_Strict):
+    id: str = Field(min_length=1, max_length=200)
+    data: dict[str, Any] = Field(default_factory=dict)
+    tags: list[str] = Field(default_factory=list)
+    items: list[ItemIn] = Field(default_factory=list)
+    assets: list[AssetIn] = Field(default_factory=list)
+    isAsset: bool = False
+
+
+class OrderLineIn(_Strict):
+    orderId: str = Field(min_length=1, max_length=200)
+    title: str = Field(default="", max_length=1000)
+    data: dict[str, Any] = Field(default_factory=dict)
+    items: list[ItemIn] = Field(default_factory=list)
+    deadline: str | None = None
+    # int | float keeps 2 as 2 (not 2.0), so connectors receive the numbers that were sent.
+    amountOfUnits: NonNegative = 0
+    valuePerUnit: NonNegative = 0
+
+    _deadline = field_validator("deadline")(lambda v: None if v is None else _instant(v))
+
+
+class AddressIn(_Strict):
+    addressType: str = Field(max_length=200)
+    purpose: str = Field(max_length=200)
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class OrderIn(_Strict):
+    """An order in the connector's order shape, without updateUrl; ``start`` defaults to true."""
+
+    spaceKey: str = Field(pattern=KEY_PATTERN)
+    flowKey: str = Field(pattern=KEY_PATTERN)
+    thirdPartyOrderId: str = Field(min_length=1, max_length=200)
+    addresses: list[AddressIn] = Field(default_factory=list)
+    data: dict[str, Any] = Field(default_factory=dict)
+    orderLines: list[OrderLineIn] = Field(default_factory=list)
+    start: bool = True
+
+
+_ORDER = TypeAdapter(OrderIn)
+
+
+def parse_order(document: Any) -> tuple[dict[str, Any], bool]:
+    """Validate a bare or ``{"order": …}``-wrapped order. Returns (stored body, start)."""
+    prefix = ""
+    start_beside: Any = None
+    if isinstance(document, dict) and "order" in document and "thirdPartyOrderId" not in document:
+        extra = set(document) - {"order", "start"}
+        start_beside = document.get("start")
+        if not extra:
+            document, prefix = document["order"], "/order"
+    try:
+        order = _ORDER.validate_python(document)
+    except ValidationError as exc:
+        raise InvalidInput(problems_of(exc, prefix), "The order is invalid.") from exc
+    body = order.model_dump(mode="json", exclude={"start"})
+    start = order.start if start_beside is None else bool(start_beside)
+    return body, start
+
+
+def order_out(order: OrderView, *, with_tasks: bool = True) -> dict[str, Any]:
+    body = order.body
+    out: dict[str, Any] = {
+        "id": order.id,
+        "spaceKey": order.space_key,
+        "flowKey": order.flow_key,
+        "flowVersion": order.flow_version,
+        "thirdPartyOrderId": order.third_party_order_id,
+        "status": order.status.value,
+        "value": order.value,
+        "deadline": _iso(order.deadline),
+        "createdAt": _iso(order.created_at),
+        "updatedAt": _iso(order.updated_at),
+        "endedAt": _iso(order.ended_at),
+        "addresses": body.get("addresses", []),
+        "data": body.get("data", {}),
+        "orderLines": body.get("orderLines", []),
+    }
+    if with_tasks:
+        out["tasks"] = [task_out(task) for task in order.tasks]
+    return out
+
+
+def task_out(task: TaskView) -> dict[str, Any]:
+    return {
+        "key": task.key,
+        "stageKey": task.stage_key,
+        "handlerKey": task.handler_key,
+        "status": task.status.value,
+        "attempts": task.attempts,
+        "dueAt": _iso(task.due_at),
+        "deliveryId": task.delivery_id,
+        "result": task.result,
+        "error": task.error,
+        "createdAt": _iso(task.created_at),
+        "updatedAt": _iso(task.updated_at),
+        "endedAt": _iso(task.ended_at),
+    }
+
+
+def event_out(event: EventView) -> dict[str, Any]:
+    return {
+        "id": event.id,
+        "at": _iso(event.at),
+        "type": event.type,
+        "taskKey": event.task_key,
+        "actor": event.actor,
+        "data": event.data,
+    }
+
+
+def attempt_out(attempt: AttemptView) -> dict[str, Any]:
+    return {
+        "number": attempt.number,
+        "startedAt": _iso(attempt.started_at),
+        "endedAt": _iso(attempt.ended_at),
+        "outcome": attempt.outcome,
+        "statusCode": attempt.status_code,
+        "latencyMs": attempt.latency_ms,
+        "request": attempt.request,
+        "responseBody": attempt.response_body,
+        "errorClass": attempt.error_class,
+        "errorMessage": attempt.error_message,
+    }
+
+
+def flow_out(flow: FlowRecord) -> dict[str, Any]:
+    return {
+        **flow.current.definition.to_wire(),
+        "spaceKey": flow.space_key,
+        "version": flow.current_version,
+        "contentHash": flow.current.content_hash,
+        "createdAt": _iso(flow.created_at),
+        "updatedAt": _iso(flow.updated_at),
+        "orderCount": flow.order_count,
+    }
+
+
+def version_out(version: FlowVersion) -> dict[str, Any]:
+    return {
+        **version.definition.to_wire(),
+        "spaceKey": version.space_key,
+        "version": version.version,
+        "contentHash": version.content_hash,
+        "createdAt": _iso(version.created_at),
+    }
+
+
+def _iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return value.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class FeedbackIn(_Strict):
+    status: str = Field(pattern="^(success|failure|progress)$")
+    message: str | None = Field(default=None, max_length=10_000)
+    data: dict[str, Any] | None = None
+    assets: list[dict[str, Any]] | None = None
+
+
+class SpaceIn(_Strict):
+    key: str = Field(pattern=KEY_PATTERN)
+    name: str | None = Field(default=None, max_length=200)
+    connectorAllowNetworks: list[str] = Field(default_factory=list)
+    connectorAllowHttp: list[str] = Field(default_factory=list)
+
+
+class ApiKeyIn(_Strict):
+    name: str = Field(min_length=1, max_length=200)

@@ -1,0 +1,356 @@
+"""The ``ordermill`` command: serve, api, worker, migrate, flows, spaces, orders."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from ordermill import __version__
+from ordermill.config import Settings
+from ordermill.errors import OrdermillError
+from ordermill.flows.status import OrderStatus, TaskStatus
+from ordermill.flows.validation import validate_flow
+from ordermill.handlers.registry import build_registry
+from ordermill.logs import configure_logging
+
+app = typer.Typer(
+    help="ordermill: an order-flow engine for made-to-order and digital manufacturing.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+flows_app = typer.Typer(help="Work with flow definitions.", no_args_is_help=True)
+spaces_app = typer.Typer(help="Manage spaces and their API keys.", no_args_is_help=True)
+orders_app = typer.Typer(help="Follow orders.", no_args_is_help=True)
+app.add_typer(flows_app, name="flows")
+app.add_typer(spaces_app, name="spaces")
+app.add_typer(orders_app, name="orders")
+
+out = Console()
+err = Console(stderr=True)
+T = TypeVar("T")
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        err.print("[red]The configuration is invalid:[/red]")
+        for error in exc.errors():
+            name = "ORDERMILL_" + "_".join(str(part) for part in error["loc"]).upper()
+            err.print(f"  {name}: {error['msg']}")
+        raise typer.Exit(2) from exc
+
+
+def _run(coro_fn: Callable[[], Awaitable[T]]) -> T:
+    async def main() -> T:
+        return await coro_fn()
+
+    try:
+        return asyncio.run(main())
+    except OrdermillError as exc:
+        err.print(f"[red]error:[/red] {exc.message}")
+        raise typer.Exit(1) from exc
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"ordermill {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
+) -> None:
+    """Configuration comes from ORDERMILL_* environment variables (docs/configuration.md)."""
+
+
+def _uvicorn(settings: Settings, *, run_worker: bool, demo: bool) -> None:
+    import uvicorn
+
+    from ordermill.api.app import create_app
+
+    loop = "uvloop" if sys.platform != "win32" else "asyncio"
+    uvicorn.run(
+        create_app(settings, run_worker=run_worker, demo=demo),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        loop=loop,
+        timeout_graceful_shutdown=15,
+    )
+
+
+@app.command()
+def serve(
+    demo: Annotated[bool, typer.Option(help="Create and show the demo space and flow.")] = False,
+) -> None:
+    """Run the API, the engine and the UI in one process (migrates the database first)."""
+    settings = _settings()
+    configure_logging(settings.log_level, settings.log_format)
+    _run(lambda: _prepare(settings, demo=demo))
+    _uvicorn(settings, run_worker=True, demo=demo)
+
+
+@app.command()
+def api() -> None:
+    """Run the API (and UI) only; run engines with `ordermill worker`."""
+    settings = _settings()
+    configure_logging(settings.log_level, settings.log_format)
+    _run(lambda: _prepare(settings, demo=False))
+    _uvicorn(settings, run_worker=False, demo=False)
+
+
+async def _prepare(settings: Settings, *, demo: bool) -> None:
+    from ordermill.service import Service
+
+    service = await Service.open(settings)
+    try:
+        if demo:
+            from ordermill.demo import DEMO_FLOW, DEMO_SPACE, ensure_demo, example_order
+
+            key = await ensure_demo(service)
+            base = settings.base_url
+            order = json.dumps(example_order())
+            out.rule("[bold]ordermill demo")
+            out.print(
+                f"Space [bold]{DEMO_SPACE}[/bold] with flow [bold]{DEMO_FLOW}[/bold] is ready."
+            )
+            if key:
+                out.print(f"API key: [bold]{key}[/bold]")
+            out.print(f"API docs: {base}/api/docs")
+            out.print("Post an example order:")
+            out.print(
+                f"  curl -s -X POST {base}/api/orders -H 'Authorization: Bearer {key}' "
+                f"-H 'Content-Type: application/json' -d '{order}'",
+                soft_wrap=True,
+                highlight=False,
+            )
+            out.print(f"then follow it: {base}/api/orders/<id>  or  ordermill orders watch <id>")
+            out.rule()
+    finally:
+        await service.close()
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[int | None, typer.Option(help="Tasks run at once.")] = None,
+) -> None:
+    """Run the engine only. Start as many as you like against one PostgreSQL database."""
+    from ordermill.engine.worker import Worker, WorkerOptions
+    from ordermill.service import Service
+
+    settings = _settings()
+    configure_logging(settings.log_level, settings.log_format)
+
+    async def run() -> None:
+        service = await Service.open(settings, run_migrations=False)
+        engine = Worker(
+            service.store,
+            service.registry,
+            service.store.spaces,
+            WorkerOptions(
+                public_url=settings.base_url,
+                concurrency=concurrency or settings.worker_concurrency,
+                lease_seconds=settings.lease_seconds,
+                poll_interval=settings.poll_interval_seconds,
+            ),
+            clock=service.clock,
+        )
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, engine.stop)
+        try:
+            await engine.run()
+        finally:
+            await service.close()
+
+    _run(run)
+
+
+@app.command()
+def migrate() -> None:
+    """Bring the database schema up to date."""
+    from ordermill.storage import migrate as migrations
+    from ordermill.storage.database import Database
+
+    settings = _settings()
+
+    async def run() -> None:
+        db = Database(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
+        try:
+            before = await migrations.current_revision(db)
+            await migrations.upgrade(db)
+            after = await migrations.current_revision(db)
+        finally:
+            await db.dispose()
+        if before == after:
+            out.print(f"The database is up to date (revision {after}).")
+        else:
+            out.print(f"Migrated the database from {before or 'empty'} to {after}.")
+
+    _run(run)
+
+
+@flows_app.command("validate")
+def flows_validate(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="A flow JSON file.")],
+) -> None:
+    """Print every problem of a flow with its JSON pointer, or "valid"."""
+    settings = _settings()
+    try:
+        document = json.loads(file.read_text())
+    except json.JSONDecodeError as exc:
+        err.print(
+            f"[red]{file}[/red]: not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
+        )
+        raise typer.Exit(1) from exc
+    registry = build_registry(settings).with_context(
+        allow_http_hosts=tuple(settings.connector_allow_http)
+    )
+    problems = validate_flow(document, registry)
+    if not problems:
+        out.print(f"{file}: [green]valid[/green]")
+        return
+    table = Table(title=f"{file}: {len(problems)} problem(s)", title_justify="left")
+    table.add_column("pointer", style="cyan", no_wrap=True)
+    table.add_column("problem")
+    for problem in problems:
+        table.add_row(problem.pointer or "/", problem.message)
+    out.print(table)
+    raise typer.Exit(1)
+
+
+@spaces_app.command("create")
+def spaces_create(
+    key: Annotated[str, typer.Argument(help="The space key, e.g. acme.")],
+    name: Annotated[str | None, typer.Option(help="A display name.")] = None,
+    allow_network: Annotated[
+        list[str] | None,
+        typer.Option(help="A CIDR this space's connectors may reach (repeatable)."),
+    ] = None,
+    allow_http: Annotated[
+        list[str] | None, typer.Option(help="A host this space's connectors may call over http.")
+    ] = None,
+) -> None:
+    """Create a space and print its first API key (shown once)."""
+    from ordermill.service import Service
+
+    settings = _settings()
+
+    async def run() -> str:
+        service = await Service.open(settings)
+        try:
+            extra: dict[str, Any] = {}
+            if allow_network:
+                extra["connectorAllowNetworks"] = allow_network
+            if allow_http:
+                extra["connectorAllowHttp"] = allow_http
+            await service.store.spaces.create_space(key, name, extra)
+            secret, _ = await service.store.spaces.create_api_key(key, "initial")
+            return secret
+        finally:
+            await service.close()
+
+    secret = _run(run)
+    out.print(f"Created space [bold]{key}[/bold]. Its API key (shown once, keep it safe):")
+    print(secret)
+
+
+@spaces_app.command("key")
+def spaces_key(
+    space: Annotated[str, typer.Argument(help="The space key.")],
+    name: Annotated[str, typer.Option(help="What the key is for.")] = "cli",
+) -> None:
+    """Create another API key for a space and print it (shown once)."""
+    from ordermill.service import Service
+
+    settings = _settings()
+
+    async def run() -> str:
+        service = await Service.open(settings)
+        try:
+            secret, _ = await service.store.spaces.create_api_key(space, name)
+            return secret
+        finally:
+            await service.close()
+
+    print(_run(run))
+
+
+_STYLE = {
+    TaskStatus.PENDING: "yellow",
+    TaskStatus.RUNNING: "cyan",
+    TaskStatus.WAITING: "blue",
+    TaskStatus.SUCCEEDED: "green",
+    TaskStatus.FAILED: "red",
+    TaskStatus.TIMED_OUT: "magenta",
+    TaskStatus.CANCELLED: "dim",
+}
+
+
+@orders_app.command("watch")
+def orders_watch(
+    order_id: Annotated[str, typer.Argument(help="The order id (ord_…).")],
+    interval: Annotated[float, typer.Option(help="Seconds between refreshes.")] = 0.5,
+    timeout: Annotated[float | None, typer.Option(help="Give up after this many seconds.")] = None,
+) -> None:
+    """Show the live status of each task until the order ends (exit 1 unless SUCCESS)."""
+    from ordermill.service import Service
+    from ordermill.storage.orders import OrderView
+
+    settings = _settings()
+    ended = (OrderStatus.SUCCESS, OrderStatus.FAILURE, OrderStatus.CANCELLED)
+
+    def render(order: OrderView) -> Table:
+        table = Table(
+            title=f"{order.third_party_order_id} ({order.id}) — {order.status.value}",
+            title_justify="left",
+        )
+        for column in ("stage", "task", "handler", "status", "attempts", "error"):
+            table.add_column(column)
+        for task in order.tasks:
+            error = (task.error or {}).get("message", "") if isinstance(task.error, dict) else ""
+            table.add_row(
+                task.stage_key,
+                task.key,
+                task.handler_key,
+                f"[{_STYLE[task.status]}]{task.status.value}[/]",
+                str(task.attempts),
+                error,
+            )
+        return table
+
+    async def run() -> OrderStatus:
+        service = await Service.open(settings, run_migrations=False)
+        try:
+            order = await service.store.get_order(None, order_id)
+            loop = asyncio.get_running_loop()
+            deadline = None if timeout is None else loop.time() + timeout
+            with Live(render(order), console=out, refresh_per_second=8) as live:
+                while order.status not in ended:
+                    if deadline is not None and loop.time() > deadline:
+                        break
+                    await asyncio.sleep(interval)
+                    order = await service.store.get_order(None, order_id)
+                    live.update(render(order))
+            return order.status
+        finally:
+            await service.close()
+
+    status = _run(run)
+    if status is not OrderStatus.SUCCESS:
+        raise typer.Exit(1)

@@ -1,0 +1,84 @@
+"""The values that pass between the engine and storage: a claimed task and an attempt's outcome."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from ordermill.flows.model import FlowDefinition, TaskDefinition
+from ordermill.flows.status import TaskStatus
+
+
+class Wake:
+    """What happens when a WAITING task's due time arrives."""
+
+    TIMEOUT = "timeout"  # nobody answered in time: the task times out
+    FIRE = "fire"  # a timer: the task succeeds
+
+
+@dataclass(frozen=True)
+class ClaimedTask:
+    """A task claimed by a worker, with everything its handler needs."""
+
+    task_id: int
+    order_id: str
+    space_key: str
+    flow_key: str
+    flow_version: int
+    stage_key: str
+    task_key: str
+    handler_key: str
+    attempt: int  # the number of this attempt, counting every attempt ever made
+    budget_attempt: int  # the number of this attempt within the current retry budget
+    delivery_id: str
+    feedback_token: str
+    order: dict[str, Any]
+    flow: FlowDefinition
+    definition: TaskDefinition
+    lease_owner: str
+    claimed_at: datetime
+
+
+@dataclass
+class AttemptRecord:
+    """One attempt as it goes into the delivery log."""
+
+    number: int
+    started_at: datetime
+    ended_at: datetime
+    outcome: str  # succeeded | waiting | retry | failed | timed_out | lost
+    status_code: int | None = None
+    latency_ms: float | None = None
+    request: dict[str, Any] | None = None
+    response_body: str | None = None
+    error_class: str | None = None
+    error_message: str | None = None
+
+    def row(self, task_id: int) -> dict[str, Any]:
+        return {
+            "task_id": task_id,
+            "number": self.number,
+            "started_at": self.started_at,
+            "ended_at": self.ended_at,
+            "outcome": self.outcome,
+            "status_code": self.status_code,
+            "latency_ms": self.latency_ms,
+            "request": self.request,
+            "response_body": self.response_body,
+            "error_class": self.error_class,
+            "error_message": self.error_message,
+        }
+
+
+@dataclass
+class Completion:
+    """The outcome of one attempt, as the engine decided it."""
+
+    task: ClaimedTask
+    status: TaskStatus  # SUCCEEDED | WAITING | PENDING (retry) | FAILED | TIMED_OUT
+    attempt: AttemptRecord
+    due_at: datetime | None = None  # PENDING: retry time; WAITING: deadline
+    wake: str | None = None
+    result: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None

@@ -1,0 +1,93 @@
+"""The Handler protocol: what a task does, and what it tells the engine when it is done.
+
+A handler's ``run`` returns ``Succeeded`` or ``Waiting``, or raises a ``HandlerError``:
+``RetryableError`` (another attempt may help), ``AttemptTimeout``, or ``PermanentError``.
+The engine turns that into the task's next status with the flow's retry policy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar, Protocol
+
+from pydantic import BaseModel
+
+from ordermill.flows.model import RetryPolicy
+
+
+@dataclass(frozen=True)
+class Succeeded:
+    """The task is done."""
+
+    result: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """The task now waits on the outside world until ``until``.
+
+    With ``fire=False`` (feedback, confirmations) the task times out then; with ``fire=True``
+    (timers) it succeeds then. Either way an answer that comes first ends the wait.
+    """
+
+    until: datetime
+    fire: bool = False
+    result: dict[str, Any] | None = None
+
+
+Outcome = Succeeded | Waiting
+
+
+@dataclass
+class AttemptLog:
+    """What a handler reports about its attempt for the delivery log (secrets redacted)."""
+
+    request: dict[str, Any] | None = None
+    status_code: int | None = None
+    response_body: str | None = None
+
+
+@dataclass
+class TaskContext:
+    """Everything a handler may use to run one attempt of one task."""
+
+    order_id: str
+    space_key: str
+    flow_key: str
+    flow_version: int
+    stage_key: str
+    task_key: str
+    attempt: int
+    delivery_id: str
+    update_url: str
+    order: dict[str, Any]  # the order as stored (the connector's order shape, no updateUrl)
+    payload: Any  # the handler's validated payload model
+    timeout_seconds: float  # bound of each wait on the outside world
+    now: datetime
+    allow_networks: tuple[str, ...] = ()  # the space's extra connector allowances
+    allow_http_hosts: tuple[str, ...] = ()
+    log: AttemptLog = field(default_factory=AttemptLog)
+
+
+class Handler(Protocol):
+    """A task type, registered under ``key``.
+
+    Implementers must guarantee:
+    - ``run`` is safe to call again for the same task (at-least-once: a worker may die after the
+      side effect and before its outcome is recorded); use ``ctx.delivery_id`` to deduplicate;
+    - ``run`` bounds every wait on the outside world by ``ctx.timeout_seconds`` and raises
+      ``AttemptTimeout`` when it runs out;
+    - ``run`` never lets secrets into ``ctx.log`` or into exception messages.
+    """
+
+    key: ClassVar[str]
+    payload_model: ClassVar[type[BaseModel]]
+    default_timeout_ms: ClassVar[int]
+    default_retry: ClassVar[RetryPolicy]
+
+    async def run(self, ctx: TaskContext) -> Outcome: ...
+
+    async def close(self) -> None:
+        """Release connections and other resources (called once at shutdown)."""
+        ...

@@ -1,0 +1,236 @@
+"""``consume-rest-api``: POST the order to the user's own https endpoint (SPEC §5).
+
+One aiohttp session per set of network allowances keeps connections alive per host; the guard
+in its resolver decides which addresses may be dialled. Redirects are never followed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import ssl
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
+
+import aiohttp
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+from ordermill.errors import AttemptTimeout, PermanentError, RetryableError, TargetRefused
+from ordermill.flows.model import RetryPolicy
+from ordermill.flows.retry import FailureKind, classify_http_status, parse_retry_after
+from ordermill.handlers.base import Outcome, Succeeded, TaskContext, Waiting
+from ordermill.handlers.netguard import (
+    GuardedResolver,
+    IPNetwork,
+    RefusedAddress,
+    check_literal,
+    parse_networks,
+)
+
+RESPONSE_BODY_LIMIT = 64 * 1024
+ORDER_FIELDS = (
+    "spaceKey",
+    "flowKey",
+    "thirdPartyOrderId",
+    "updateUrl",
+    "addresses",
+    "data",
+    "orderLines",
+)
+
+
+class ConsumeRestApiPayload(BaseModel):
+    """Payload of a ``consume-rest-api`` task definition."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    uri: str = Field(description="The connector endpoint; https (http only for allowed hosts).")
+    sends_feedback: bool = Field(
+        default=False,
+        alias="sendsFeedback",
+        description="Wait for the connector to POST its outcome to the order's updateUrl.",
+    )
+    feedback_timeout_duration: int | None = Field(
+        default=None,
+        alias="feedbackTimeoutDuration",
+        ge=1,
+        le=2_592_000_000,
+        description="Milliseconds to wait for feedback; defaults to the task's timeoutDuration.",
+    )
+
+    @field_validator("uri")
+    @classmethod
+    def _check_uri(cls, uri: str, info: ValidationInfo) -> str:
+        parts = urlsplit(uri)
+        if parts.scheme not in ("https", "http") or not parts.hostname:
+            raise ValueError("must be an absolute https URL such as https://erp.example.com/orders")
+        if parts.username or parts.password:
+            raise ValueError("must not carry credentials in the URL")
+        allow_http = set((info.context or {}).get("allow_http_hosts", ()))
+        if parts.scheme == "http" and parts.hostname not in allow_http:
+            raise ValueError(
+                f"must use https; plain http is allowed only for the hosts named in "
+                f"ORDERMILL_CONNECTOR_ALLOW_HTTP ({parts.hostname} is not)"
+            )
+        return uri
+
+
+def connector_body(ctx: TaskContext) -> bytes:
+    """The request body: the documented order shape with its updateUrl, and our context.
+
+    The bytes depend only on the order and the task, so every attempt sends the same bytes;
+    the live attempt number travels in the ``ordermill-attempt`` header.
+    """
+    stored = ctx.order
+    order = {
+        "spaceKey": ctx.space_key,
+        "flowKey": ctx.flow_key,
+        "thirdPartyOrderId": stored["thirdPartyOrderId"],
+        "updateUrl": ctx.update_url,
+        "addresses": stored.get("addresses", []),
+        "data": stored.get("data", {}),
+        "orderLines": stored.get("orderLines", []),
+    }
+    context = {
+        "orderId": ctx.order_id,
+        "stageKey": ctx.stage_key,
+        "taskKey": ctx.task_key,
+        "deliveryId": ctx.delivery_id,
+    }
+    return json.dumps(
+        {"order": order, "context": context}, separators=(",", ":"), ensure_ascii=False
+    ).encode()
+
+
+class ConsumeRestApi:
+    """Calls the connector endpoint; waits for feedback when ``sendsFeedback`` is true."""
+
+    key: ClassVar[str] = "consume-rest-api"
+    payload_model: ClassVar[type[BaseModel]] = ConsumeRestApiPayload
+    default_timeout_ms: ClassVar[int] = 30_000
+    default_retry: ClassVar[RetryPolicy] = RetryPolicy(max_attempts=5)
+
+    def __init__(
+        self,
+        *,
+        allow_networks: tuple[str, ...] = (),
+        ca_file: Path | None = None,
+        max_per_host: int = 16,
+        user_agent: str = "ordermill",
+    ) -> None:
+        self.allow_networks = parse_networks(allow_networks)
+        self.ca_file = ca_file
+        self.max_per_host = max_per_host
+        self.user_agent = user_agent
+        self._sessions: dict[tuple[IPNetwork, ...], aiohttp.ClientSession] = {}
+        self._bulkheads: dict[str, asyncio.Semaphore] = {}
+        self._ssl: ssl.SSLContext | None = None
+
+    def _ssl_context(self) -> ssl.SSLContext:
+        if self._ssl is None:
+            context = ssl.create_default_context()
+            if self.ca_file is not None:
+                context.load_verify_locations(cafile=str(self.ca_file))
+            self._ssl = context
+        return self._ssl
+
+    def _session(self, allowed: tuple[IPNetwork, ...]) -> aiohttp.ClientSession:
+        session = self._sessions.get(allowed)
+        if session is None:
+            connector = aiohttp.TCPConnector(
+                resolver=GuardedResolver(allowed),
+                ssl=self._ssl_context(),
+                limit=0,
+                limit_per_host=0,
+                keepalive_timeout=30,
+            )
+            # trust_env=False: proxy variables in the environment must not reroute connectors.
+            session = aiohttp.ClientSession(connector=connector, trust_env=False)
+            self._sessions[allowed] = session
+        return session
+
+    def _bulkhead(self, host: str) -> asyncio.Semaphore:
+        semaphore = self._bulkheads.get(host)
+        if semaphore is None:
+            semaphore = self._bulkheads[host] = asyncio.Semaphore(self.max_per_host)
+        return semaphore
+
+    async def run(self, ctx: TaskContext) -> Outcome:
+        payload: ConsumeRestApiPayload = ctx.payload
+        allowed = self.allow_networks + parse_networks(ctx.allow_networks)
+        host = urlsplit(payload.uri).hostname or ""
+        refused = check_literal(host, allowed)
+        if refused is not None:
+            raise TargetRefused(refused)
+        body = connector_body(ctx)
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": self.user_agent,
+            "webhook-id": ctx.delivery_id,
+            "ordermill-attempt": str(ctx.attempt),
+        }
+        ctx.log.request = {"method": "POST", "url": payload.uri, "headers": dict(headers)}
+        async with self._bulkhead(host):
+            status, text, retry_after = await self._post(ctx, payload.uri, body, headers, allowed)
+        ctx.log.status_code = status
+        ctx.log.response_body = text
+        kind = classify_http_status(status)
+        if kind is None:
+            result: dict[str, Any] = {"statusCode": status}
+            if not payload.sends_feedback:
+                return Succeeded(result)
+            wait_ms = payload.feedback_timeout_duration or int(ctx.timeout_seconds * 1000)
+            return Waiting(until=ctx.now + timedelta(milliseconds=wait_ms), result=result)
+        message = f"the connector answered {status}"
+        if 300 <= status < 400:
+            message += " (a redirect; redirects are not followed)"
+        if kind is FailureKind.RETRYABLE:
+            raise RetryableError(
+                message, status_code=status, response_body=text, retry_after=retry_after
+            )
+        raise PermanentError(message, status_code=status, response_body=text)
+
+    async def _post(
+        self,
+        ctx: TaskContext,
+        uri: str,
+        body: bytes,
+        headers: dict[str, str],
+        allowed: tuple[IPNetwork, ...],
+    ) -> tuple[int, str, float | None]:
+        session = self._session(allowed)
+        started = time.monotonic()
+        try:
+            async with (
+                asyncio.timeout(ctx.timeout_seconds),
+                session.post(uri, data=body, headers=headers, allow_redirects=False) as response,
+            ):
+                raw = await response.content.read(RESPONSE_BODY_LIMIT)
+                retry_after_ms = parse_retry_after(response.headers.get("Retry-After"), ctx.now)
+                text = raw.decode("utf-8", errors="replace")
+                return (
+                    response.status,
+                    text,
+                    None if retry_after_ms is None else retry_after_ms / 1000,
+                )
+        except TimeoutError as exc:
+            elapsed = time.monotonic() - started
+            raise AttemptTimeout(
+                f"no answer within {ctx.timeout_seconds:g} s (gave up after {elapsed:.1f} s)"
+            ) from exc
+        except aiohttp.ClientConnectorDNSError as exc:
+            if isinstance(exc.os_error, RefusedAddress):
+                raise TargetRefused(str(exc.os_error)) from exc
+            raise RetryableError(f"could not resolve the connector host: {exc.os_error}") from exc
+        except aiohttp.ClientSSLError as exc:
+            raise RetryableError(f"TLS failed: {exc}") from exc
+        except (aiohttp.ClientError, OSError) as exc:
+            raise RetryableError(f"connection failed: {exc}") from exc
+
+    async def close(self) -> None:
+        for session in self._sessions.values():
+            await session.close()
+        self._sessions.clear()

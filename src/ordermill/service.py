@@ -1,0 +1,116 @@
+"""The service: what the API, the UI and the CLI all call. Wires settings, storage and handlers.
+
+Concrete choices (which database, which handlers) are made here once, at start-up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from ordermill.clock import Clock, SystemClock
+from ordermill.config import Settings
+from ordermill.errors import InvalidFlow, NotFound, Problem
+from ordermill.flows.model import FlowDefinition
+from ordermill.flows.validation import parse_flow, validate_flow
+from ordermill.handlers.base import Handler
+from ordermill.handlers.registry import HandlerRegistry, build_registry
+from ordermill.storage import migrate
+from ordermill.storage.database import Database
+from ordermill.storage.flowdefs import FlowRecord
+from ordermill.storage.orders import OrderView
+from ordermill.storage.spaces import Space
+from ordermill.storage.store import Store
+
+
+@dataclass
+class Service:
+    settings: Settings
+    db: Database
+    store: Store
+    registry: HandlerRegistry
+    clock: Clock
+
+    @classmethod
+    async def open(
+        cls,
+        settings: Settings,
+        *,
+        run_migrations: bool = True,
+        extra_handlers: Iterable[Handler] = (),
+        clock: Clock | None = None,
+    ) -> Service:
+        db = Database(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
+        try:
+            if run_migrations:
+                await migrate.upgrade(db)
+            clock = clock or SystemClock()
+            secret = (
+                settings.secret_key.get_secret_value()
+                if settings.secret_key is not None
+                else await Store(db, clock, "").spaces.instance_secret()
+            )
+            store = Store(db, clock, secret)
+            registry = build_registry(settings, extra_handlers)
+        except BaseException:
+            await db.dispose()
+            raise
+        return cls(settings, db, store, registry, clock)
+
+    async def close(self) -> None:
+        await self.registry.close()
+        await self.db.dispose()
+
+    # -- flows ------------------------------------------------------------------------------
+
+    def catalog_for(self, space: Space | None) -> HandlerRegistry:
+        """Handlers that validate payloads with the operator's and the space's allowances."""
+        hosts = list(self.settings.connector_allow_http)
+        if space is not None:
+            hosts += space.allow_http_hosts
+        return self.registry.with_context(allow_http_hosts=tuple(hosts))
+
+    async def validate_flow(self, space_key: str | None, document: object) -> list[Problem]:
+        space = await self._space_or_none(space_key)
+        problems = validate_flow(document, self.catalog_for(space))
+        if space_key is not None and isinstance(document, dict):
+            declared = document.get("spaceKey")
+            if isinstance(declared, str) and declared != space_key:
+                problems.append(
+                    Problem(
+                        "/spaceKey",
+                        f"this API key belongs to space {space_key!r}, not {declared!r}",
+                    )
+                )
+        return problems
+
+    async def parse_flow(self, space_key: str, document: object) -> FlowDefinition:
+        problems = await self.validate_flow(space_key, document)
+        if problems:
+            raise InvalidFlow(problems)
+        return parse_flow(document, self.catalog_for(await self.store.spaces.get_space(space_key)))
+
+    async def save_flow(self, space_key: str, document: object) -> tuple[FlowRecord, bool]:
+        """Validate and store a flow; a changed flow becomes a new version."""
+        definition = await self.parse_flow(space_key, document)
+        return await self.store.flows.save(space_key, definition)
+
+    async def _space_or_none(self, space_key: str | None) -> Space | None:
+        if space_key is None:
+            return None
+        try:
+            return await self.store.spaces.get_space(space_key)
+        except NotFound:
+            return None
+
+    # -- orders -----------------------------------------------------------------------------
+
+    async def create_order(
+        self, body: dict[str, Any], *, start: bool, actor: str
+    ) -> tuple[OrderView, bool]:
+        """Store an order (validated at the edge) and start its flow when asked."""
+        await self.store.spaces.get_space(body["spaceKey"])
+        return await self.store.create_order(
+            body["spaceKey"], body["flowKey"], body, start=start, actor=actor
+        )

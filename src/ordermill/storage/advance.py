@@ -1,0 +1,140 @@
+"""Moving an order forward inside a transaction: ask the planner, then write what it decided.
+
+Every caller (order intake, a task's completion, feedback, an operator action) ends its
+transaction with ``advance_order`` so a state change and its consequences commit together.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ordermill.flows.model import FlowDefinition
+from ordermill.flows.planner import plan
+from ordermill.flows.status import OrderStatus, TaskStatus
+from ordermill.storage import tables as t
+from ordermill.storage.ids import new_id
+from ordermill.storage.spaces import hash_secret
+
+
+def feedback_token(secret: str, delivery_id: str) -> str:
+    """The task's updateUrl token: derived, so it is stable across attempts yet never stored."""
+    digest = hmac.new(secret.encode(), b"feedback:" + delivery_id.encode(), hashlib.sha256)
+    return digest.hexdigest()
+
+
+@dataclass
+class UnitOfWork:
+    """What one transaction changed, so the caller can wake workers once it commits."""
+
+    conn: AsyncConnection
+    now: datetime
+    token_secret: str
+    new_tasks: int = 0
+    events: list[dict[str, Any]] = field(default_factory=list)
+    status_changes: list[tuple[str, OrderStatus, OrderStatus]] = field(default_factory=list)
+
+    def event(
+        self,
+        order_id: str,
+        type_: str,
+        *,
+        task_key: str | None = None,
+        actor: str | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> None:
+        self.events.append(
+            {
+                "order_id": order_id,
+                "at": self.now,
+                "type": type_,
+                "task_key": task_key,
+                "actor": actor,
+                "data": data,
+            }
+        )
+
+    async def flush_events(self) -> None:
+        if self.events:
+            await self.conn.execute(insert(t.events), self.events)
+            self.events = []
+
+
+FlowLoader = Callable[[int, int], "FlowDefinition | None"]
+
+
+async def advance_order(
+    uow: UnitOfWork,
+    order_id: str,
+    flow: FlowDefinition,
+    *,
+    actor: str = "engine",
+) -> OrderStatus:
+    """Create the tasks that became runnable and bring the order's status up to date."""
+    conn = uow.conn
+    order = (await conn.execute(select(t.orders.c.status).where(t.orders.c.id == order_id))).one()
+    current = OrderStatus(order.status)
+    rows = (
+        await conn.execute(
+            select(t.tasks.c.task_key, t.tasks.c.status).where(t.tasks.c.order_id == order_id)
+        )
+    ).all()
+    statuses = {row.task_key: TaskStatus(row.status) for row in rows}
+    decision = plan(
+        flow,
+        statuses,
+        started=current is not OrderStatus.CREATED,
+        cancelled=current is OrderStatus.CANCELLED,
+    )
+    if decision.stage_started is not None:
+        uow.event(order_id, "stage.started", data={"stage": decision.stage_started})
+    if decision.start:
+        new_rows = []
+        for ref in decision.start:
+            handler_key = flow.stages[ref.stage_index].task_definition(ref.task_key).handler_key
+            delivery_id = new_id("dlv_")
+            new_rows.append(
+                {
+                    "order_id": order_id,
+                    "stage_index": ref.stage_index,
+                    "stage_key": ref.stage_key,
+                    "task_key": ref.task_key,
+                    "handler_key": handler_key,
+                    "status": TaskStatus.PENDING.value,
+                    "attempts": 0,
+                    "budget_base": 0,
+                    "due_at": uow.now,
+                    "delivery_id": delivery_id,
+                    "feedback_token_hash": hash_secret(
+                        feedback_token(uow.token_secret, delivery_id)
+                    ),
+                    "created_at": uow.now,
+                    "updated_at": uow.now,
+                }
+            )
+            uow.event(order_id, "task.queued", task_key=ref.task_key)
+        await conn.execute(insert(t.tasks), new_rows)
+        uow.new_tasks += len(new_rows)
+    if decision.order_status is not current:
+        await set_order_status(uow, order_id, current, decision.order_status, actor=actor)
+    return decision.order_status
+
+
+async def set_order_status(
+    uow: UnitOfWork, order_id: str, old: OrderStatus, new: OrderStatus, *, actor: str
+) -> None:
+    ended = new in (OrderStatus.SUCCESS, OrderStatus.FAILURE, OrderStatus.CANCELLED)
+    await uow.conn.execute(
+        update(t.orders)
+        .where(t.orders.c.id == order_id)
+        .values(status=new.value, updated_at=uow.now, ended_at=uow.now if ended else None)
+    )
+    uow.status_changes.append((order_id, old, new))
+    uow.event(order_id, "order.status", actor=actor, data={"from": old.value, "to": new.value})

@@ -1,0 +1,123 @@
+"""Connections and transactions for SQLite and PostgreSQL, with driver errors translated.
+
+Writers and readers are separated: on SQLite every write transaction starts with
+``BEGIN IMMEDIATE`` on a single pooled connection, so writers queue in Python instead of
+spinning on "database is locked", while readers use their own connections under WAL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from ordermill.errors import DatabaseUnavailable, StorageError
+
+
+def _sqlite_engine(url: str, *, immediate: bool, synchronous: str, pool_size: int) -> AsyncEngine:
+    engine = create_async_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=0,
+        pool_timeout=60,
+        connect_args={"timeout": 30},
+    )
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take transaction control from the driver so we can issue BEGIN IMMEDIATE ourselves.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+class Database:
+    """The database ordermill stores everything in: one writer and one reader engine."""
+
+    def __init__(
+        self, url: str, *, sqlite_synchronous: str = "NORMAL", pool_size: int = 10
+    ) -> None:
+        self.url = url
+        parsed = make_url(url)
+        self.dialect = parsed.get_backend_name()
+        if self.dialect == "sqlite":
+            if parsed.database and parsed.database != ":memory:":
+                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            self.writer = _sqlite_engine(
+                url, immediate=True, synchronous=sqlite_synchronous, pool_size=1
+            )
+            self.reader = _sqlite_engine(
+                url, immediate=False, synchronous=sqlite_synchronous, pool_size=4
+            )
+        else:
+            self.writer = create_async_engine(
+                url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+            )
+            self.reader = self.writer
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.dialect == "sqlite"
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+        """A write transaction: committed when the block ends, rolled back when it raises."""
+        async with _translated(), self.writer.begin() as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        """A read-only transaction."""
+        async with _translated(), self.reader.connect() as conn:
+            yield conn
+
+    async def dispose(self) -> None:
+        await self.writer.dispose()
+        if self.reader is not self.writer:
+            await self.reader.dispose()
+
+
+@asynccontextmanager
+async def _translated() -> AsyncIterator[None]:
+    """Driver errors become storage errors; integrity errors pass for callers to interpret."""
+    try:
+        yield
+    except IntegrityError:
+        raise
+    except DBAPIError as exc:
+        raise _translate(exc) from exc
+    except OSError as exc:
+        raise DatabaseUnavailable() from exc
+
+
+def _translate(exc: DBAPIError) -> StorageError:
+    text = str(exc.orig).lower()
+    if exc.connection_invalidated or any(
+        marker in text
+        for marker in (
+            "connection",
+            "server closed",
+            "terminating",
+            "shutting down",
+            "starting up",
+            "could not connect",
+        )
+    ):
+        return DatabaseUnavailable()
+    return StorageError(f"database error: {type(exc.orig).__name__}")

@@ -1,0 +1,302 @@
+"""Orders: idempotent intake, reading, listing, and their timelines and delivery logs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
+
+from ordermill.errors import Conflict, NotFound
+from ordermill.flows.order import earliest_deadline, order_value
+from ordermill.flows.status import OrderStatus, TaskStatus
+from ordermill.storage import tables as t
+from ordermill.storage.advance import UnitOfWork, advance_order
+from ordermill.storage.ids import new_id
+
+
+@dataclass(frozen=True)
+class TaskView:
+    id: int
+    order_id: str
+    key: str
+    stage_key: str
+    stage_index: int
+    handler_key: str
+    status: TaskStatus
+    attempts: int
+    due_at: datetime | None
+    delivery_id: str
+    result: Any
+    error: Any
+    created_at: datetime
+    updated_at: datetime
+    ended_at: datetime | None
+
+
+@dataclass(frozen=True)
+class OrderView:
+    id: str
+    space_key: str
+    flow_key: str
+    flow_id: int
+    flow_version: int
+    third_party_order_id: str
+    status: OrderStatus
+    body: dict[str, Any]
+    value: float
+    deadline: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    ended_at: datetime | None
+    tasks: tuple[TaskView, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class EventView:
+    id: int
+    at: datetime
+    type: str
+    task_key: str | None
+    actor: str | None
+    data: Any
+
+
+@dataclass(frozen=True)
+class AttemptView:
+    number: int
+    started_at: datetime
+    ended_at: datetime
+    outcome: str
+    status_code: int | None
+    latency_ms: float | None
+    request: Any
+    response_body: str | None
+    error_class: str | None
+    error_message: str | None
+
+
+@dataclass(frozen=True)
+class OrderFilter:
+    status: Sequence[OrderStatus] = ()
+    flow_key: str | None = None
+    third_party_order_id: str | None = None
+    search: str | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+
+
+def body_hash(flow_key: str, body: dict[str, Any]) -> str:
+    canonical = json.dumps([flow_key, body], sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def task_view(row: Any) -> TaskView:
+    return TaskView(
+        id=row.id,
+        order_id=row.order_id,
+        key=row.task_key,
+        stage_key=row.stage_key,
+        stage_index=row.stage_index,
+        handler_key=row.handler_key,
+        status=TaskStatus(row.status),
+        attempts=row.attempts,
+        due_at=row.due_at,
+        delivery_id=row.delivery_id,
+        result=row.result,
+        error=row.error,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        ended_at=row.ended_at,
+    )
+
+
+def order_view(row: Any, tasks: Sequence[TaskView] = ()) -> OrderView:
+    return OrderView(
+        id=row.id,
+        space_key=row.space_key,
+        flow_key=row.flow_key,
+        flow_id=row.flow_id,
+        flow_version=row.flow_version,
+        third_party_order_id=row.third_party_order_id,
+        status=OrderStatus(row.status),
+        body=row.body,
+        value=row.value,
+        deadline=row.deadline,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        ended_at=row.ended_at,
+        tasks=tuple(tasks),
+    )
+
+
+class OrderReads:
+    """Reading orders; mixed into the Store."""
+
+    db: Any
+
+    async def get_order(self, space_key: str | None, order_id: str) -> OrderView:
+        """The order with its tasks; ``space_key`` None (an admin) reads any space."""
+        query = select(t.orders).where(t.orders.c.id == order_id)
+        if space_key is not None:
+            query = query.where(t.orders.c.space_key == space_key)
+        async with self.db.read() as conn:
+            row = (await conn.execute(query)).first()
+            if row is None:
+                raise NotFound(f"order {order_id!r} does not exist")
+            task_rows = (
+                await conn.execute(
+                    select(t.tasks)
+                    .where(t.tasks.c.order_id == order_id)
+                    .order_by(t.tasks.c.stage_index, t.tasks.c.id)
+                )
+            ).all()
+        return order_view(row, [task_view(r) for r in task_rows])
+
+    async def find_order(self, space_key: str, third_party_order_id: str) -> OrderView | None:
+        async with self.db.read() as conn:
+            order_id = (
+                await conn.execute(
+                    select(t.orders.c.id).where(
+                        t.orders.c.space_key == space_key,
+                        t.orders.c.third_party_order_id == third_party_order_id,
+                    )
+                )
+            ).scalar()
+        return None if order_id is None else await self.get_order(space_key, order_id)
+
+    async def list_orders(
+        self, space_key: str | None, filters: OrderFilter, *, limit: int, after: str | None
+    ) -> list[OrderView]:
+        """Newest first; ``after`` is the id of the last order of the previous page."""
+        query = select(t.orders).order_by(t.orders.c.id.desc()).limit(limit)
+        if space_key is not None:
+            query = query.where(t.orders.c.space_key == space_key)
+        if filters.status:
+            query = query.where(t.orders.c.status.in_([s.value for s in filters.status]))
+        if filters.flow_key:
+            query = query.where(t.orders.c.flow_key == filters.flow_key)
+        if filters.third_party_order_id:
+            query = query.where(t.orders.c.third_party_order_id == filters.third_party_order_id)
+        if filters.search:
+            escaped = filters.search.replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_")
+            query = query.where(t.orders.c.third_party_order_id.ilike(f"%{escaped}%", escape="\\"))
+        if filters.created_from:
+            query = query.where(t.orders.c.created_at >= filters.created_from)
+        if filters.created_to:
+            query = query.where(t.orders.c.created_at < filters.created_to)
+        if after:
+            query = query.where(t.orders.c.id < after)
+        async with self.db.read() as conn:
+            rows = (await conn.execute(query)).all()
+        return [order_view(row) for row in rows]
+
+    async def list_events(self, space_key: str | None, order_id: str) -> list[EventView]:
+        await self.get_order(space_key, order_id)
+        async with self.db.read() as conn:
+            rows = (
+                await conn.execute(
+                    select(t.events).where(t.events.c.order_id == order_id).order_by(t.events.c.id)
+                )
+            ).all()
+        return [EventView(r.id, r.at, r.type, r.task_key, r.actor, r.data) for r in rows]
+
+    async def list_attempts(
+        self, space_key: str | None, order_id: str, task_key: str
+    ) -> list[AttemptView]:
+        order = await self.get_order(space_key, order_id)
+        task = next((task for task in order.tasks if task.key == task_key), None)
+        if task is None:
+            raise NotFound(f"order {order_id!r} has no task {task_key!r}")
+        async with self.db.read() as conn:
+            rows = (
+                await conn.execute(
+                    select(t.attempts)
+                    .where(t.attempts.c.task_id == task.id)
+                    .order_by(t.attempts.c.number)
+                )
+            ).all()
+        return [
+            AttemptView(
+                r.number,
+                r.started_at,
+                r.ended_at,
+                r.outcome,
+                r.status_code,
+                r.latency_ms,
+                r.request,
+                r.response_body,
+                r.error_class,
+                r.error_message,
+            )
+            for r in rows
+        ]
+
+
+async def insert_order(
+    uow: UnitOfWork,
+    *,
+    space_key: str,
+    flow_id: int,
+    flow_key: str,
+    flow_version: int,
+    body: dict[str, Any],
+    start: bool,
+    actor: str,
+) -> str:
+    """Insert a new order (raising IntegrityError on a duplicate third-party id)."""
+    order_id = new_id("ord_")
+    await uow.conn.execute(
+        insert(t.orders).values(
+            id=order_id,
+            space_key=space_key,
+            flow_id=flow_id,
+            flow_key=flow_key,
+            flow_version=flow_version,
+            third_party_order_id=body["thirdPartyOrderId"],
+            status=(OrderStatus.IN_PROGRESS if start else OrderStatus.CREATED).value,
+            body=body,
+            body_hash=body_hash(flow_key, body),
+            value=order_value(body),
+            deadline=earliest_deadline(body),
+            created_at=uow.now,
+            updated_at=uow.now,
+        )
+    )
+    uow.event(order_id, "order.created", actor=actor, data={"flowVersion": flow_version})
+    if start:
+        uow.event(order_id, "order.started", actor=actor)
+    return order_id
+
+
+def existing_or_conflict(
+    existing: OrderView | None, flow_key: str, body: dict[str, Any]
+) -> OrderView:
+    """Resolve a duplicate third-party id: the same order again, or a conflict."""
+    if existing is None:
+        raise Conflict("the order was created concurrently and then vanished; try again")
+    if body_hash(existing.flow_key, existing.body) != body_hash(flow_key, body):
+        raise Conflict(
+            f"an order with thirdPartyOrderId {body['thirdPartyOrderId']!r} already exists "
+            "with a different body"
+        )
+    return existing
+
+
+__all__ = [
+    "AttemptView",
+    "EventView",
+    "IntegrityError",
+    "OrderFilter",
+    "OrderReads",
+    "OrderView",
+    "TaskView",
+    "advance_order",
+    "existing_or_conflict",
+    "insert_order",
+]

@@ -1,0 +1,186 @@
+"""Spaces, their API keys (stored as hashes only) and the instance's own secret."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from ordermill.clock import Clock
+from ordermill.errors import Conflict, NotFound
+from ordermill.storage import tables as t
+from ordermill.storage.database import Database
+
+API_KEY_PREFIX = "om_"
+
+
+@dataclass(frozen=True)
+class Space:
+    key: str
+    name: str
+    created_at: datetime
+    # Connector allowances of this space, on top of the operator's (see docs/configuration).
+    allow_networks: tuple[str, ...] = ()
+    allow_http_hosts: tuple[str, ...] = ()
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    id: int
+    space_key: str
+    name: str
+    prefix: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+def hash_secret(secret: str) -> str:
+    """SHA-256 hex of a random, high-entropy secret (API keys, feedback tokens)."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _space(row: Any) -> Space:
+    settings = dict(row.settings or {})
+    return Space(
+        key=row.key,
+        name=row.name,
+        created_at=row.created_at,
+        allow_networks=tuple(settings.get("connectorAllowNetworks", ())),
+        allow_http_hosts=tuple(settings.get("connectorAllowHttp", ())),
+        settings=settings,
+    )
+
+
+def _api_key(row: Any) -> ApiKey:
+    return ApiKey(row.id, row.space_key, row.name, row.prefix, row.created_at, row.revoked_at)
+
+
+class SpaceStore:
+    """Spaces and API keys."""
+
+    def __init__(self, db: Database, clock: Clock) -> None:
+        self.db = db
+        self.clock = clock
+        self._allowances: dict[str, tuple[float, tuple[tuple[str, ...], tuple[str, ...]]]] = {}
+
+    async def create_space(
+        self, key: str, name: str | None = None, settings: dict[str, Any] | None = None
+    ) -> Space:
+        try:
+            async with self.db.transaction() as conn:
+                await conn.execute(
+                    insert(t.spaces).values(
+                        key=key,
+                        name=name or key,
+                        settings=settings or {},
+                        created_at=self.clock.now(),
+                    )
+                )
+        except IntegrityError as exc:
+            raise Conflict(f"space {key!r} already exists") from exc
+        return await self.get_space(key)
+
+    async def get_space(self, key: str) -> Space:
+        async with self.db.read() as conn:
+            row = (await conn.execute(select(t.spaces).where(t.spaces.c.key == key))).first()
+        if row is None:
+            raise NotFound(f"space {key!r} does not exist")
+        return _space(row)
+
+    async def list_spaces(self) -> list[Space]:
+        async with self.db.read() as conn:
+            rows = (await conn.execute(select(t.spaces).order_by(t.spaces.c.key))).all()
+        return [_space(row) for row in rows]
+
+    async def create_api_key(self, space_key: str, name: str) -> tuple[str, ApiKey]:
+        """Make a key for the space; the plain key is returned once and never stored."""
+        await self.get_space(space_key)
+        secret = API_KEY_PREFIX + secrets.token_urlsafe(32)
+        prefix = secret[: len(API_KEY_PREFIX) + 6]
+        async with self.db.transaction() as conn:
+            result = await conn.execute(
+                insert(t.api_keys)
+                .values(
+                    space_key=space_key,
+                    name=name,
+                    prefix=prefix,
+                    key_hash=hash_secret(secret),
+                    created_at=self.clock.now(),
+                )
+                .returning(t.api_keys)
+            )
+            row = result.one()
+        return secret, _api_key(row)
+
+    async def list_api_keys(self, space_key: str) -> list[ApiKey]:
+        async with self.db.read() as conn:
+            rows = (
+                await conn.execute(
+                    select(t.api_keys)
+                    .where(t.api_keys.c.space_key == space_key)
+                    .order_by(t.api_keys.c.id)
+                )
+            ).all()
+        return [_api_key(row) for row in rows]
+
+    async def revoke_api_key(self, space_key: str, key_id: int) -> ApiKey:
+        async with self.db.transaction() as conn:
+            row = (
+                await conn.execute(
+                    update(t.api_keys)
+                    .where(t.api_keys.c.id == key_id, t.api_keys.c.space_key == space_key)
+                    .values(revoked_at=self.clock.now())
+                    .returning(t.api_keys)
+                )
+            ).first()
+        if row is None:
+            raise NotFound(f"API key {key_id} does not exist in space {space_key!r}")
+        return _api_key(row)
+
+    async def authenticate(self, secret: str) -> ApiKey | None:
+        """The live key matching ``secret``, or None."""
+        async with self.db.read() as conn:
+            row = (
+                await conn.execute(
+                    select(t.api_keys).where(
+                        t.api_keys.c.key_hash == hash_secret(secret),
+                        t.api_keys.c.revoked_at.is_(None),
+                    )
+                )
+            ).first()
+        return None if row is None else _api_key(row)
+
+    async def connector_allowances(self, space_key: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """The space's extra connector networks and http hosts (cached for a few seconds)."""
+        now = time.monotonic()
+        cached = self._allowances.get(space_key)
+        if cached is not None and now - cached[0] < 5.0:
+            return cached[1]
+        space = await self.get_space(space_key)
+        value = (space.allow_networks, space.allow_http_hosts)
+        self._allowances[space_key] = (now, value)
+        return value
+
+    async def instance_secret(self) -> str:
+        """This installation's secret (signs feedback tokens and links); made on first use."""
+        async with self.db.read() as conn:
+            value = (
+                await conn.execute(select(t.instance.c.value).where(t.instance.c.name == "secret"))
+            ).scalar()
+        if value is not None:
+            return str(value)
+        try:
+            async with self.db.transaction() as conn:
+                await conn.execute(
+                    insert(t.instance).values(name="secret", value=secrets.token_urlsafe(32))
+                )
+        except IntegrityError:
+            pass  # another process made it first; read theirs
+        return await self.instance_secret()

@@ -1,0 +1,258 @@
+"""The Store: every transactional operation of ordermill, on SQLite or PostgreSQL.
+
+Each public method is one transaction in which a state change and its timeline events commit
+together; a crash at any point leaves either all of it or none of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from ordermill.clock import Clock
+from ordermill.errors import Conflict
+from ordermill.flows.model import FlowDefinition
+from ordermill.flows.status import OrderStatus, TaskStatus
+from ordermill.flows.work import ClaimedTask, Completion
+from ordermill.storage import tables as t
+from ordermill.storage.advance import UnitOfWork, advance_order, set_order_status
+from ordermill.storage.database import Database
+from ordermill.storage.feedback import (
+    Feedback,
+    due_waiting,
+    find_target,
+    finish_with_feedback,
+    fire_due,
+    held_feedback,
+    receive_feedback,
+)
+from ordermill.storage.flowdefs import FlowStore
+from ordermill.storage.orders import OrderReads, OrderView, existing_or_conflict, insert_order
+from ordermill.storage.spaces import SpaceStore
+from ordermill.storage.work import (
+    claim_rows,
+    extend_leases,
+    load_orders,
+    make_claimed,
+    record_completion,
+    select_claimable,
+)
+
+Listener = Callable[[], None]
+
+
+class Store(OrderReads):
+    """Orders, tasks and their transitions. Spaces and flows live in ``spaces`` and ``flows``."""
+
+    def __init__(self, db: Database, clock: Clock, token_secret: str) -> None:
+        self.db = db
+        self.clock = clock
+        self.token_secret = token_secret
+        self.spaces = SpaceStore(db, clock)
+        self.flows = FlowStore(db, clock)
+        self._listeners: list[Listener] = []
+
+    def on_new_work(self, listener: Listener) -> None:
+        """Call ``listener`` after any commit that made tasks runnable in this process."""
+        self._listeners.append(listener)
+
+    @asynccontextmanager
+    async def unit(self) -> AsyncIterator[UnitOfWork]:
+        async with self.db.transaction() as conn:
+            uow = UnitOfWork(conn, self.clock.now(), self.token_secret)
+            yield uow
+            await uow.flush_events()
+        if uow.new_tasks:
+            for listener in self._listeners:
+                listener()
+
+    async def flow_of(self, flow_id: int, version: int) -> FlowDefinition:
+        return (await self.flows.version_by_id(flow_id, version)).definition
+
+    # -- intake and operator actions ---------------------------------------------------------
+
+    async def create_order(
+        self, space_key: str, flow_key: str, body: dict[str, Any], *, start: bool, actor: str
+    ) -> tuple[OrderView, bool]:
+        """Store the order (and start it). A resend of the same order returns the stored one."""
+        existing = await self.find_order(space_key, body["thirdPartyOrderId"])
+        if existing is not None:
+            return existing_or_conflict(existing, flow_key, body), False
+        flow = await self.flows.get(space_key, flow_key)
+        try:
+            async with self.unit() as uow:
+                order_id = await insert_order(
+                    uow,
+                    space_key=space_key,
+                    flow_id=flow.id,
+                    flow_key=flow.key,
+                    flow_version=flow.current_version,
+                    body=body,
+                    start=start,
+                    actor=actor,
+                )
+                if start:
+                    await advance_order(uow, order_id, flow.current.definition, actor=actor)
+        except IntegrityError:
+            # A concurrent POST of the same thirdPartyOrderId won the unique key.
+            existing = await self.find_order(space_key, body["thirdPartyOrderId"])
+            return existing_or_conflict(existing, flow_key, body), False
+        return await self.get_order(space_key, order_id), True
+
+    async def start_order(self, space_key: str | None, order_id: str, actor: str) -> OrderView:
+        order = await self.get_order(space_key, order_id)
+        async with self.unit() as uow:
+            status = await self._locked_status(uow, order_id)
+            if status is not OrderStatus.CREATED:
+                raise Conflict(f"only CREATED orders can be started; this one is {status.value}")
+            await set_order_status(uow, order_id, status, OrderStatus.IN_PROGRESS, actor=actor)
+            uow.event(order_id, "order.started", actor=actor)
+            await advance_order(
+                uow, order_id, await self.flow_of(order.flow_id, order.flow_version), actor=actor
+            )
+        return await self.get_order(space_key, order_id)
+
+    async def retry_order(self, space_key: str | None, order_id: str, actor: str) -> OrderView:
+        """Give the failed and timed-out tasks a fresh retry budget; the order runs again."""
+        order = await self.get_order(space_key, order_id)
+        async with self.unit() as uow:
+            status = await self._locked_status(uow, order_id)
+            if status in (OrderStatus.SUCCESS, OrderStatus.CANCELLED, OrderStatus.CREATED):
+                raise Conflict(f"a {status.value} order cannot be retried")
+            result = await uow.conn.execute(
+                update(t.tasks)
+                .where(
+                    t.tasks.c.order_id == order_id,
+                    t.tasks.c.status.in_([TaskStatus.FAILED.value, TaskStatus.TIMED_OUT.value]),
+                )
+                .values(
+                    status=TaskStatus.PENDING.value,
+                    budget_base=t.tasks.c.attempts,
+                    due_at=uow.now,
+                    wake=None,
+                    error=None,
+                    ended_at=None,
+                    updated_at=uow.now,
+                )
+                .returning(t.tasks.c.task_key)
+            )
+            retried = sorted(row.task_key for row in result)
+            if not retried:
+                raise Conflict("the order has no failed or timed-out task to retry")
+            uow.new_tasks += len(retried)
+            uow.event(order_id, "order.retried", actor=actor, data={"tasks": retried})
+            await advance_order(
+                uow, order_id, await self.flow_of(order.flow_id, order.flow_version), actor=actor
+            )
+        return await self.get_order(space_key, order_id)
+
+    async def cancel_order(self, space_key: str | None, order_id: str, actor: str) -> OrderView:
+        await self.get_order(space_key, order_id)
+        async with self.unit() as uow:
+            status = await self._locked_status(uow, order_id)
+            if status in (OrderStatus.SUCCESS, OrderStatus.CANCELLED):
+                raise Conflict(f"a {status.value} order cannot be cancelled")
+            await uow.conn.execute(
+                update(t.tasks)
+                .where(
+                    t.tasks.c.order_id == order_id,
+                    t.tasks.c.status.in_([s.value for s in TaskStatus if s.is_active]),
+                )
+                .values(
+                    status=TaskStatus.CANCELLED.value,
+                    lease_owner=None,
+                    lease_expires_at=None,
+                    due_at=None,
+                    updated_at=uow.now,
+                    ended_at=uow.now,
+                )
+            )
+            await set_order_status(uow, order_id, status, OrderStatus.CANCELLED, actor=actor)
+        return await self.get_order(space_key, order_id)
+
+    async def _locked_status(self, uow: UnitOfWork, order_id: str) -> OrderStatus:
+        row = (
+            await uow.conn.execute(
+                select(t.orders.c.status).where(t.orders.c.id == order_id).with_for_update()
+            )
+        ).one()
+        return OrderStatus(row.status)
+
+    # -- the engine's side ---------------------------------------------------------------------
+
+    async def claim(self, owner: str, limit: int, lease_seconds: float) -> list[ClaimedTask]:
+        """Claim up to ``limit`` due tasks for ``owner`` under a lease, in one transaction."""
+        async with self.unit() as uow:
+            candidates = await select_claimable(uow.conn, uow.now, limit)
+            if not candidates:
+                return []
+            rows = await claim_rows(uow, owner, timedelta(seconds=lease_seconds), candidates)
+            orders = await load_orders(uow.conn, {row.order_id for row in rows})
+        claimed = []
+        for row in rows:
+            order = orders[row.order_id]
+            flow = await self.flow_of(order.flow_id, order.flow_version)
+            claimed.append(make_claimed(row, order, flow, owner, uow.now, self.token_secret))
+        return claimed
+
+    async def complete(self, completions: list[Completion]) -> list[bool]:
+        """Record many outcomes in one transaction (group commit); False marks a stale one."""
+        applied = []
+        async with self.unit() as uow:
+            for done in completions:
+                ok = await record_completion(uow, done)
+                applied.append(ok)
+                if ok and done.status in (TaskStatus.WAITING, TaskStatus.PENDING):
+                    held = await held_feedback(uow, done.task.task_id)
+                    if held is not None:
+                        await finish_with_feedback(
+                            uow,
+                            done.task.task_id,
+                            done.task.order_id,
+                            done.task.task_key,
+                            held,
+                            done.task.flow,
+                        )
+        return applied
+
+    async def extend_leases(self, owner: str, task_ids: list[int], lease_seconds: float) -> None:
+        if task_ids:
+            async with self.db.transaction() as conn:
+                until = self.clock.now() + timedelta(seconds=lease_seconds)
+                await extend_leases(conn, owner, task_ids, until)
+
+    async def fire_due(self, limit: int = 200) -> int:
+        """End WAITING tasks whose time has come (timers fire, waits time out)."""
+        async with self.unit() as uow:
+            rows = await due_waiting(uow, limit)
+            for row in rows:
+                await fire_due(uow, row, await self.flow_of(row.flow_id, row.flow_version))
+        return len(rows)
+
+    async def next_due_at(self) -> datetime | None:
+        """The earliest time a PENDING or WAITING task becomes due (for sleeping precisely)."""
+        async with self.db.read() as conn:
+            value: datetime | None = (
+                await conn.execute(
+                    select(func.min(t.tasks.c.due_at)).where(
+                        t.tasks.c.status.in_([TaskStatus.PENDING.value, TaskStatus.WAITING.value])
+                    )
+                )
+            ).scalar()
+        if value is not None and value.tzinfo is None:
+            from datetime import UTC
+
+            value = value.replace(tzinfo=UTC)
+        return value
+
+    async def apply_feedback(self, token: str, feedback: Feedback) -> str:
+        """Feedback posted to a task's updateUrl. Returns applied | held | duplicate | recorded."""
+        async with self.unit() as uow:
+            target = await find_target(uow, token)
+            flow = await self.flow_of(target.flow_id, target.flow_version)
+            return await receive_feedback(uow, target, feedback, flow)

@@ -1,0 +1,234 @@
+"""The database schema as SQLAlchemy Core tables, shared by SQLite and PostgreSQL.
+
+Durability is a constraint here, not a hope: one task per order and definition key, one attempt
+per task and number, one order per space and third-party id.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.types import TypeDecorator
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timestamps stored in UTC and always read back time-zone aware.
+
+    SQLite has no time zones: we store naive UTC there and reattach UTC on read, so times compare
+    correctly as text and every value leaving storage is aware.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored; attach a time zone")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+Json = JSON().with_variant(JSONB(), "postgresql")
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+metadata = MetaData(naming_convention=NAMING)
+
+instance = Table(
+    "instance",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+spaces = Table(
+    "spaces",
+    metadata,
+    Column("key", String(128), primary_key=True),
+    Column("name", String(200), nullable=False),
+    # Per-space connector allowances (CIDRs and http host names), on top of the operator's.
+    Column("settings", Json, nullable=False, default=dict),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("space_key", ForeignKey("spaces.key", ondelete="CASCADE"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("prefix", String(32), nullable=False),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("revoked_at", UTCDateTime),
+)
+
+flows = Table(
+    "flows",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("space_key", ForeignKey("spaces.key", ondelete="CASCADE"), nullable=False),
+    Column("key", String(128), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("current_version", Integer, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("deleted_at", UTCDateTime),
+    UniqueConstraint("space_key", "key"),
+)
+
+flow_versions = Table(
+    "flow_versions",
+    metadata,
+    Column("flow_id", ForeignKey("flows.id", ondelete="CASCADE"), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("content_hash", String(64), nullable=False),
+    Column("definition", Json, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+orders = Table(
+    "orders",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("space_key", ForeignKey("spaces.key", ondelete="CASCADE"), nullable=False),
+    Column("flow_id", ForeignKey("flows.id"), nullable=False),
+    Column("flow_key", String(128), nullable=False),
+    Column("flow_version", Integer, nullable=False),
+    Column("third_party_order_id", String(200), nullable=False),
+    Column("status", String(16), nullable=False),
+    # The order as the client sent it (the connector's order shape without updateUrl).
+    Column("body", Json, nullable=False),
+    Column("body_hash", String(64), nullable=False),
+    Column("value", Float, nullable=False),
+    Column("deadline", UTCDateTime),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("ended_at", UTCDateTime),
+    UniqueConstraint("space_key", "third_party_order_id"),
+    Index("ix_orders_space_created", "space_key", "created_at", "id"),
+    Index("ix_orders_space_status", "space_key", "status"),
+)
+
+tasks = Table(
+    "tasks",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("order_id", ForeignKey("orders.id", ondelete="CASCADE"), nullable=False),
+    Column("stage_index", Integer, nullable=False),
+    Column("stage_key", String(128), nullable=False),
+    Column("task_key", String(128), nullable=False),
+    Column("handler_key", String(128), nullable=False),
+    Column("status", String(16), nullable=False),
+    # Attempts made so far, and the attempt count at which the current retry budget began
+    # (an operator retry grants a fresh budget without renumbering attempts).
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("budget_base", Integer, nullable=False, default=0),
+    # When the task is due: PENDING runs then, WAITING times out (or fires, for timers) then.
+    Column("due_at", UTCDateTime),
+    Column("wake", String(16)),
+    Column("lease_owner", String(64)),
+    Column("lease_expires_at", UTCDateTime),
+    Column("delivery_id", String(64), nullable=False, unique=True),
+    Column("feedback_token_hash", String(64), unique=True),
+    Column("result", Json),
+    Column("error", Json),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("ended_at", UTCDateTime),
+    UniqueConstraint("order_id", "task_key"),
+    # Claiming only ever looks at live rows; finished work never slows it down.
+    Index(
+        "ix_tasks_due",
+        "due_at",
+        sqlite_where=text("status IN ('PENDING', 'WAITING')"),
+        postgresql_where=text("status IN ('PENDING', 'WAITING')"),
+    ),
+    Index(
+        "ix_tasks_lease",
+        "lease_expires_at",
+        sqlite_where=text("status = 'RUNNING'"),
+        postgresql_where=text("status = 'RUNNING'"),
+    ),
+)
+
+attempts = Table(
+    "attempts",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("task_id", ForeignKey("tasks.id", ondelete="CASCADE"), nullable=False),
+    Column("number", Integer, nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("ended_at", UTCDateTime, nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("status_code", Integer),
+    Column("latency_ms", Float),
+    Column("request", Json),
+    Column("response_body", Text),
+    Column("error_class", String(64)),
+    Column("error_message", Text),
+    UniqueConstraint("task_id", "number"),
+)
+
+feedback = Table(
+    "feedback",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("task_id", ForeignKey("tasks.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("status", String(16), nullable=False),
+    Column("message", Text),
+    Column("data", Json),
+    Column("received_at", UTCDateTime, nullable=False),
+    # Final feedback that arrived while the task was still running is applied afterwards.
+    Column("applied", Boolean, nullable=False, default=False),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("order_id", ForeignKey("orders.id", ondelete="CASCADE"), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("type", String(64), nullable=False),
+    Column("task_key", String(128)),
+    Column("actor", String(200)),
+    Column("data", Json),
+    Index("ix_events_order", "order_id", "id"),
+)
+
+
+def row_dict(row: Any) -> dict[str, Any]:
+    """A result row as a plain dict."""
+    return dict(row._mapping)

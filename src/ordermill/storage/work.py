@@ -1,0 +1,207 @@
+"""The engine's side of storage: claim due tasks under a lease, record outcomes, fire timers.
+
+We never hold a transaction across a handler call: a claim commits, the handler runs, and its
+outcome commits later in a batch with other outcomes (group commit).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ordermill.flows.model import FlowDefinition
+from ordermill.flows.status import TaskStatus
+from ordermill.flows.work import AttemptRecord, ClaimedTask, Completion
+from ordermill.storage import tables as t
+from ordermill.storage.advance import UnitOfWork, advance_order, feedback_token
+
+
+async def select_claimable(conn: AsyncConnection, now: datetime, limit: int) -> list[Any]:
+    """Due PENDING tasks, then RUNNING tasks whose lease expired; locked, skipping locked rows."""
+    pending = await conn.execute(
+        select(t.tasks.c.id, t.tasks.c.status, t.tasks.c.attempts)
+        .where(t.tasks.c.status == TaskStatus.PENDING.value, t.tasks.c.due_at <= now)
+        .order_by(t.tasks.c.due_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    due = list(pending.all())
+    if len(due) < limit:
+        due += (
+            await conn.execute(
+                select(t.tasks.c.id, t.tasks.c.status, t.tasks.c.attempts)
+                .where(
+                    t.tasks.c.status == TaskStatus.RUNNING.value,
+                    t.tasks.c.lease_expires_at <= now,
+                )
+                .limit(limit - len(due))
+                .with_for_update(skip_locked=True)
+            )
+        ).all()
+    return list(due)
+
+
+async def claim_rows(
+    uow: UnitOfWork, owner: str, lease: timedelta, candidates: list[Any]
+) -> list[Any]:
+    """Mark the candidates RUNNING under our lease; record lost attempts of expired leases."""
+    conn, now = uow.conn, uow.now
+    ids = [row.id for row in candidates]
+    lost = [row for row in candidates if row.status == TaskStatus.RUNNING.value]
+    if lost:
+        # The attempt of a worker that died is logged as lost and does not use up the budget.
+        await conn.execute(
+            update(t.tasks)
+            .where(t.tasks.c.id.in_([row.id for row in lost]))
+            .values(budget_base=t.tasks.c.budget_base + 1)
+        )
+        await conn.execute(
+            insert(t.attempts),
+            [
+                AttemptRecord(
+                    number=row.attempts,
+                    started_at=now,
+                    ended_at=now,
+                    outcome="lost",
+                    error_class="LeaseExpired",
+                    error_message="the worker running this attempt stopped before it finished",
+                ).row(row.id)
+                for row in lost
+            ],
+        )
+    claimed = (
+        await conn.execute(
+            update(t.tasks)
+            .where(t.tasks.c.id.in_(ids))
+            .values(
+                status=TaskStatus.RUNNING.value,
+                attempts=t.tasks.c.attempts + 1,
+                lease_owner=owner,
+                lease_expires_at=now + lease,
+                updated_at=now,
+            )
+            .returning(
+                t.tasks.c.id,
+                t.tasks.c.order_id,
+                t.tasks.c.stage_key,
+                t.tasks.c.task_key,
+                t.tasks.c.handler_key,
+                t.tasks.c.attempts,
+                t.tasks.c.budget_base,
+                t.tasks.c.delivery_id,
+            )
+        )
+    ).all()
+    for row in claimed:
+        uow.event(
+            row.order_id, "task.running", task_key=row.task_key, data={"attempt": row.attempts}
+        )
+    return list(claimed)
+
+
+async def load_orders(conn: AsyncConnection, order_ids: set[str]) -> dict[str, Any]:
+    rows = (
+        await conn.execute(
+            select(
+                t.orders.c.id,
+                t.orders.c.space_key,
+                t.orders.c.flow_key,
+                t.orders.c.flow_id,
+                t.orders.c.flow_version,
+                t.orders.c.body,
+            ).where(t.orders.c.id.in_(order_ids))
+        )
+    ).all()
+    return {row.id: row for row in rows}
+
+
+def make_claimed(
+    row: Any, order: Any, flow: FlowDefinition, owner: str, now: datetime, secret: str
+) -> ClaimedTask:
+    return ClaimedTask(
+        task_id=row.id,
+        order_id=row.order_id,
+        space_key=order.space_key,
+        flow_key=order.flow_key,
+        flow_version=order.flow_version,
+        stage_key=row.stage_key,
+        task_key=row.task_key,
+        handler_key=row.handler_key,
+        attempt=row.attempts,
+        budget_attempt=row.attempts - row.budget_base,
+        delivery_id=row.delivery_id,
+        feedback_token=feedback_token(secret, row.delivery_id),
+        order=order.body,
+        flow=flow,
+        definition=flow.task_definition(row.task_key),
+        lease_owner=owner,
+        claimed_at=now,
+    )
+
+
+_EVENT_OF_STATUS = {
+    TaskStatus.SUCCEEDED: "task.succeeded",
+    TaskStatus.WAITING: "task.waiting",
+    TaskStatus.PENDING: "task.retry_scheduled",
+    TaskStatus.FAILED: "task.failed",
+    TaskStatus.TIMED_OUT: "task.timed_out",
+}
+
+
+async def record_completion(uow: UnitOfWork, done: Completion) -> bool:
+    """Apply one outcome if we still hold the lease. Returns False for a stale outcome."""
+    conn, now, task = uow.conn, uow.now, done.task
+    ended = done.status in (TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.TIMED_OUT)
+    values: dict[str, Any] = {
+        "status": done.status.value,
+        "due_at": done.due_at,
+        "wake": done.wake,
+        "lease_owner": None,
+        "lease_expires_at": None,
+        "updated_at": now,
+        "ended_at": now if ended else None,
+        "error": done.error,
+    }
+    if done.result is not None:
+        values["result"] = done.result
+    updated = await conn.execute(
+        update(t.tasks)
+        .where(
+            and_(
+                t.tasks.c.id == task.task_id,
+                t.tasks.c.status == TaskStatus.RUNNING.value,
+                t.tasks.c.lease_owner == task.lease_owner,
+                t.tasks.c.attempts == task.attempt,
+            )
+        )
+        .values(**values)
+    )
+    if updated.rowcount == 0:
+        return False
+    await conn.execute(insert(t.attempts).values(**done.attempt.row(task.task_id)))
+    data: dict[str, Any] = {"attempt": task.attempt}
+    if done.error:
+        data["error"] = done.error.get("message")
+    if done.status is TaskStatus.PENDING and done.due_at is not None:
+        data["retryAt"] = done.due_at.isoformat()
+    uow.event(task.order_id, _EVENT_OF_STATUS[done.status], task_key=task.task_key, data=data)
+    if ended:
+        await advance_order(uow, task.order_id, task.flow)
+    return True
+
+
+async def extend_leases(
+    conn: AsyncConnection, owner: str, task_ids: list[int], until: datetime
+) -> None:
+    await conn.execute(
+        update(t.tasks)
+        .where(
+            t.tasks.c.id.in_(task_ids),
+            t.tasks.c.lease_owner == owner,
+            t.tasks.c.status == TaskStatus.RUNNING.value,
+        )
+        .values(lease_expires_at=until)
+    )
