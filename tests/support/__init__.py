@@ -1,0 +1,1 @@
+"""Reusable test infrastructure: real local servers (PostgreSQL, https, SMTP) for the suite."""
