@@ -150,7 +150,6 @@ def worker(
     concurrency: Annotated[int | None, typer.Option(help="Tasks run at once.")] = None,
 ) -> None:
     """Run the engine only. Start as many as you like against one PostgreSQL database."""
-    from ordermill.engine.worker import Worker, WorkerOptions
     from ordermill.service import Service
 
     settings = _settings()
@@ -158,18 +157,7 @@ def worker(
 
     async def run() -> None:
         service = await Service.open(settings, run_migrations=False)
-        engine = Worker(
-            service.store,
-            service.registry,
-            service.store.spaces,
-            WorkerOptions(
-                public_url=settings.base_url,
-                concurrency=concurrency or settings.worker_concurrency,
-                lease_seconds=settings.lease_seconds,
-                poll_interval=settings.poll_interval_seconds,
-            ),
-            clock=service.clock,
-        )
+        engine = service.worker(concurrency=concurrency)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, engine.stop)

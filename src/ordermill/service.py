@@ -11,11 +11,13 @@ from typing import Any
 
 from ordermill.clock import Clock, SystemClock
 from ordermill.config import Settings
+from ordermill.engine.worker import Worker, WorkerOptions
 from ordermill.errors import InvalidFlow, NotFound, Problem
 from ordermill.flows.model import FlowDefinition
 from ordermill.flows.validation import parse_flow, validate_flow
 from ordermill.handlers.base import Handler
 from ordermill.handlers.registry import HandlerRegistry, build_registry
+from ordermill.links import LinkSigner
 from ordermill.storage import migrate
 from ordermill.storage.database import Database
 from ordermill.storage.flowdefs import FlowRecord
@@ -31,6 +33,7 @@ class Service:
     store: Store
     registry: HandlerRegistry
     clock: Clock
+    links: LinkSigner
 
     @classmethod
     async def open(
@@ -56,7 +59,24 @@ class Service:
         except BaseException:
             await db.dispose()
             raise
-        return cls(settings, db, store, registry, clock)
+        return cls(settings, db, store, registry, clock, LinkSigner(secret, settings.base_url))
+
+    def worker(self, *, concurrency: int | None = None) -> Worker:
+        """An engine worker wired to this service's store, handlers and settings."""
+        settings = self.settings
+        return Worker(
+            self.store,
+            self.registry,
+            self.store.spaces,
+            WorkerOptions(
+                public_url=settings.base_url,
+                concurrency=concurrency or settings.worker_concurrency,
+                lease_seconds=settings.lease_seconds,
+                poll_interval=settings.poll_interval_seconds,
+            ),
+            clock=self.clock,
+            links=self.links,
+        )
 
     async def close(self) -> None:
         await self.registry.close()

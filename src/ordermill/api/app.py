@@ -16,7 +16,7 @@ from ordermill.api.limits import BodySizeLimit, BodyTooLarge
 from ordermill.api.problems import install_problem_handlers, problem_response
 from ordermill.api.routes import feedback, flows, meta, orders, spaces
 from ordermill.config import Settings
-from ordermill.engine.worker import Worker, WorkerOptions
+from ordermill.engine.worker import Worker
 from ordermill.service import Service
 
 STATIC = Path(__file__).parent / "static"
@@ -34,18 +34,7 @@ def create_app(settings: Settings, *, run_worker: bool = True, demo: bool = Fals
         worker: Worker | None = None
         runner: asyncio.Task[None] | None = None
         if run_worker:
-            worker = Worker(
-                service.store,
-                service.registry,
-                service.store.spaces,
-                WorkerOptions(
-                    public_url=settings.base_url,
-                    concurrency=settings.worker_concurrency,
-                    lease_seconds=settings.lease_seconds,
-                    poll_interval=settings.poll_interval_seconds,
-                ),
-                clock=service.clock,
-            )
+            worker = service.worker()
             runner = asyncio.create_task(worker.run())
         app.state.worker = worker
         try:

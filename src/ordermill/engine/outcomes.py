@@ -48,6 +48,7 @@ def completion_of_outcome(
             status=TaskStatus.SUCCEEDED,
             attempt=_attempt(task, started, ended, latency_ms, log, "succeeded"),
             result=outcome.result,
+            assets=outcome.assets,
         )
     assert isinstance(outcome, Waiting)
     return Completion(

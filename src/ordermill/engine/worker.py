@@ -27,6 +27,7 @@ from ordermill.flows.retry import DEFAULT_RETRY
 from ordermill.flows.work import ClaimedTask, Completion
 from ordermill.handlers.base import AttemptLog, TaskContext
 from ordermill.handlers.registry import HandlerRegistry
+from ordermill.links import LinkSigner
 
 log = structlog.get_logger("ordermill.worker")
 
@@ -75,6 +76,7 @@ class Worker:
         *,
         clock: Clock | None = None,
         name: str | None = None,
+        links: LinkSigner | None = None,
     ) -> None:
         self.store = store
         self.registry = registry
@@ -82,6 +84,7 @@ class Worker:
         self.options = options
         self.clock = clock or SystemClock()
         self.name = name or worker_name()
+        self.links = links
         self._wake = asyncio.Event()
         self._slot_freed = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -205,6 +208,8 @@ class Worker:
             now=started,
             allow_networks=allow_networks,
             allow_http_hosts=allow_http,
+            links=self.links,
+            assets=task.assets,
         )
         try:
             outcome = await handler.run(ctx)

@@ -18,6 +18,22 @@ class Wake:
 
 
 @dataclass(frozen=True)
+class AssetRecord:
+    """A file an order gained while it ran: an export, or an asset a connector sent back."""
+
+    asset_id: str
+    source: str  # export | feedback
+    item_id: str | None = None  # None: the asset belongs to the whole order
+    url: str | None = None  # an outside URL, or None when ordermill stores the bytes
+    blob_key: str | None = None
+    file_name: str | None = None
+    content_type: str | None = None
+    size: int | None = None
+    sha256: str | None = None
+    is_public: bool = False
+
+
+@dataclass(frozen=True)
 class ClaimedTask:
     """A task claimed by a worker, with everything its handler needs."""
 
@@ -38,6 +54,7 @@ class ClaimedTask:
     definition: TaskDefinition
     lease_owner: str
     claimed_at: datetime
+    assets: tuple[dict[str, Any], ...] = ()  # files the order gained so far (order_assets rows)
 
 
 @dataclass
@@ -82,3 +99,4 @@ class Completion:
     wake: str | None = None
     result: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
+    assets: tuple[AssetRecord, ...] = ()

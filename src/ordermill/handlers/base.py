@@ -14,13 +14,16 @@ from typing import Any, ClassVar, Protocol
 from pydantic import BaseModel
 
 from ordermill.flows.model import RetryPolicy
+from ordermill.flows.work import AssetRecord
+from ordermill.links import LinkSigner
 
 
 @dataclass(frozen=True)
 class Succeeded:
-    """The task is done."""
+    """The task is done; ``assets`` are files it produced, stored with the order."""
 
     result: dict[str, Any] | None = None
+    assets: tuple[AssetRecord, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,8 @@ class TaskContext:
     allow_networks: tuple[str, ...] = ()  # the space's extra connector allowances
     allow_http_hosts: tuple[str, ...] = ()
     log: AttemptLog = field(default_factory=AttemptLog)
+    links: LinkSigner | None = None  # signs links to ordermill (asset downloads, answers)
+    assets: tuple[dict[str, Any], ...] = ()  # files the order gained so far (exports, feedback)
 
 
 class Handler(Protocol):

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import secrets
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import insert, select, update
@@ -39,6 +40,11 @@ class ApiKey:
     prefix: str
     created_at: datetime
     revoked_at: datetime | None
+
+
+def new_signing_secret() -> str:
+    """A Standard Webhooks secret: ``whsec_`` and 32 random bytes in base64."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
 def hash_secret(secret: str) -> str:
@@ -167,6 +173,63 @@ class SpaceStore:
         value = (space.allow_networks, space.allow_http_hosts)
         self._allowances[space_key] = (now, value)
         return value
+
+    async def signing_secrets(self, space_key: str) -> list[str]:
+        """The space's live signing secrets, newest first; the first one is made on first use."""
+        now = self.clock.now()
+        async with self.db.read() as conn:
+            rows = (
+                await conn.execute(
+                    select(t.signing_secrets.c.secret)
+                    .where(
+                        t.signing_secrets.c.space_key == space_key,
+                        (t.signing_secrets.c.expires_at.is_(None))
+                        | (t.signing_secrets.c.expires_at > now),
+                    )
+                    .order_by(t.signing_secrets.c.id.desc())
+                )
+            ).scalars()
+            secrets_ = list(rows)
+        if secrets_:
+            return secrets_
+        await self.get_space(space_key)
+        async with self.db.transaction() as conn:
+            existing = (
+                await conn.execute(
+                    select(t.signing_secrets.c.id).where(
+                        t.signing_secrets.c.space_key == space_key,
+                        t.signing_secrets.c.expires_at.is_(None),
+                    )
+                )
+            ).first()
+            if existing is None:
+                await conn.execute(
+                    insert(t.signing_secrets).values(
+                        space_key=space_key, secret=new_signing_secret(), created_at=now
+                    )
+                )
+        return await self.signing_secrets(space_key)
+
+    async def rotate_signing_secret(
+        self, space_key: str, overlap: timedelta
+    ) -> tuple[str, datetime]:
+        """Make a new current secret; the old ones keep signing until ``now + overlap``."""
+        await self.get_space(space_key)
+        now = self.clock.now()
+        secret = new_signing_secret()
+        async with self.db.transaction() as conn:
+            await conn.execute(
+                update(t.signing_secrets)
+                .where(
+                    t.signing_secrets.c.space_key == space_key,
+                    t.signing_secrets.c.expires_at.is_(None),
+                )
+                .values(expires_at=now + overlap)
+            )
+            await conn.execute(
+                insert(t.signing_secrets).values(space_key=space_key, secret=secret, created_at=now)
+            )
+        return secret, now + overlap
 
     async def instance_secret(self) -> str:
         """This installation's secret (signs feedback tokens and links); made on first use."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -21,6 +22,7 @@ from ordermill.flows.status import OrderStatus, TaskStatus
 from ordermill.flows.work import ClaimedTask, Completion
 from ordermill.storage import tables as t
 from ordermill.storage.advance import UnitOfWork, advance_order, set_order_status
+from ordermill.storage.assets import assets_of_orders
 from ordermill.storage.database import Database
 from ordermill.storage.feedback import (
     Feedback,
@@ -192,12 +194,15 @@ class Store(OrderReads):
             if not candidates:
                 return []
             rows = await claim_rows(uow, owner, timedelta(seconds=lease_seconds), candidates)
-            orders = await load_orders(uow.conn, {row.order_id for row in rows})
+            order_ids = {row.order_id for row in rows}
+            orders = await load_orders(uow.conn, order_ids)
+            assets = await assets_of_orders(uow.conn, order_ids)
         claimed = []
         for row in rows:
             order = orders[row.order_id]
             flow = await self.flow_of(order.flow_id, order.flow_version)
-            claimed.append(make_claimed(row, order, flow, owner, uow.now, self.token_secret))
+            task = make_claimed(row, order, flow, owner, uow.now, self.token_secret)
+            claimed.append(replace(task, assets=tuple(assets[row.order_id])))
         return claimed
 
     async def complete(self, completions: list[Completion]) -> list[bool]:

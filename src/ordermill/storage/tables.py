@@ -213,6 +213,40 @@ feedback = Table(
     Column("received_at", UTCDateTime, nullable=False),
     # Final feedback that arrived while the task was still running is applied afterwards.
     Column("applied", Boolean, nullable=False, default=False),
+    Column("problem", Json),  # an RFC 9457 problem object sent with a failure
+    Column("assets", Json),
+)
+
+signing_secrets = Table(
+    "signing_secrets",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("space_key", ForeignKey("spaces.key", ondelete="CASCADE"), nullable=False, index=True),
+    # Kept in the clear: signing needs the secret itself, so it cannot be hashed.
+    Column("secret", String(100), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    # None for the current secret; an old secret keeps signing until it expires (rotation overlap).
+    Column("expires_at", UTCDateTime),
+)
+
+order_assets = Table(
+    "order_assets",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("order_id", ForeignKey("orders.id", ondelete="CASCADE"), nullable=False),
+    Column("item_id", String(200)),  # None: an asset of the whole order (an export)
+    Column("asset_id", String(200), nullable=False),
+    Column("url", Text),  # an outside URL; None when ordermill stores the bytes
+    Column("blob_key", Text),  # where ordermill stores the bytes
+    Column("file_name", String(300)),
+    Column("content_type", String(200)),
+    Column("size", BigInteger),
+    Column("sha256", String(64)),
+    Column("is_public", Boolean, nullable=False, default=False),
+    Column("source", String(32), nullable=False),  # feedback | export
+    Column("task_key", String(128)),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_order_assets_order", "order_id", "id"),
 )
 
 events = Table(

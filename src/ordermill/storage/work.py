@@ -17,6 +17,7 @@ from ordermill.flows.status import TaskStatus
 from ordermill.flows.work import AttemptRecord, ClaimedTask, Completion
 from ordermill.storage import tables as t
 from ordermill.storage.advance import UnitOfWork, advance_order, feedback_token
+from ordermill.storage.assets import insert_assets
 
 
 async def select_claimable(conn: AsyncConnection, now: datetime, limit: int) -> list[Any]:
@@ -182,6 +183,7 @@ async def record_completion(uow: UnitOfWork, done: Completion) -> bool:
     if updated.rowcount == 0:
         return False
     await conn.execute(insert(t.attempts).values(**done.attempt.row(task.task_id)))
+    await insert_assets(uow, task.order_id, task.task_key, done.assets)
     data: dict[str, Any] = {"attempt": task.attempt}
     if done.error:
         data["error"] = done.error.get("message")

@@ -1,0 +1,58 @@
+"""Files an order gained while running (exports, assets sent back by connectors)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ordermill.flows.work import AssetRecord
+from ordermill.storage import tables as t
+from ordermill.storage.advance import UnitOfWork
+
+
+async def insert_assets(
+    uow: UnitOfWork, order_id: str, task_key: str | None, assets: Iterable[AssetRecord]
+) -> None:
+    rows = [
+        {
+            "order_id": order_id,
+            "item_id": asset.item_id,
+            "asset_id": asset.asset_id,
+            "url": asset.url,
+            "blob_key": asset.blob_key,
+            "file_name": asset.file_name,
+            "content_type": asset.content_type,
+            "size": asset.size,
+            "sha256": asset.sha256,
+            "is_public": asset.is_public,
+            "source": asset.source,
+            "task_key": task_key,
+            "created_at": uow.now,
+        }
+        for asset in assets
+    ]
+    if rows:
+        await uow.conn.execute(insert(t.order_assets), rows)
+
+
+async def assets_of_orders(
+    conn: AsyncConnection, order_ids: Iterable[str]
+) -> dict[str, list[dict[str, Any]]]:
+    """The order_assets rows of each order, oldest first."""
+    ids = list(order_ids)
+    found: dict[str, list[dict[str, Any]]] = {order_id: [] for order_id in ids}
+    if not ids:
+        return found
+    rows = (
+        await conn.execute(
+            select(t.order_assets)
+            .where(t.order_assets.c.order_id.in_(ids))
+            .order_by(t.order_assets.c.id)
+        )
+    ).all()
+    for row in rows:
+        found[row.order_id].append(dict(row._mapping))
+    return found
