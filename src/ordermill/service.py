@@ -5,21 +5,23 @@ Concrete choices (which database, which handlers) are made here once, at start-u
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from ordermill.clock import Clock, SystemClock
 from ordermill.config import Settings
 from ordermill.engine.worker import Worker, WorkerOptions
-from ordermill.errors import InvalidFlow, NotFound, Problem
+from ordermill.errors import InvalidFlow, NotFound, Problem, Unauthorized
 from ordermill.flows.model import FlowDefinition
 from ordermill.flows.validation import parse_flow, validate_flow
 from ordermill.handlers.base import Handler
 from ordermill.handlers.registry import HandlerRegistry, build_registry
 from ordermill.links import LinkSigner
+from ordermill.signatures import verify_signature
 from ordermill.storage import migrate
 from ordermill.storage.database import Database
+from ordermill.storage.feedback import Feedback
 from ordermill.storage.flowdefs import FlowRecord
 from ordermill.storage.orders import OrderView
 from ordermill.storage.spaces import Space
@@ -123,6 +125,24 @@ class Service:
             return await self.store.spaces.get_space(space_key)
         except NotFound:
             return None
+
+    # -- feedback ---------------------------------------------------------------------------
+
+    async def receive_feedback(
+        self, token: str, raw: bytes, headers: Mapping[str, str], feedback: Feedback
+    ) -> str:
+        """Apply a connector's feedback, checking its signature when it has one (or must)."""
+        space_key = await self.store.feedback_space(token)
+        delivery = await self.store.spaces.delivery_settings(space_key)
+        signed = "webhook-signature" in headers
+        if signed or delivery.require_feedback_signature:
+            if not signed:
+                raise Unauthorized(
+                    "this space requires signed feedback: add Standard Webhooks headers "
+                    "(webhook-id, webhook-timestamp, webhook-signature) made with its secret"
+                )
+            verify_signature(raw, headers, delivery.signing_secrets)
+        return await self.store.apply_feedback(token, feedback)
 
     # -- orders -----------------------------------------------------------------------------
 

@@ -5,11 +5,19 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
-class BodyTooLarge(Exception):
-    pass
+class BodyTooLarge(HTTPException):
+    """The body outgrew the limit while it was read.
+
+    An HTTPException, because FastAPI turns any other error raised while it reads a body into
+    a 400 "error parsing the body"; this one it lets through to the 413 handler.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(413)
 
 
 class BodySizeLimit:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
-from ordermill.errors import InvalidInput
+from ordermill.errors import InvalidInput, Problem
 from ordermill.flows.order import parse_instant
 from ordermill.handlers.registry import problems_of
 from ordermill.storage.flowdefs import FlowRecord, FlowVersion
@@ -198,11 +199,41 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+class FeedbackAssetIn(_Strict):
+    """A file the connector made for an item: a new version of the item's asset ``id``."""
+
+    itemId: str = Field(min_length=1, max_length=200)
+    id: str = Field(min_length=1, max_length=200)
+    url: str = Field(min_length=1, max_length=4096, pattern="^https?://")
+    isPublic: bool = False
+    fileName: str | None = Field(default=None, max_length=300)
+    contentType: str | None = Field(default=None, max_length=200)
+
+
 class FeedbackIn(_Strict):
-    status: str = Field(pattern="^(success|failure|progress)$")
+    """What a connector POSTs to a task's updateUrl."""
+
+    status: Literal["success", "failure", "progress"]
     message: str | None = Field(default=None, max_length=10_000)
     data: dict[str, Any] | None = None
-    assets: list[dict[str, Any]] | None = None
+    problem: dict[str, Any] | None = Field(
+        default=None, description="An RFC 9457 problem object explaining a failure."
+    )
+    assets: list[FeedbackAssetIn] = Field(default_factory=list, max_length=1000)
+
+
+_FEEDBACK = TypeAdapter(FeedbackIn)
+
+
+def parse_feedback(raw: bytes) -> FeedbackIn:
+    try:
+        document = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidInput([Problem("", "the request body is not valid JSON")]) from exc
+    try:
+        return _FEEDBACK.validate_python(document)
+    except ValidationError as exc:
+        raise InvalidInput(problems_of(exc), "The feedback is invalid.") from exc
 
 
 class SpaceIn(_Strict):

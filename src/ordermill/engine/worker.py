@@ -24,7 +24,7 @@ from ordermill.clock import Clock, SystemClock
 from ordermill.engine.outcomes import completion_of_error, completion_of_outcome
 from ordermill.errors import HandlerError, NotFound, PermanentError, RetryableError, StorageError
 from ordermill.flows.retry import DEFAULT_RETRY
-from ordermill.flows.work import ClaimedTask, Completion
+from ordermill.flows.work import ClaimedTask, Completion, DeliverySettings
 from ordermill.handlers.base import AttemptLog, TaskContext
 from ordermill.handlers.registry import HandlerRegistry
 from ordermill.links import LinkSigner
@@ -45,9 +45,9 @@ class WorkStore(Protocol):
 
 
 class SpaceLookup(Protocol):
-    async def connector_allowances(
-        self, space_key: str
-    ) -> tuple[tuple[str, ...], tuple[str, ...]]: ...
+    """A space's connector allowances and signing secrets (ordermill.storage.spaces)."""
+
+    async def delivery_settings(self, space_key: str) -> DeliverySettings: ...
 
 
 @dataclass(frozen=True)
@@ -185,9 +185,9 @@ class Worker:
                 AttemptLog(),
             )
         handler = self.registry.get(task.handler_key)
-        allow_networks, allow_http = await self.spaces.connector_allowances(task.space_key)
+        delivery = await self.spaces.delivery_settings(task.space_key)
         try:
-            payload = self._payload(task, allow_http)
+            payload = self._payload(task, delivery.allow_http_hosts)
         except ValidationError as exc:
             error = PermanentError(f"the task's payload is no longer valid here: {exc}")
             policy = self.registry.retry_policy(task.definition)
@@ -206,8 +206,9 @@ class Worker:
             payload=payload,
             timeout_seconds=self.registry.timeout_ms(task.definition) / 1000,
             now=started,
-            allow_networks=allow_networks,
-            allow_http_hosts=allow_http,
+            allow_networks=delivery.allow_networks,
+            allow_http_hosts=delivery.allow_http_hosts,
+            signing_secrets=delivery.signing_secrets,
             links=self.links,
             assets=task.assets,
         )

@@ -18,6 +18,16 @@ class Wake:
 
 
 @dataclass(frozen=True)
+class DeliverySettings:
+    """A space's connector allowances and signing secrets, as the engine needs them."""
+
+    allow_networks: tuple[str, ...] = ()
+    allow_http_hosts: tuple[str, ...] = ()
+    signing_secrets: tuple[str, ...] = ()  # newest first; all of them sign during a rotation
+    require_feedback_signature: bool = False
+
+
+@dataclass(frozen=True)
 class AssetRecord:
     """A file an order gained while it ran: an export, or an asset a connector sent back."""
 

@@ -70,6 +70,7 @@ class TaskContext:
     now: datetime
     allow_networks: tuple[str, ...] = ()  # the space's extra connector allowances
     allow_http_hosts: tuple[str, ...] = ()
+    signing_secrets: tuple[str, ...] = ()  # the space's whsec_ secrets; all sign in a rotation
     log: AttemptLog = field(default_factory=AttemptLog)
     links: LinkSigner | None = None  # signs links to ordermill (asset downloads, answers)
     assets: tuple[dict[str, Any], ...] = ()  # files the order gained so far (exports, feedback)

@@ -10,13 +10,16 @@ import asyncio
 import json
 import ssl
 import time
-from datetime import timedelta
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 import aiohttp
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from standardwebhooks.webhooks import Webhook
 
 from ordermill.errors import AttemptTimeout, PermanentError, RetryableError, TargetRefused
 from ordermill.flows.model import RetryPolicy
@@ -59,6 +62,13 @@ class ConsumeRestApiPayload(BaseModel):
         ge=1,
         le=2_592_000_000,
         description="Milliseconds to wait for feedback; defaults to the task's timeoutDuration.",
+    )
+    heartbeat_timeout_duration: int | None = Field(
+        default=None,
+        alias="heartbeatTimeoutDuration",
+        ge=1,
+        le=2_592_000_000,
+        description="Each progress feedback extends the wait to at least now + this many ms.",
     )
 
     @field_validator("uri")
@@ -103,6 +113,30 @@ def connector_body(ctx: TaskContext) -> bytes:
     return json.dumps(
         {"order": order, "context": context}, separators=(",", ":"), ensure_ascii=False
     ).encode()
+
+
+@lru_cache(maxsize=256)
+def _signer(secret: str) -> Webhook:
+    return Webhook(secret)
+
+
+def sign(body: bytes, delivery_id: str, now: datetime, secrets: Sequence[str]) -> dict[str, str]:
+    """Standard Webhooks v1 headers: one signature per live secret (two during a rotation)."""
+    if not secrets:
+        return {}
+    text = body.decode()
+    signatures = " ".join(_signer(secret).sign(delivery_id, now, text) for secret in secrets)
+    return {"webhook-timestamp": str(int(now.timestamp())), "webhook-signature": signatures}
+
+
+def redacted(headers: dict[str, str]) -> dict[str, str]:
+    """Headers as the delivery log keeps them: signatures shortened, nothing secret kept."""
+    shown = dict(headers)
+    if "webhook-signature" in shown:
+        shown["webhook-signature"] = " ".join(
+            part[:10] + "…" for part in shown["webhook-signature"].split(" ")
+        )
+    return shown
 
 
 class ConsumeRestApi:
@@ -171,8 +205,9 @@ class ConsumeRestApi:
             "User-Agent": self.user_agent,
             "webhook-id": ctx.delivery_id,
             "ordermill-attempt": str(ctx.attempt),
+            **sign(body, ctx.delivery_id, ctx.now, ctx.signing_secrets),
         }
-        ctx.log.request = {"method": "POST", "url": payload.uri, "headers": dict(headers)}
+        ctx.log.request = {"method": "POST", "url": payload.uri, "headers": redacted(headers)}
         async with self._bulkhead(host):
             status, text, retry_after = await self._post(ctx, payload.uri, body, headers, allowed)
         ctx.log.status_code = status

@@ -6,7 +6,8 @@ applied as soon as the attempt's outcome is recorded, so it is never lost.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import insert, select, update
@@ -14,9 +15,10 @@ from sqlalchemy import insert, select, update
 from ordermill.errors import Conflict, NotFound
 from ordermill.flows.model import FlowDefinition
 from ordermill.flows.status import OrderStatus, TaskStatus
-from ordermill.flows.work import Wake
+from ordermill.flows.work import AssetRecord, Wake
 from ordermill.storage import tables as t
 from ordermill.storage.advance import UnitOfWork, advance_order
+from ordermill.storage.assets import insert_assets
 from ordermill.storage.spaces import hash_secret
 
 FINAL = {"success": TaskStatus.SUCCEEDED, "failure": TaskStatus.FAILED}
@@ -27,6 +29,8 @@ class Feedback:
     status: str  # success | failure | progress
     message: str | None = None
     data: dict[str, Any] | None = None
+    problem: dict[str, Any] | None = None  # RFC 9457, with a failure
+    assets: tuple[AssetRecord, ...] = ()
 
     @property
     def final_status(self) -> TaskStatus | None:
@@ -37,6 +41,7 @@ class Feedback:
 class FeedbackTarget:
     task_id: int
     order_id: str
+    space_key: str
     task_key: str
     status: TaskStatus
     flow_id: int
@@ -54,6 +59,7 @@ async def find_target(uow: UnitOfWork, token: str) -> FeedbackTarget:
                 t.tasks.c.task_key,
                 t.tasks.c.status,
                 t.tasks.c.result,
+                t.orders.c.space_key,
                 t.orders.c.flow_id,
                 t.orders.c.flow_version,
                 t.orders.c.status.label("order_status"),
@@ -68,6 +74,7 @@ async def find_target(uow: UnitOfWork, token: str) -> FeedbackTarget:
     return FeedbackTarget(
         row.id,
         row.order_id,
+        row.space_key,
         row.task_key,
         TaskStatus(row.status),
         row.flow_id,
@@ -85,12 +92,24 @@ async def receive_feedback(
     conn = uow.conn
     if final is None:
         await _store(uow, target, feedback, applied=True)
+        await insert_assets(uow, target.order_id, target.task_key, feedback.assets)
+        data: dict[str, Any] = {"message": feedback.message}
+        heartbeat = flow.task_definition(target.task_key).payload.get("heartbeatTimeoutDuration")
+        if target.status is TaskStatus.WAITING and isinstance(heartbeat, int):
+            # A progress note is a heartbeat: the connector is alive, so the wait goes on.
+            due = uow.now + timedelta(milliseconds=heartbeat)
+            await conn.execute(
+                update(t.tasks)
+                .where(t.tasks.c.id == target.task_id, t.tasks.c.due_at < due)
+                .values(due_at=due, updated_at=uow.now)
+            )
+            data["waitUntil"] = due.isoformat()
         uow.event(
             target.order_id,
             "feedback.progress",
             task_key=target.task_key,
             actor="connector",
-            data={"message": feedback.message},
+            data=data,
         )
         return "recorded"
     if target.order_status is OrderStatus.CANCELLED or target.status is TaskStatus.CANCELLED:
@@ -155,6 +174,8 @@ async def finish_with_feedback(
         "message": feedback.message,
         "data": feedback.data,
     }
+    if feedback.problem is not None:
+        result["feedback"]["problem"] = feedback.problem
     error = (
         {
             "class": "FeedbackFailure",
@@ -202,7 +223,8 @@ async def held_feedback(uow: UnitOfWork, task_id: int) -> Feedback | None:
     if row is None:
         return None
     await uow.conn.execute(update(t.feedback).where(t.feedback.c.id == row.id).values(applied=True))
-    return Feedback(row.status, row.message, row.data)
+    assets = tuple(AssetRecord(**asset) for asset in row.assets or ())
+    return Feedback(row.status, row.message, row.data, row.problem, assets)
 
 
 async def _store(
@@ -214,6 +236,8 @@ async def _store(
             status=feedback.status,
             message=feedback.message,
             data=feedback.data,
+            problem=feedback.problem,
+            assets=[asdict(asset) for asset in feedback.assets] or None,
             received_at=uow.now,
             applied=applied,
         )

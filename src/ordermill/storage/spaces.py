@@ -15,10 +15,13 @@ from sqlalchemy.exc import IntegrityError
 
 from ordermill.clock import Clock
 from ordermill.errors import Conflict, NotFound
+from ordermill.flows.work import DeliverySettings
 from ordermill.storage import tables as t
 from ordermill.storage.database import Database
 
 API_KEY_PREFIX = "om_"
+# Space settings change rarely; workers re-read them this often (seconds).
+_CACHE_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -74,7 +77,7 @@ class SpaceStore:
     def __init__(self, db: Database, clock: Clock) -> None:
         self.db = db
         self.clock = clock
-        self._allowances: dict[str, tuple[float, tuple[tuple[str, ...], tuple[str, ...]]]] = {}
+        self._delivery: dict[str, tuple[float, DeliverySettings]] = {}
 
     async def create_space(
         self, key: str, name: str | None = None, settings: dict[str, Any] | None = None
@@ -163,15 +166,20 @@ class SpaceStore:
             ).first()
         return None if row is None else _api_key(row)
 
-    async def connector_allowances(self, space_key: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        """The space's extra connector networks and http hosts (cached for a few seconds)."""
+    async def delivery_settings(self, space_key: str) -> DeliverySettings:
+        """What delivering to this space's connectors needs (cached for a few seconds)."""
         now = time.monotonic()
-        cached = self._allowances.get(space_key)
-        if cached is not None and now - cached[0] < 5.0:
+        cached = self._delivery.get(space_key)
+        if cached is not None and now - cached[0] < _CACHE_SECONDS:
             return cached[1]
         space = await self.get_space(space_key)
-        value = (space.allow_networks, space.allow_http_hosts)
-        self._allowances[space_key] = (now, value)
+        value = DeliverySettings(
+            allow_networks=space.allow_networks,
+            allow_http_hosts=space.allow_http_hosts,
+            signing_secrets=tuple(await self.signing_secrets(space_key)),
+            require_feedback_signature=bool(space.settings.get("requireFeedbackSignature")),
+        )
+        self._delivery[space_key] = (now, value)
         return value
 
     async def signing_secrets(self, space_key: str) -> list[str]:
@@ -229,6 +237,7 @@ class SpaceStore:
             await conn.execute(
                 insert(t.signing_secrets).values(space_key=space_key, secret=secret, created_at=now)
             )
+        self._delivery.pop(space_key, None)
         return secret, now + overlap
 
     async def instance_secret(self) -> str:

@@ -16,7 +16,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ordermill.clock import Clock
-from ordermill.errors import Conflict
+from ordermill.errors import Conflict, NotFound
 from ordermill.flows.model import FlowDefinition
 from ordermill.flows.status import OrderStatus, TaskStatus
 from ordermill.flows.work import ClaimedTask, Completion
@@ -35,7 +35,7 @@ from ordermill.storage.feedback import (
 )
 from ordermill.storage.flowdefs import FlowStore
 from ordermill.storage.orders import OrderReads, OrderView, existing_or_conflict, insert_order
-from ordermill.storage.spaces import SpaceStore
+from ordermill.storage.spaces import SpaceStore, hash_secret
 from ordermill.storage.work import (
     claim_rows,
     extend_leases,
@@ -254,6 +254,20 @@ class Store(OrderReads):
 
             value = value.replace(tzinfo=UTC)
         return value
+
+    async def feedback_space(self, token: str) -> str:
+        """The space of the task a feedback token belongs to (NotFound for an unknown token)."""
+        async with self.db.read() as conn:
+            space_key = (
+                await conn.execute(
+                    select(t.orders.c.space_key)
+                    .join(t.tasks, t.tasks.c.order_id == t.orders.c.id)
+                    .where(t.tasks.c.feedback_token_hash == hash_secret(token))
+                )
+            ).scalar()
+        if space_key is None:
+            raise NotFound("no task has this update URL")
+        return str(space_key)
 
     async def apply_feedback(self, token: str, feedback: Feedback) -> str:
         """Feedback posted to a task's updateUrl. Returns applied | held | duplicate | recorded."""
