@@ -50,12 +50,33 @@ class Settings(BaseSettings):
     connector_max_per_host: int = Field(default=16, ge=1)
     connector_user_agent: str = "ordermill"
 
+    # E-mail for send-email and manual-confirmation notifications (docs/handlers.md).
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_security: Literal["starttls", "tls", "none"] = "starttls"
+    smtp_from: str | None = None
+    smtp_ca_file: Path | None = None
+
+    signing_secret_overlap_hours: float = Field(default=24.0, ge=0)
+
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     sqlite_synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
 
     worker_concurrency: int = Field(default=64, ge=1, le=10_000)
     lease_seconds: float = Field(default=30.0, gt=0)
     poll_interval_seconds: float = Field(default=0.5, gt=0)
+
+    # The export handler and the blob store its files go to (docs/reference/configuration.md).
+    export_max_file_bytes: int = Field(default=100 * 1024 * 1024, ge=1)
+    export_max_order_bytes: int = Field(default=1024 * 1024 * 1024, ge=1)
+    blob_store: Literal["local", "s3"] = "local"
+    s3_endpoint_url: str | None = None
+    s3_bucket: str | None = None
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: SecretStr | None = None
+    s3_region: str | None = None
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["console", "json"] = "console"

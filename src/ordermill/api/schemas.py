@@ -6,7 +6,15 @@ import json
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+)
 
 from ordermill.errors import InvalidInput, Problem
 from ordermill.flows.order import parse_instant
@@ -245,3 +253,25 @@ class SpaceIn(_Strict):
 
 class ApiKeyIn(_Strict):
     name: str = Field(min_length=1, max_length=200)
+
+
+RetryableStatus = Literal["FAILURE", "UNHEALTHY"]
+
+
+def _retryable_statuses() -> list[RetryableStatus]:
+    return ["FAILURE", "UNHEALTHY"]
+
+
+class BulkRetryIn(_Strict):
+    """Which orders to retry: by status (default FAILURE and UNHEALTHY), flow and creation time."""
+
+    spaceKey: str | None = Field(default=None, pattern=KEY_PATTERN)
+    status: list[RetryableStatus] = Field(default_factory=_retryable_statuses, min_length=1)
+    flowKey: str | None = None
+    createdFrom: AwareDatetime | None = None
+    createdTo: AwareDatetime | None = None
+    limit: int = Field(default=100, ge=1, le=1000)
+
+
+class RequireSignatureIn(_Strict):
+    requireFeedbackSignature: bool

@@ -13,7 +13,7 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import Coroutine
+from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -22,7 +22,13 @@ from pydantic import ValidationError
 
 from ordermill.clock import Clock, SystemClock
 from ordermill.engine.outcomes import completion_of_error, completion_of_outcome
-from ordermill.errors import HandlerError, NotFound, PermanentError, RetryableError, StorageError
+from ordermill.errors import (
+    HandlerError,
+    NotFound,
+    PermanentError,
+    RetryableError,
+    StorageError,
+)
 from ordermill.flows.retry import DEFAULT_RETRY
 from ordermill.flows.work import ClaimedTask, Completion, DeliverySettings
 from ordermill.handlers.base import AttemptLog, TaskContext
@@ -90,6 +96,7 @@ class Worker:
         self._stopping = asyncio.Event()
         self._inflight: dict[int, asyncio.Task[None]] = {}
         self._completions: asyncio.Queue[Completion] = asyncio.Queue()
+        self._parked: dict[str, int] = {}
         self._payloads: dict[tuple[int, str, tuple[str, ...]], Any] = {}
         store.on_new_work(self.wake)
 
@@ -130,7 +137,7 @@ class Worker:
     async def _claim_loop(self) -> None:
         backoff = 0.1
         while True:
-            free = self.options.concurrency - len(self._inflight)
+            free = self._free_slots()
             if free <= 0:
                 self._slot_freed.clear()
                 await self._slot_freed.wait()
@@ -211,6 +218,7 @@ class Worker:
             signing_secrets=delivery.signing_secrets,
             links=self.links,
             assets=task.assets,
+            queued=self._queued,
         )
         try:
             outcome = await handler.run(ctx)
@@ -221,6 +229,25 @@ class Worker:
             return completion_of_error(task, error, policy, started, ended, latency, ctx.log)
         latency = (time.perf_counter() - t0) * 1000
         return completion_of_outcome(task, outcome, started, self.clock.now(), latency, ctx.log)
+
+    @contextlib.asynccontextmanager
+    async def _queued(self, key: str) -> AsyncIterator[None]:
+        """A task waiting for its target's bulkhead does not count against our concurrency."""
+        self._parked[key] = self._parked.get(key, 0) + 1
+        self._slot_freed.set()
+        try:
+            yield
+        finally:
+            self._parked[key] -= 1
+            if not self._parked[key]:
+                del self._parked[key]
+
+    def _free_slots(self) -> int:
+        running = len(self._inflight) - sum(self._parked.values())
+        # Parked tasks are bounded too, so a stuck host cannot make us claim without end.
+        return min(
+            self.options.concurrency - running, 4 * self.options.concurrency - len(self._inflight)
+        )
 
     def _payload(self, task: ClaimedTask, allow_http: tuple[str, ...]) -> Any:
         """The validated payload; cached per flow version, task and space allowances."""

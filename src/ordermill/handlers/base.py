@@ -7,6 +7,8 @@ The engine turns that into the task's next status with the flow's retry policy.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar, Protocol
@@ -51,6 +53,11 @@ class AttemptLog:
     response_body: str | None = None
 
 
+@asynccontextmanager
+async def _not_queued(_target: str) -> AsyncIterator[None]:
+    yield
+
+
 @dataclass
 class TaskContext:
     """Everything a handler may use to run one attempt of one task."""
@@ -74,6 +81,9 @@ class TaskContext:
     log: AttemptLog = field(default_factory=AttemptLog)
     links: LinkSigner | None = None  # signs links to ordermill (asset downloads, answers)
     assets: tuple[dict[str, Any], ...] = ()  # files the order gained so far (exports, feedback)
+    # Wrap a wait for a busy target in ``async with ctx.queued(target):`` so the task does not
+    # hold a worker slot meanwhile.
+    queued: Callable[[str], AbstractAsyncContextManager[None]] = _not_queued
 
 
 class Handler(Protocol):

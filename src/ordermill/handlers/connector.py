@@ -208,8 +208,18 @@ class ConsumeRestApi:
             **sign(body, ctx.delivery_id, ctx.now, ctx.signing_secrets),
         }
         ctx.log.request = {"method": "POST", "url": payload.uri, "headers": redacted(headers)}
-        async with self._bulkhead(host):
+        bulkhead = self._bulkhead(host)
+        if bulkhead.locked():
+            # While it queues for its host, the task gives its worker slot back: one slow host
+            # must not starve the others of workers.
+            async with ctx.queued(host):
+                await bulkhead.acquire()
+        else:
+            await bulkhead.acquire()
+        try:
             status, text, retry_after = await self._post(ctx, payload.uri, body, headers, allowed)
+        finally:
+            bulkhead.release()
         ctx.log.status_code = status
         ctx.log.response_body = text
         kind = classify_http_status(status)

@@ -176,14 +176,19 @@ async def finish_with_feedback(
     }
     if feedback.problem is not None:
         result["feedback"]["problem"] = feedback.problem
-    error = (
-        {
+    error: dict[str, Any] | None = None
+    if final is TaskStatus.FAILED:
+        problem = feedback.problem or {}
+        error = {
             "class": "FeedbackFailure",
-            "message": feedback.message or "the connector reported failure",
+            "message": feedback.message
+            or problem.get("detail")
+            or problem.get("title")
+            or "the connector reported failure",
         }
-        if final is TaskStatus.FAILED
-        else None
-    )
+        if feedback.problem is not None:
+            error["problem"] = feedback.problem
+    await insert_assets(uow, order_id, task_key, feedback.assets)
     await uow.conn.execute(
         update(t.tasks)
         .where(t.tasks.c.id == task_id)

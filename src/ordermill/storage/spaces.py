@@ -108,6 +108,18 @@ class SpaceStore:
             rows = (await conn.execute(select(t.spaces).order_by(t.spaces.c.key))).all()
         return [_space(row) for row in rows]
 
+    async def update_settings(self, key: str, **changes: Any) -> Space:
+        """Change some of a space's settings (the rest stay as they are)."""
+        space = await self.get_space(key)
+        async with self.db.transaction() as conn:
+            await conn.execute(
+                update(t.spaces)
+                .where(t.spaces.c.key == key)
+                .values(settings={**space.settings, **changes})
+            )
+        self._delivery.pop(key, None)
+        return await self.get_space(key)
+
     async def create_api_key(self, space_key: str, name: str) -> tuple[str, ApiKey]:
         """Make a key for the space; the plain key is returned once and never stored."""
         await self.get_space(space_key)

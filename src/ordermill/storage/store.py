@@ -23,6 +23,7 @@ from ordermill.flows.work import ClaimedTask, Completion
 from ordermill.storage import tables as t
 from ordermill.storage.advance import UnitOfWork, advance_order, set_order_status
 from ordermill.storage.assets import assets_of_orders
+from ordermill.storage.confirmations import ConfirmationStore
 from ordermill.storage.database import Database
 from ordermill.storage.feedback import (
     Feedback,
@@ -57,6 +58,7 @@ class Store(OrderReads):
         self.token_secret = token_secret
         self.spaces = SpaceStore(db, clock)
         self.flows = FlowStore(db, clock)
+        self.confirmations = ConfirmationStore(db, clock, unit=self.unit, flow_of=self.flow_of)
         self._listeners: list[Listener] = []
 
     def on_new_work(self, listener: Listener) -> None:
@@ -148,6 +150,49 @@ class Store(OrderReads):
                 raise Conflict("the order has no failed or timed-out task to retry")
             uow.new_tasks += len(retried)
             uow.event(order_id, "order.retried", actor=actor, data={"tasks": retried})
+            await advance_order(
+                uow, order_id, await self.flow_of(order.flow_id, order.flow_version), actor=actor
+            )
+        return await self.get_order(space_key, order_id)
+
+    async def redeliver_task(
+        self, space_key: str | None, order_id: str, task_key: str, actor: str
+    ) -> OrderView:
+        """Run an ended task again under the same delivery id, with a fresh retry budget."""
+        order = await self.get_order(space_key, order_id)
+        if not any(task.key == task_key for task in order.tasks):
+            raise NotFound(f"order {order_id!r} has no task {task_key!r}")
+        async with self.unit() as uow:
+            status = await self._locked_status(uow, order_id)
+            if status is OrderStatus.CANCELLED:
+                raise Conflict("a CANCELLED order cannot be redelivered")
+            result = await uow.conn.execute(
+                update(t.tasks)
+                .where(
+                    t.tasks.c.order_id == order_id,
+                    t.tasks.c.task_key == task_key,
+                    t.tasks.c.status.in_(
+                        [
+                            s.value
+                            for s in TaskStatus
+                            if not s.is_active and s is not TaskStatus.CANCELLED
+                        ]
+                    ),
+                )
+                .values(
+                    status=TaskStatus.PENDING.value,
+                    budget_base=t.tasks.c.attempts,
+                    due_at=uow.now,
+                    wake=None,
+                    error=None,
+                    ended_at=None,
+                    updated_at=uow.now,
+                )
+            )
+            if result.rowcount == 0:
+                raise Conflict(f"task {task_key!r} has not ended; only ended tasks are redelivered")
+            uow.new_tasks += 1
+            uow.event(order_id, "task.redelivery_requested", task_key=task_key, actor=actor)
             await advance_order(
                 uow, order_id, await self.flow_of(order.flow_id, order.flow_version), actor=actor
             )

@@ -8,8 +8,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Query, Response
 
 from ordermill.api.auth import PrincipalDep, ServiceDep
-from ordermill.api.schemas import OrderIn, attempt_out, event_out, order_out, parse_order
-from ordermill.errors import InvalidInput, Problem
+from ordermill.api.schemas import (
+    BulkRetryIn,
+    OrderIn,
+    attempt_out,
+    event_out,
+    order_out,
+    parse_order,
+)
+from ordermill.errors import Conflict, InvalidInput, Problem
 from ordermill.flows.status import OrderStatus
 from ordermill.storage.orders import OrderFilter
 
@@ -112,6 +119,31 @@ async def list_orders(
     }
 
 
+@router.post("/retry", summary="Retry many orders at once (after a connector outage)")
+async def retry_many(
+    principal: PrincipalDep, service: ServiceDep, body: BulkRetryIn
+) -> dict[str, Any]:
+    """Retries every FAILURE/UNHEALTHY order matching the filter, up to ``limit`` orders.
+    Answers with the ids retried and how many were skipped (not retryable any more)."""
+    filters = OrderFilter(
+        status=tuple(OrderStatus(s) for s in body.status),
+        flow_key=body.flowKey,
+        created_from=body.createdFrom,
+        created_to=body.createdTo,
+    )
+    orders = await service.store.list_orders(
+        principal.space(body.spaceKey), filters, limit=body.limit, after=None
+    )
+    retried, skipped = [], 0
+    for order in orders:
+        try:
+            await service.store.retry_order(principal.space_key, order.id, principal.actor)
+            retried.append(order.id)
+        except Conflict:
+            skipped += 1
+    return {"retried": retried, "skipped": skipped, "matched": len(orders)}
+
+
 @router.get("/{order_id}", summary="Read an order with its tasks")
 async def get_order(order_id: str, principal: PrincipalDep, service: ServiceDep) -> dict[str, Any]:
     return order_out(await service.store.get_order(principal.space_key, order_id))
@@ -147,6 +179,21 @@ async def retry_order(
     return order_out(
         await service.store.retry_order(principal.space_key, order_id, principal.actor)
     )
+
+
+@router.post(
+    "/{order_id}/tasks/{task_key}/redeliver",
+    summary="Send an ended task again under the same delivery id",
+)
+async def redeliver(
+    order_id: str, task_key: str, principal: PrincipalDep, service: ServiceDep
+) -> dict[str, Any]:
+    """For a connector task: the receiver gets the same ``webhook-id`` again (fix a connector,
+    then redeliver). The task gets a fresh retry budget; the order runs until it ends again."""
+    order = await service.store.redeliver_task(
+        principal.space_key, order_id, task_key, principal.actor
+    )
+    return order_out(order)
 
 
 @router.post("/{order_id}/cancel", summary="Cancel an order")

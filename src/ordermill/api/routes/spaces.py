@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from fastapi import APIRouter, Response
 
 from ordermill.api.auth import AdminDep, PrincipalDep, ServiceDep
-from ordermill.api.schemas import ApiKeyIn, SpaceIn
+from ordermill.api.schemas import ApiKeyIn, RequireSignatureIn, SpaceIn
 from ordermill.storage.spaces import ApiKey, Space
 
 router = APIRouter(prefix="/api/spaces", tags=["spaces"])
@@ -20,6 +21,7 @@ def space_out(space: Space) -> dict[str, Any]:
         "createdAt": space.created_at.isoformat(),
         "connectorAllowNetworks": list(space.allow_networks),
         "connectorAllowHttp": list(space.allow_http_hosts),
+        "requireFeedbackSignature": bool(space.settings.get("requireFeedbackSignature")),
     }
 
 
@@ -52,6 +54,34 @@ async def list_spaces(_: AdminDep, service: ServiceDep) -> dict[str, Any]:
 @router.get("/{key}", summary="Read a space")
 async def get_space(key: str, principal: PrincipalDep, service: ServiceDep) -> dict[str, Any]:
     return space_out(await service.store.spaces.get_space(principal.space(key)))
+
+
+@router.get("/{key}/signing-secret", summary="The space's live signing secrets")
+async def signing_secret(key: str, principal: PrincipalDep, service: ServiceDep) -> dict[str, Any]:
+    """Receivers verify connector requests with these (newest first; two during a rotation)."""
+    secrets = await service.store.spaces.signing_secrets(principal.space(key))
+    return {"current": secrets[0], "all": secrets}
+
+
+@router.post("/{key}/signing-secret/rotate", summary="Rotate the signing secret")
+async def rotate_secret(key: str, principal: PrincipalDep, service: ServiceDep) -> dict[str, Any]:
+    """Makes a new secret; the old one keeps signing too until ``previousExpiresAt``
+    (ORDERMILL_SIGNING_SECRET_OVERLAP_HOURS, 24 by default), so receivers can switch over."""
+    overlap = timedelta(hours=service.settings.signing_secret_overlap_hours)
+    secret, expires = await service.store.spaces.rotate_signing_secret(
+        principal.space(key), overlap
+    )
+    return {"current": secret, "previousExpiresAt": expires.isoformat()}
+
+
+@router.put("/{key}/feedback-signature", summary="Require signed feedback, or not")
+async def require_signature(
+    key: str, body: RequireSignatureIn, principal: PrincipalDep, service: ServiceDep
+) -> dict[str, Any]:
+    space = await service.store.spaces.update_settings(
+        principal.space(key), requireFeedbackSignature=body.requireFeedbackSignature
+    )
+    return space_out(space)
 
 
 @router.post("/{key}/api-keys", status_code=201, summary="Create an API key (shown once)")
