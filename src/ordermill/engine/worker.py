@@ -13,13 +13,14 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import structlog
 from pydantic import ValidationError
 
+from ordermill import metrics
 from ordermill.clock import Clock, SystemClock
 from ordermill.engine.outcomes import completion_of_error, completion_of_outcome
 from ordermill.errors import (
@@ -83,6 +84,7 @@ class Worker:
         clock: Clock | None = None,
         name: str | None = None,
         links: LinkSigner | None = None,
+        listener: Callable[[Callable[[], None]], Coroutine[Any, Any, None]] | None = None,
     ) -> None:
         self.store = store
         self.registry = registry
@@ -91,6 +93,7 @@ class Worker:
         self.clock = clock or SystemClock()
         self.name = name or worker_name()
         self.links = links
+        self.listener = listener
         self._wake = asyncio.Event()
         self._slot_freed = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -113,6 +116,8 @@ class Worker:
             self._loop(self._timer_loop()),
             self._loop(self._lease_loop()),
         ]
+        if self.listener is not None:
+            loops.append(self._loop(self.listener(self.wake)))
         await self._stopping.wait()
         loops[0].cancel()
         loops[2].cancel()
@@ -145,7 +150,8 @@ class Worker:
             self._wake.clear()
             wanted = min(free, self.options.batch_size)
             try:
-                claimed = await self.store.claim(self.name, wanted, self.options.lease_seconds)
+                with metrics.CLAIM_SECONDS.time():
+                    claimed = await self.store.claim(self.name, wanted, self.options.lease_seconds)
                 backoff = 0.1
             except StorageError as exc:
                 log.warning("claim failed; retrying", error=str(exc), retry_in=backoff)
@@ -153,6 +159,8 @@ class Worker:
                 backoff = min(backoff * 2, 5.0)
                 continue
             for task in claimed:
+                if task.reclaimed:
+                    metrics.LEASE_EXPIRIES.inc()
                 self._inflight[task.task_id] = asyncio.create_task(self._run_one(task))
             if len(claimed) < wanted:
                 with contextlib.suppress(TimeoutError):
@@ -175,11 +183,17 @@ class Worker:
                 0.0,
                 AttemptLog(),
             )
+        metrics.TASKS_FINISHED.labels(task.handler_key, completion.attempt.outcome).inc()
+        if completion.attempt.latency_ms is not None:
+            metrics.ATTEMPT_SECONDS.labels(task.handler_key).observe(
+                completion.attempt.latency_ms / 1000
+            )
         await self._completions.put(completion)
 
     async def _attempt(self, task: ClaimedTask) -> Completion:
         started = self.clock.now()
         t0 = time.perf_counter()
+        metrics.TASKS_STARTED.labels(task.handler_key).inc()
         if not self.registry.has_handler(task.handler_key):
             error = PermanentError(f"no handler {task.handler_key!r} is installed on this worker")
             return completion_of_error(
@@ -234,10 +248,12 @@ class Worker:
     async def _queued(self, key: str) -> AsyncIterator[None]:
         """A task waiting for its target's bulkhead does not count against our concurrency."""
         self._parked[key] = self._parked.get(key, 0) + 1
+        metrics.BULKHEAD_QUEUED.labels(key).inc()
         self._slot_freed.set()
         try:
             yield
         finally:
+            metrics.BULKHEAD_QUEUED.labels(key).dec()
             self._parked[key] -= 1
             if not self._parked[key]:
                 del self._parked[key]
@@ -271,6 +287,7 @@ class Worker:
             while True:
                 try:
                     applied = await self.store.complete(batch)
+                    metrics.COMMIT_BATCH.observe(len(batch))
                     break
                 except StorageError as exc:
                     # Our leases keep the tasks ours meanwhile; if they lapse, another worker

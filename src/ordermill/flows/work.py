@@ -65,6 +65,7 @@ class ClaimedTask:
     lease_owner: str
     claimed_at: datetime
     assets: tuple[dict[str, Any], ...] = ()  # files the order gained so far (order_assets rows)
+    reclaimed: bool = False  # claimed after another worker's lease expired
 
 
 @dataclass

@@ -66,8 +66,14 @@ class Database:
                 url, immediate=False, synchronous=sqlite_synchronous, pool_size=4
             )
         else:
+            # A bounded connect timeout turns a database outage into a prompt 503, not a hang.
             self.writer = create_async_engine(
-                url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+                url,
+                pool_size=pool_size,
+                max_overflow=pool_size,
+                pool_pre_ping=True,
+                pool_timeout=10,
+                connect_args={"connect_timeout": 5},
             )
             self.reader = self.writer
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -35,6 +35,7 @@ from ordermill.storage.feedback import (
     receive_feedback,
 )
 from ordermill.storage.flowdefs import FlowStore
+from ordermill.storage.notify import notify
 from ordermill.storage.orders import OrderReads, OrderView, existing_or_conflict, insert_order
 from ordermill.storage.spaces import SpaceStore, hash_secret
 from ordermill.storage.work import (
@@ -71,6 +72,8 @@ class Store(OrderReads):
             uow = UnitOfWork(conn, self.clock.now(), self.token_secret)
             yield uow
             await uow.flush_events()
+            if uow.new_tasks and not self.db.is_sqlite:
+                await notify(conn)
         if uow.new_tasks:
             for listener in self._listeners:
                 listener()
@@ -239,6 +242,7 @@ class Store(OrderReads):
             if not candidates:
                 return []
             rows = await claim_rows(uow, owner, timedelta(seconds=lease_seconds), candidates)
+            reclaimed = {row.id for row in candidates if row.status == TaskStatus.RUNNING.value}
             order_ids = {row.order_id for row in rows}
             orders = await load_orders(uow.conn, order_ids)
             assets = await assets_of_orders(uow.conn, order_ids)
@@ -247,7 +251,9 @@ class Store(OrderReads):
             order = orders[row.order_id]
             flow = await self.flow_of(order.flow_id, order.flow_version)
             task = make_claimed(row, order, flow, owner, uow.now, self.token_secret)
-            claimed.append(replace(task, assets=tuple(assets[row.order_id])))
+            claimed.append(
+                replace(task, assets=tuple(assets[row.order_id]), reclaimed=row.id in reclaimed)
+            )
         return claimed
 
     async def complete(self, completions: list[Completion]) -> list[bool]:
@@ -284,6 +290,23 @@ class Store(OrderReads):
                 await fire_due(uow, row, await self.flow_of(row.flow_id, row.flow_version))
         return len(rows)
 
+    async def gauges(self) -> tuple[dict[str, int], int, datetime | None]:
+        """Orders by status, runnable tasks, and the due time of the oldest runnable one."""
+        now = self.clock.now()
+        runnable = (t.tasks.c.status == TaskStatus.PENDING.value) & (t.tasks.c.due_at <= now)
+        async with self.db.read() as conn:
+            rows = (
+                await conn.execute(
+                    select(t.orders.c.status, func.count()).group_by(t.orders.c.status)
+                )
+            ).all()
+            depth, oldest = (
+                await conn.execute(select(func.count(), func.min(t.tasks.c.due_at)).where(runnable))
+            ).one()
+        by_status = {status.value: 0 for status in OrderStatus}
+        by_status.update({row[0]: int(row[1]) for row in rows})
+        return by_status, int(depth), _aware(oldest)
+
     async def next_due_at(self) -> datetime | None:
         """The earliest time a PENDING or WAITING task becomes due (for sleeping precisely)."""
         async with self.db.read() as conn:
@@ -294,11 +317,7 @@ class Store(OrderReads):
                     )
                 )
             ).scalar()
-        if value is not None and value.tzinfo is None:
-            from datetime import UTC
-
-            value = value.replace(tzinfo=UTC)
-        return value
+        return _aware(value)
 
     async def feedback_space(self, token: str) -> str:
         """The space of the task a feedback token belongs to (NotFound for an unknown token)."""
@@ -320,3 +339,12 @@ class Store(OrderReads):
             target = await find_target(uow, token)
             flow = await self.flow_of(target.flow_id, target.flow_version)
             return await receive_feedback(uow, target, feedback, flow)
+
+
+def _aware(value: datetime | str | None) -> datetime | None:
+    """Aggregates bypass column types on SQLite, so MIN(due_at) may come back as text."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)

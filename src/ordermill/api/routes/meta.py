@@ -6,8 +6,10 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
 
+from ordermill import metrics
 from ordermill.api.auth import PrincipalDep, ServiceDep
 from ordermill.errors import StorageError
 from ordermill.storage import migrate
@@ -34,6 +36,17 @@ async def readyz(service: ServiceDep) -> JSONResponse:
         {"status": "ready" if ready else "not ready", "checks": checks},
         status_code=200 if ready else 503,
     )
+
+
+@router.get("/metrics", tags=["meta"], summary="Prometheus metrics")
+async def prometheus(service: ServiceDep) -> Response:
+    """This process's counters plus database-wide gauges (orders by status, queue depth)."""
+    try:
+        by_status, depth, oldest = await service.store.gauges()
+        metrics.set_database_gauges(by_status, depth, oldest, service.clock.now())
+    except StorageError:
+        pass  # the process metrics are still worth serving while the database is away
+    return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
 
 @router.get(
