@@ -32,9 +32,11 @@ app = typer.Typer(
 flows_app = typer.Typer(help="Work with flow definitions.", no_args_is_help=True)
 spaces_app = typer.Typer(help="Manage spaces and their API keys.", no_args_is_help=True)
 orders_app = typer.Typer(help="Follow orders.", no_args_is_help=True)
+connector_app = typer.Typer(help="Tools for connector authors.", no_args_is_help=True)
 app.add_typer(flows_app, name="flows")
 app.add_typer(spaces_app, name="spaces")
 app.add_typer(orders_app, name="orders")
+app.add_typer(connector_app, name="connector")
 
 out = Console()
 err = Console(stderr=True)
@@ -148,6 +150,10 @@ async def _prepare(settings: Settings, *, demo: bool) -> None:
 @app.command()
 def worker(
     concurrency: Annotated[int | None, typer.Option(help="Tasks run at once.")] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(help="Serve Prometheus metrics on this port (on ORDERMILL_HOST)."),
+    ] = None,
 ) -> None:
     """Run the engine only. Start as many as you like against one PostgreSQL database."""
     from ordermill.service import Service
@@ -158,6 +164,12 @@ def worker(
     async def run() -> None:
         service = await Service.open(settings, run_migrations=False)
         engine = service.worker(concurrency=concurrency)
+        if metrics_port is not None:
+            from prometheus_client import start_http_server
+
+            from ordermill.metrics import REGISTRY
+
+            start_http_server(metrics_port, addr=settings.host, registry=REGISTRY)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, engine.stop)
@@ -342,3 +354,74 @@ def orders_watch(
     status = _run(run)
     if status is not OrderStatus.SUCCESS:
         raise typer.Exit(1)
+
+
+_VERDICT_STYLE = {"pass": "green", "warn": "yellow", "fail": "red"}
+
+
+_CHECK_HELP = (
+    "Check that a connector accepts ordermill's signed orders and refuses forged ones.\n\n"
+    "Sends a signed sample order and the same delivery again (2xx expected), then requests "
+    "without a signature and with a forged one (4xx required) and one with a timestamp an hour "
+    "old (4xx expected; a warning otherwise). Redirects are not followed. Exits 0 only when "
+    "every required check passes.\n\n"
+    "The URL may be any address you can reach, 127.0.0.1 included: this is your own tool, so "
+    "no network guard applies."
+)
+
+
+@connector_app.command("check", help=_CHECK_HELP)
+def connector_check(
+    url: Annotated[
+        str, typer.Argument(help="The connector endpoint, e.g. https://erp.example.com/orders.")
+    ],
+    secret: Annotated[
+        str, typer.Option(help="The space's signing secret (whsec_…) the connector verifies with.")
+    ],
+    ca_file: Annotated[
+        Path | None,
+        typer.Option(
+            exists=True, dir_okay=False, help="Also trust this CA bundle (a private or test CA)."
+        ),
+    ] = None,
+    timeout: Annotated[
+        float, typer.Option(min=0.1, help="Seconds to wait for each answer (and for feedback).")
+    ] = 10.0,
+    listen: Annotated[
+        bool,
+        typer.Option(
+            help="Start a feedback sink on 127.0.0.1 for the sample order's updateUrl and assets "
+            "(for a connector on this machine)."
+        ),
+    ] = False,
+) -> None:
+    """Send the conformance checks to URL and print the report."""
+    import ssl
+
+    from ordermill.connector.conformance import run_checks
+
+    if not url.startswith(("https://", "http://")):
+        err.print(f"[red]error:[/red] {url} is not an http(s) URL")
+        raise typer.Exit(2)
+    context = ssl.create_default_context()
+    if ca_file is not None:
+        context.load_verify_locations(cafile=str(ca_file))
+    report = _run(
+        lambda: run_checks(url, secret, ssl_context=context, seconds=timeout, listen=listen)
+    )
+    table = Table(title=f"ordermill connector check: {url}", title_justify="left")
+    for column in ("check", "expected", "got", "verdict", "note"):
+        table.add_column(column)
+    for result in report.results:
+        style = _VERDICT_STYLE[result.verdict.value]
+        table.add_row(
+            result.name, result.expected, result.got, f"[{style}]{result.verdict}[/]", result.note
+        )
+    out.print(table)
+    failed = [result for result in report.results if result.verdict.value == "fail"]
+    warned = sum(result.verdict.value == "warn" for result in report.results)
+    if failed:
+        for result in failed:
+            out.print(f"[red]FAIL[/red] {result.name}: {result.note}", soft_wrap=True)
+        raise typer.Exit(1)
+    out.print(f"[green]PASS[/green]: every required check passed ({warned} warning(s)).")

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
+from ordermill.blobs import BlobStore, build_blob_store
 from ordermill.clock import Clock, SystemClock
 from ordermill.config import Settings
 from ordermill.engine.worker import Worker, WorkerOptions
@@ -23,6 +25,7 @@ from ordermill.storage import migrate
 from ordermill.storage.database import Database
 from ordermill.storage.feedback import Feedback
 from ordermill.storage.flowdefs import FlowRecord
+from ordermill.storage.notify import listen
 from ordermill.storage.orders import OrderView
 from ordermill.storage.spaces import Space
 from ordermill.storage.store import Store
@@ -36,6 +39,7 @@ class Service:
     registry: HandlerRegistry
     clock: Clock
     links: LinkSigner
+    blobs: BlobStore  # where exports keep their bytes (ORDERMILL_BLOB_STORE)
 
     @classmethod
     async def open(
@@ -58,10 +62,13 @@ class Service:
             )
             store = Store(db, clock, secret)
             registry = build_registry(settings, extra_handlers)
+            blobs = build_blob_store(settings)
         except BaseException:
             await db.dispose()
             raise
-        return cls(settings, db, store, registry, clock, LinkSigner(secret, settings.base_url))
+        return cls(
+            settings, db, store, registry, clock, LinkSigner(secret, settings.base_url), blobs
+        )
 
     def worker(self, *, concurrency: int | None = None) -> Worker:
         """An engine worker wired to this service's store, handlers and settings."""
@@ -78,6 +85,7 @@ class Service:
             ),
             clock=self.clock,
             links=self.links,
+            listener=None if self.db.is_sqlite else partial(listen, settings.database_url),
         )
 
     async def close(self) -> None:

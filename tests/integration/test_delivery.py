@@ -347,3 +347,45 @@ async def test_a_slow_connector_at_its_bulkhead_does_not_hold_up_a_fast_one(
             ).json()["items"]
             # Slow orders finish two at a time, three seconds apart; the fast ones did not wait.
             assert len(listing) <= 2
+
+
+async def test_assets_sent_back_in_feedback_reach_the_next_connector_as_new_versions(
+    client: httpx2.AsyncClient, acme: dict[str, str], https_receiver: HttpsReceiver
+) -> None:
+    flow = flow_doc(
+        https_receiver.url("/slicer"), key="two-step", sends_feedback=True, timeoutDuration=60_000
+    )
+    flow["stages"].append(
+        {
+            "key": "stage-2",
+            "initialTaskDefinitionKeys": ["erp"],
+            "taskDefinitions": [
+                {
+                    "key": "erp",
+                    "handlerKey": "consume-rest-api",
+                    "payload": {"uri": https_receiver.url("/erp")},
+                    "next": [],
+                }
+            ],
+        }
+    )
+    await client.post("/api/flows", json=flow, headers=acme)
+    order_id = (
+        await client.post("/api/orders", json=order_doc("S-12", flow_key="two-step"), headers=acme)
+    ).json()["id"]
+    (request,) = await asyncio.to_thread(https_receiver.wait_for, 1, 20)
+    path = urlsplit(request.json()["order"]["updateUrl"]).path
+    sliced = {"itemId": "item-1", "id": "model", "url": "https://cdn.example.com/b-sliced.gcode"}
+
+    response = await client.post(path, json={"status": "success", "assets": [sliced]})
+
+    assert response.status_code == 200, response.text
+    await wait_for_status(client, acme, order_id, "SUCCESS")
+    erp = next(r for r in https_receiver.requests if r.path == "/erp")
+    item = erp.json()["order"]["orderLines"][0]["items"][0]
+    (model,) = [asset for asset in item["assets"] if asset["id"] == "model"]
+    assert [v["url"] for v in model["versions"]] == [
+        "https://cdn.example.com/b.stl",
+        "https://cdn.example.com/b-sliced.gcode",
+    ]
+    assert model["url"] == "https://cdn.example.com/b-sliced.gcode"

@@ -14,10 +14,20 @@ from fastapi.staticfiles import StaticFiles
 from ordermill import __version__
 from ordermill.api.limits import BodySizeLimit, BodyTooLarge
 from ordermill.api.problems import install_problem_handlers, problem_response
-from ordermill.api.routes import feedback, flows, meta, orders, spaces
+from ordermill.api.routes import (
+    answer_links,
+    assets,
+    confirmations,
+    feedback,
+    flows,
+    meta,
+    orders,
+    spaces,
+)
 from ordermill.config import Settings
 from ordermill.engine.worker import Worker
 from ordermill.service import Service
+from ordermill.ui import install_ui
 
 STATIC = Path(__file__).parent / "static"
 
@@ -69,8 +79,9 @@ def create_app(settings: Settings, *, run_worker: bool = True, demo: bool = Fals
 
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
     app.mount("/api/static", StaticFiles(directory=STATIC), name="api-static")
-    for module in (meta, flows, orders, feedback, spaces):
+    for module in (meta, flows, orders, feedback, spaces, confirmations, answer_links, assets):
         app.include_router(module.router)
+    install_ui(app)
     if demo:
         from ordermill import demo as demo_module
 

@@ -15,6 +15,7 @@ import socket
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, Protocol
 
 import structlog
@@ -30,7 +31,7 @@ from ordermill.errors import (
     RetryableError,
     StorageError,
 )
-from ordermill.flows.retry import DEFAULT_RETRY
+from ordermill.flows.retry import DEFAULT_RETRY, retry_horizon_ms
 from ordermill.flows.work import ClaimedTask, Completion, DeliverySettings
 from ordermill.handlers.base import AttemptLog, TaskContext
 from ordermill.handlers.registry import HandlerRegistry
@@ -222,6 +223,7 @@ class Worker:
             task_key=task.task_key,
             attempt=task.attempt,
             delivery_id=task.delivery_id,
+            delivery_epoch=task.delivery_epoch,
             update_url=f"{self.options.public_url}/api/feedback/{task.feedback_token}",
             order=task.order,
             payload=payload,
@@ -231,6 +233,7 @@ class Worker:
             allow_http_hosts=delivery.allow_http_hosts,
             signing_secrets=delivery.signing_secrets,
             links=self.links,
+            links_valid_until=task.delivery_epoch + self._horizon(task),
             assets=task.assets,
             queued=self._queued,
         )
@@ -257,6 +260,12 @@ class Worker:
             self._parked[key] -= 1
             if not self._parked[key]:
                 del self._parked[key]
+
+    def _horizon(self, task: ClaimedTask) -> timedelta:
+        """How long links sent in this delivery must stay valid (retries, waits, a day spare)."""
+        timeout_ms = self.registry.timeout_ms(task.definition)
+        horizon = retry_horizon_ms(self.registry.retry_policy(task.definition), timeout_ms)
+        return timedelta(milliseconds=horizon + timeout_ms) + timedelta(days=1)
 
     def _free_slots(self) -> int:
         running = len(self._inflight) - sum(self._parked.values())

@@ -114,3 +114,10 @@ def parse_retry_after(value: str | None, now: datetime) -> int | None:
     if now.tzinfo is None:
         now = now.replace(tzinfo=UTC)
     return max(round((when - now).total_seconds() * 1000), 0)
+
+
+def retry_horizon_ms(policy: RetryPolicy, timeout_ms: int) -> int:
+    """An upper bound on how long one delivery can take: every attempt running to its timeout,
+    with the longest gap (``max_interval_ms``, which also caps Retry-After) between them."""
+    attempts = max(1, policy.max_attempts)
+    return attempts * timeout_ms + (attempts - 1) * policy.max_interval_ms

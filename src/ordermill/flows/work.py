@@ -58,6 +58,7 @@ class ClaimedTask:
     attempt: int  # the number of this attempt, counting every attempt ever made
     budget_attempt: int  # the number of this attempt within the current retry budget
     delivery_id: str
+    delivery_epoch: datetime  # when this delivery began; links in the body expire after it
     feedback_token: str
     order: dict[str, Any]
     flow: FlowDefinition

@@ -70,6 +70,7 @@ class TaskContext:
     task_key: str
     attempt: int
     delivery_id: str
+    delivery_epoch: datetime  # when this delivery began (creation, retry or redelivery)
     update_url: str
     order: dict[str, Any]  # the order as stored (the connector's order shape, no updateUrl)
     payload: Any  # the handler's validated payload model
@@ -80,6 +81,8 @@ class TaskContext:
     signing_secrets: tuple[str, ...] = ()  # the space's whsec_ secrets; all sign in a rotation
     log: AttemptLog = field(default_factory=AttemptLog)
     links: LinkSigner | None = None  # signs links to ordermill (asset downloads, answers)
+    # Links put in a request stay valid until then: the delivery's whole retry horizon.
+    links_valid_until: datetime | None = None
     assets: tuple[dict[str, Any], ...] = ()  # files the order gained so far (exports, feedback)
     # Wrap a wait for a busy target in ``async with ctx.queued(target):`` so the task does not
     # hold a worker slot meanwhile.

@@ -21,6 +21,7 @@ import aiohttp
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from standardwebhooks.webhooks import Webhook
 
+from ordermill.assets_view import merged_order_assets
 from ordermill.errors import AttemptTimeout, PermanentError, RetryableError, TargetRefused
 from ordermill.flows.model import RetryPolicy
 from ordermill.flows.retry import FailureKind, classify_http_status, parse_retry_after
@@ -95,6 +96,9 @@ def connector_body(ctx: TaskContext) -> bytes:
     the live attempt number travels in the ``ordermill-attempt`` header.
     """
     stored = ctx.order
+    if ctx.assets and ctx.links is not None and ctx.links_valid_until is not None:
+        # Files the order gained (exports, connector feedback) travel as asset versions.
+        stored = merged_order_assets(stored, ctx.assets, ctx.links, ctx.links_valid_until)
     order = {
         "spaceKey": ctx.space_key,
         "flowKey": ctx.flow_key,

@@ -6,6 +6,7 @@ entry point names a Handler class (constructed with no arguments) or a factory t
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterable
 from importlib.metadata import entry_points
 from typing import Any
@@ -107,6 +108,7 @@ class HandlerRegistry:
 
 def builtin_handlers(settings: Settings) -> list[Handler]:
     from ordermill.handlers.connector import ConsumeRestApi
+    from ordermill.handlers.wait import Wait
 
     return [
         ConsumeRestApi(
@@ -114,8 +116,64 @@ def builtin_handlers(settings: Settings) -> list[Handler]:
             ca_file=settings.connector_ca_file,
             max_per_host=settings.connector_max_per_host,
             user_agent=settings.connector_user_agent,
-        )
+        ),
+        *mail_handlers(settings),
+        Wait(),
+        export_handler(settings),
     ]
+
+
+def mail_handlers(settings: Settings) -> list[Handler]:
+    """send-email and manual-confirmation, sharing one SMTP mailer."""
+    from ordermill.handlers.confirmation import ManualConfirmation
+    from ordermill.handlers.email import SendEmail
+    from ordermill.handlers.mailer import SmtpConfig, SmtpMailer
+
+    password = settings.smtp_password
+    mailer = SmtpMailer(
+        SmtpConfig(
+            host=settings.smtp_host,
+            port=settings.smtp_port,
+            username=settings.smtp_username,
+            password=password.get_secret_value() if password is not None else None,
+            security=settings.smtp_security,
+            ca_file=settings.smtp_ca_file,
+        )
+    )
+    blobs: Any = None
+
+    async def read_blob(key: str) -> bytes:
+        nonlocal blobs
+        if blobs is None:  # built on first use: most installations never attach exports
+            from ordermill.blobs import build_blob_store
+
+            blobs = build_blob_store(settings)
+        data: bytes = await blobs.get(key)
+        return data
+
+    return [
+        SendEmail(mailer, default_from=settings.smtp_from, blob_reader=read_blob),
+        ManualConfirmation(mailer, default_from=settings.smtp_from),
+    ]
+
+
+
+def export_handler(settings: Settings) -> Handler:
+    """export, storing its files in the blob store the settings choose."""
+    from ordermill.blobs import build_blob_store
+    from ordermill.handlers.export import Export
+
+    return Export(
+        build_blob_store(settings),
+        public_url=settings.base_url,
+        work_dir=settings.data_dir / "tmp",
+        allow_networks=tuple(settings.connector_allow_networks),
+        allow_http_hosts=tuple(settings.connector_allow_http),
+        ca_file=settings.connector_ca_file,
+        max_file_bytes=settings.export_max_file_bytes,
+        max_order_bytes=settings.export_max_order_bytes,
+        user_agent=settings.connector_user_agent,
+    )
 
 
 def plugin_handlers(settings: Settings) -> list[Handler]:
@@ -123,17 +181,38 @@ def plugin_handlers(settings: Settings) -> list[Handler]:
     for entry_point in entry_points(group=ENTRY_POINT_GROUP):
         try:
             factory = entry_point.load()
-            try:
-                handler = factory(settings)
-            except TypeError:
-                handler = factory()
+            handler = factory(settings) if takes_settings(factory) else factory()
         except Exception as exc:
             raise ConfigurationError(
                 f"the handler plug-in {entry_point.name!r} ({entry_point.value}) "
                 f"failed to load: {exc}"
             ) from exc
+        missing = [name for name in HANDLER_MEMBERS if not hasattr(handler, name)]
+        if missing:
+            raise ConfigurationError(
+                f"the handler plug-in {entry_point.name!r} ({entry_point.value}) is not a "
+                f"handler: it lacks {', '.join(missing)} (see docs/handlers.md)"
+            )
         handlers.append(handler)
     return handlers
+
+
+HANDLER_MEMBERS = ("key", "payload_model", "default_timeout_ms", "default_retry", "run", "close")
+
+
+def takes_settings(factory: Any) -> bool:
+    """Whether a plug-in factory wants Settings: its first positional parameter is required or
+    named ``settings``. Deciding up front keeps a TypeError raised inside it from being masked."""
+    try:
+        parameters = list(inspect.signature(factory).parameters.values())
+    except (TypeError, ValueError):  # no signature to read (a builtin): call it bare
+        return False
+    for parameter in parameters:
+        if parameter.kind is parameter.VAR_POSITIONAL:
+            return True
+        if parameter.kind in (parameter.POSITIONAL_ONLY, parameter.POSITIONAL_OR_KEYWORD):
+            return parameter.default is parameter.empty or parameter.name == "settings"
+    return False
 
 
 def build_registry(settings: Settings, extra: Iterable[Handler] = ()) -> HandlerRegistry:

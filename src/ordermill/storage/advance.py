@@ -112,6 +112,7 @@ async def advance_order(
                     "budget_base": 0,
                     "due_at": uow.now,
                     "delivery_id": delivery_id,
+                    "delivery_epoch": uow.now,
                     "feedback_token_hash": hash_secret(
                         feedback_token(uow.token_secret, delivery_id)
                     ),

@@ -8,9 +8,11 @@ from typing import Any
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ordermill.errors import NotFound
 from ordermill.flows.work import AssetRecord
 from ordermill.storage import tables as t
 from ordermill.storage.advance import UnitOfWork
+from ordermill.storage.database import Database
 
 
 async def insert_assets(
@@ -56,3 +58,25 @@ async def assets_of_orders(
     for row in rows:
         found[row.order_id].append(dict(row._mapping))
     return found
+
+
+async def order_assets(db: Database, order_id: str) -> list[dict[str, Any]]:
+    """The order_assets rows of one order, oldest first."""
+    async with db.read() as conn:
+        return (await assets_of_orders(conn, [order_id]))[order_id]
+
+
+async def get_asset(db: Database, asset_row_id: int, space_key: str | None) -> dict[str, Any]:
+    """One order_assets row with its order's ``space_key``; ``space_key`` None reads any space."""
+    query = (
+        select(t.order_assets, t.orders.c.space_key)
+        .join(t.orders, t.orders.c.id == t.order_assets.c.order_id)
+        .where(t.order_assets.c.id == asset_row_id)
+    )
+    if space_key is not None:
+        query = query.where(t.orders.c.space_key == space_key)
+    async with db.read() as conn:
+        row = (await conn.execute(query)).first()
+    if row is None:
+        raise NotFound(f"asset {asset_row_id} does not exist")
+    return dict(row._mapping)

@@ -140,6 +140,7 @@ class Store(OrderReads):
                 .values(
                     status=TaskStatus.PENDING.value,
                     budget_base=t.tasks.c.attempts,
+                    delivery_epoch=uow.now,
                     due_at=uow.now,
                     wake=None,
                     error=None,
@@ -185,6 +186,7 @@ class Store(OrderReads):
                 .values(
                     status=TaskStatus.PENDING.value,
                     budget_base=t.tasks.c.attempts,
+                    delivery_epoch=uow.now,
                     due_at=uow.now,
                     wake=None,
                     error=None,

@@ -162,6 +162,9 @@ tasks = Table(
     Column("lease_owner", String(64)),
     Column("lease_expires_at", UTCDateTime),
     Column("delivery_id", String(64), nullable=False, unique=True),
+    # When the current delivery began (creation, operator retry, redelivery): links in the
+    # request body expire relative to it, so every attempt of one delivery sends equal bytes.
+    Column("delivery_epoch", UTCDateTime),
     Column("feedback_token_hash", String(64), unique=True),
     Column("result", Json),
     Column("error", Json),

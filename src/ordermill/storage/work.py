@@ -93,6 +93,8 @@ async def claim_rows(
                 t.tasks.c.attempts,
                 t.tasks.c.budget_base,
                 t.tasks.c.delivery_id,
+                t.tasks.c.delivery_epoch,
+                t.tasks.c.created_at,
             )
         )
     ).all()
@@ -134,6 +136,7 @@ def make_claimed(
         attempt=row.attempts,
         budget_attempt=row.attempts - row.budget_base,
         delivery_id=row.delivery_id,
+        delivery_epoch=row.delivery_epoch or row.created_at,
         feedback_token=feedback_token(secret, row.delivery_id),
         order=order.body,
         flow=flow,
@@ -189,6 +192,8 @@ async def record_completion(uow: UnitOfWork, done: Completion) -> bool:
         data["error"] = done.error.get("message")
     if done.status is TaskStatus.PENDING and done.due_at is not None:
         data["retryAt"] = done.due_at.isoformat()
+    if done.status is TaskStatus.SUCCEEDED and isinstance((done.result or {}).get("message"), str):
+        data["message"] = (done.result or {})["message"]  # a handler's note for the timeline
     uow.event(task.order_id, _EVENT_OF_STATUS[done.status], task_key=task.task_key, data=data)
     if ended:
         await advance_order(uow, task.order_id, task.flow)

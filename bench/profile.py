@@ -1,0 +1,96 @@
+"""Optional sampling profiles of the engine processes during the peak phase (``--profile DIR``).
+
+py-spy is not a project dependency: install it into the venv by hand to use this
+(``.venv/bin/pip install py-spy``). Profiling costs CPU on the same cores, so the figures of a
+profiled run are not the ones to quote. ``python -m bench.profile FILE.txt`` summarises a
+profile: the frames with the most samples, inclusive and self.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import shutil
+import signal
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+PY_SPY = Path(sys.executable).parent / "py-spy"
+
+
+def py_spy() -> str:
+    found = PY_SPY if PY_SPY.exists() else shutil.which("py-spy")
+    if not found:
+        raise SystemExit("--profile needs py-spy: .venv/bin/pip install py-spy")
+    return str(found)
+
+
+class Profiler:
+    """``py-spy record`` of each named process, collapsed stacks written to ``DIR/name.txt``."""
+
+    def __init__(self, directory: Path, pids: dict[str, int], rate: int = 100) -> None:
+        self.directory = directory
+        self.pids = pids
+        self.rate = rate
+        self.processes: list[subprocess.Popen[bytes]] = []
+
+    def start(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        binary = py_spy()
+        for name, pid in self.pids.items():
+            argv = [binary, "record", "--pid", str(pid), "--rate", str(self.rate)]
+            argv += ["--format", "raw", "--nolineno", "--nonblocking"]
+            argv += ["--output", str(self.directory / f"{name}.txt")]
+            with (self.directory / f"{name}.py-spy.log").open("ab") as log:
+                self.processes.append(subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT))
+
+    def stop(self) -> None:
+        """SIGINT makes py-spy write its file; wait for that, bounded."""
+        for process in self.processes:
+            with contextlib.suppress(ProcessLookupError):
+                process.send_signal(signal.SIGINT)
+        for process in self.processes:
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(5)
+
+
+def summarize(path: Path, top: int = 30) -> str:
+    """Top frames by inclusive and by self samples, as text."""
+    inclusive: Counter[str] = Counter()
+    own: Counter[str] = Counter()
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack:
+            continue
+        count = int(count_text)
+        frames = stack.split(";")
+        total += count
+        own[frames[-1]] += count
+        for frame in set(frames):
+            inclusive[frame] += count
+    if not total:
+        return f"{path.name}: no samples"
+    lines = [f"{path.name}: {total} samples", "inclusive:"]
+    lines += [f"  {n / total:6.1%}  {frame}" for frame, n in inclusive.most_common(top)]
+    lines.append("self:")
+    lines += [f"  {n / total:6.1%}  {frame}" for frame, n in own.most_common(top)]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.profile", description=__doc__)
+    parser.add_argument("files", type=Path, nargs="+", help="collapsed stacks from --profile")
+    parser.add_argument("--top", type=int, default=30)
+    args = parser.parse_args(argv)
+    for path in args.files:
+        print(summarize(path, args.top))
+
+
+if __name__ == "__main__":
+    main()

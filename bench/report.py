@@ -1,0 +1,259 @@
+"""The printed report: Markdown tables of the ceilings, each scenario's figures, and the aims."""
+
+from __future__ import annotations
+
+from typing import Any
+
+AIM_SQLITE = 1000.0
+AIM_SQLITE_STRETCH = 2000.0
+AIM_POSTGRES = 700.0
+AIM_IDLE_P50_MS = 5.0
+AIM_HALF_P99_MS = 50.0
+
+
+def _fmt(value: Any, digits: int = 1) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def table(header: list[str], rows: list[list[Any]]) -> str:
+    cells = [header, *[[_fmt(cell) for cell in row] for row in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    lines = [
+        "| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |"
+        for row in cells
+    ]
+    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    return "\n".join(lines)
+
+
+def ceilings_table(ceilings: dict[str, Any]) -> str:
+    rows = []
+    posts = ceilings.get("raw_post")
+    if posts:
+        rtt = posts["round_trip_ms"]
+        rows.append(
+            [
+                f"raw aiohttp POST ({posts['concurrency']} keep-alive TLS connections)",
+                posts["per_second"],
+                posts["cpu_ms_per_op"],
+                f"receiver {posts['receiver_cpu_ms_per_op']} ms/op; one at a time: "
+                f"p50 {rtt['p50']} ms, p99 {rtt['p99']} ms",
+            ]
+        )
+    for key, label in (
+        ("sqlite3", "SQLite insert+commit, sqlite3 (WAL, synchronous=NORMAL)"),
+        ("aiosqlite", "SQLite insert+commit, aiosqlite (same pragmas)"),
+    ):
+        if ceilings.get(key):
+            found = ceilings[key]
+            rows.append([label, found["per_second"], _fmt(found["cpu_ms_per_op"], 3), ""])
+    pg = ceilings.get("postgres")
+    if pg:
+        rows.append(
+            [
+                "PostgreSQL insert+commit, psycopg async",
+                pg["per_second"],
+                pg["cpu_ms_per_op"],
+                f"postgres {pg['postgres_cpu_ms_per_op']} ms/op",
+            ]
+        )
+    return table(["ceiling", "ops/s", "client CPU ms/op", "also"], rows)
+
+
+def _commit_ceiling(scenario: dict[str, Any], ceilings: dict[str, Any]) -> float | None:
+    key = "aiosqlite" if scenario["scenario"] == "sqlite" else "postgres"
+    found = ceilings.get(key) or {}
+    return found.get("per_second")
+
+
+def _ratio(value: float | None, ceiling: float | None) -> str:
+    if not value or not ceiling:
+        return "–"
+    return f"{value / ceiling:.1%}"
+
+
+def throughput_table(scenarios: list[dict[str, Any]], ceilings: dict[str, Any]) -> str:
+    rows = []
+    raw_post = (ceilings.get("raw_post") or {}).get("per_second")
+    for s in scenarios:
+        peak = s.get("phases", {}).get("peak")
+        if not peak:
+            continue
+        cpu = peak["cpu_ms_per_order"]
+        split = " / ".join(_fmt(cpu.get(r), 2) for r in ("api", "worker") if r in cpu)
+        engine_and_pg = (cpu["engine"] or 0) + (cpu.get("postgres") or 0)
+        rows.append(
+            [
+                s["scenario"],
+                f"{peak['completed']}/{peak['sent']}",
+                peak["orders_per_second"],
+                peak["intake_per_second"],
+                f"{_fmt(cpu['engine'], 2)}" + (f" ({split})" if split else ""),
+                _fmt(cpu.get("postgres"), 2),
+                _fmt(engine_and_pg, 2),
+                _fmt(cpu.get("loadgen"), 2),
+                _fmt(cpu.get("receiver"), 2),
+                _ratio(peak["orders_per_second"], raw_post),
+                _ratio(peak["orders_per_second"], _commit_ceiling(s, ceilings)),
+            ]
+        )
+    return table(
+        [
+            "scenario",
+            "done/sent",
+            "orders/s",
+            "intake/s",
+            "engine CPU ms/order (api / workers)",
+            "postgres",
+            "engine+pg",
+            "loadgen",
+            "receiver",
+            "vs raw POST/s",
+            "vs raw commit/s",
+            "others' cores",
+        ],
+        rows,
+    )
+
+
+def latency_table(scenarios: list[dict[str, Any]]) -> str:
+    rows = []
+    for s in scenarios:
+        for name, phase in s.get("phases", {}).items():
+            lat = phase["latency_ms"]
+            label = name
+            if name == "half":
+                label = f"half ({phase['target_rate']}/s → {phase['orders_per_second']}/s)"
+            rows.append(
+                [
+                    s["scenario"],
+                    label,
+                    lat.get("count"),
+                    lat.get("p50"),
+                    lat.get("p95"),
+                    lat.get("p99"),
+                    lat.get("max"),
+                    lat.get("missing"),
+                ]
+            )
+    return table(["scenario", "phase", "n", "p50", "p95", "p99", "max", "missing"], rows)
+
+
+def memory_table(scenarios: list[dict[str, Any]]) -> str:
+    rows = []
+    for s in scenarios:
+        peaks = s.get("peak_rss_kib") or {}
+        memory = s.get("memory") or {}
+        for name, peak in peaks.items():
+            if name == "postgres":
+                rows.append(
+                    [
+                        s["scenario"],
+                        f"postgres (sum of {peak['processes']} processes)",
+                        peak["sum_kib"] / 1024,
+                        "",
+                        "",
+                        "",
+                    ]
+                )
+                continue
+            trend = memory.get(name, {})
+            first, last = trend.get("first_third_kib"), trend.get("last_third_kib")
+            rows.append(
+                [
+                    s["scenario"],
+                    name,
+                    None if peak is None else peak / 1024,
+                    "" if first is None else f"{first / 1024:.1f} → {last / 1024:.1f}",
+                    "" if first is None else f"{trend['bytes_per_order']:+.0f}",
+                    "" if first is None else ("yes" if trend["flat"] else "NO"),
+                ]
+            )
+    return table(
+        ["scenario", "process", "peak RSS MiB", "RSS MiB first → last third", "B/order", "flat"],
+        rows,
+    )
+
+
+def aims(scenarios: list[dict[str, Any]]) -> list[tuple[str, bool | None, str]]:
+    """(aim, met — None when not measured, the figures)."""
+    by_name = {s["scenario"]: s for s in scenarios}
+
+    def rate(name: str) -> float | None:
+        return ((by_name.get(name) or {}).get("phases", {}).get("peak") or {}).get(
+            "orders_per_second"
+        )
+
+    verdicts: list[tuple[str, bool | None, str]] = []
+    sqlite = rate("sqlite")
+    if sqlite is not None:
+        verdicts.append(("SQLite ≥ 1,000 orders/s", sqlite >= AIM_SQLITE, f"{sqlite:,.0f}/s"))
+        verdicts.append(
+            ("SQLite ≥ 2,000 orders/s (stretch)", sqlite >= AIM_SQLITE_STRETCH, f"{sqlite:,.0f}/s")
+        )
+    pg = {name: rate(name) for name in ("pg1", "pg2", "pg4") if rate(name) is not None}
+    if pg:
+        best = max(pg, key=lambda name: pg[name] or 0)
+        figures = ", ".join(f"{name} {value:,.0f}/s" for name, value in pg.items() if value)
+        verdicts.append(("PostgreSQL ≥ 700 orders/s", (pg[best] or 0) >= AIM_POSTGRES, figures))
+    if pg.get("pg1") and pg.get("pg2"):
+        verdicts.append(
+            (
+                "PostgreSQL: 2 workers > 1 worker",
+                pg["pg2"] > pg["pg1"],
+                f"pg2 {pg['pg2']:,.0f}/s vs pg1 {pg['pg1']:,.0f}/s",
+            )
+        )
+    for s in scenarios:
+        phases = s.get("phases", {})
+        p50 = (phases.get("idle") or {}).get("latency_ms", {}).get("p50")
+        if p50 is not None:
+            verdicts.append(
+                (f"{s['scenario']}: idle p50 ≤ 5 ms", p50 <= AIM_IDLE_P50_MS, f"{p50} ms")
+            )
+        p99 = (phases.get("half") or {}).get("latency_ms", {}).get("p99")
+        if p99 is not None:
+            verdicts.append(
+                (f"{s['scenario']}: half-peak p99 ≤ 50 ms", p99 <= AIM_HALF_P99_MS, f"{p99} ms")
+            )
+        memory = s.get("memory") or {}
+        flags = {name: trend.get("flat") for name, trend in memory.items()}
+        if flags and all(flag is not None for flag in flags.values()):
+            detail = ", ".join(
+                f"{name} {memory[name]['growth_kib']:+,} KiB" for name in sorted(memory)
+            )
+            verdicts.append((f"{s['scenario']}: worker RSS flat", all(flags.values()), detail))
+    return verdicts
+
+
+def render(results: dict[str, Any]) -> str:
+    scenarios = results["scenarios"]
+    parts = [
+        "## Machine\n",
+        "\n".join(f"- {key}: {value}" for key, value in results["machine"].items()),
+        "\n## Ceilings (same run, same machine)\n",
+        ceilings_table(results["ceilings"]),
+        "\n## Throughput and CPU per order (peak: closed loop)\n",
+        "CPU in ms per completed order; others' cores: what the rest of the machine used.\n",
+        throughput_table(scenarios, results["ceilings"]),
+        "\n## Latency from the order's 201 to the receiver's request (ms)\n",
+        latency_table(scenarios),
+        "\n## Memory\n",
+        memory_table(scenarios),
+        "\n## Aims\n",
+    ]
+    for aim, met, figures in aims(scenarios):
+        verdict = "met" if met else ("NOT MET" if met is False else "not measured")
+        parts.append(f"- {aim}: **{verdict}** ({figures})")
+    for s in scenarios:
+        if s.get("error"):
+            parts.append(f"\n**{s['scenario']} failed:** {s['error']}")
+        if s.get("timed_out"):
+            parts.append(f"\n**{s['scenario']} hit its time limit**; its figures are partial.")
+    return "\n".join(parts)

@@ -1,0 +1,110 @@
+"""How values read on the pages: dates, money, JSON, links, and errors in plain words."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from ordermill.flows.status import OrderStatus, TaskStatus
+
+# Orders whose page keeps refreshing: something can still change without an operator.
+LIVE_ORDER_STATUSES = frozenset({OrderStatus.IN_PROGRESS, OrderStatus.UNHEALTHY})
+
+_ERRORS = {
+    "RetryableError": "The connector could not be reached or answered with a server error "
+    "(5xx, 408, 425 or 429). ordermill tries again with a growing pause.",
+    "AttemptTimeout": "The connector did not answer within the task's timeoutDuration.",
+    "PermanentError": "The connector refused the order (a 4xx answer or a redirect). Another "
+    "attempt cannot help: fix the cause on the connector's side, then press Retry.",
+    "TargetRefused": "The connector's address is not allowed: it resolves to a private or "
+    "reserved network. Allow the network (ORDERMILL_CONNECTOR_ALLOW_NETWORKS) or use a public "
+    "address.",
+    "WaitTimeout": "No answer came in time. A late answer can still complete the task.",
+}
+
+
+def explain_error(error: Any) -> str | None:
+    """A sentence saying what went wrong and what to do, from a task's or attempt's error."""
+    if not error:
+        return None
+    if isinstance(error, str):
+        return _ERRORS.get(error)
+    if isinstance(error, dict):
+        return _ERRORS.get(str(error.get("class", "")))
+    return None
+
+
+def when(value: datetime | None) -> str:
+    if value is None:
+        return "—"
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def iso(value: datetime | None) -> str:
+    if value is None:
+        return ""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.isoformat()
+
+
+def money(value: float | None) -> str:
+    return "—" if value is None else f"€ {value:,.2f}"
+
+
+def pretty(value: Any) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False, default=str)
+
+
+def compact(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False, default=str, separators=(", ", ": "))
+    return text if len(text) <= 300 else text[:297] + "…"
+
+
+def link_url(value: Any) -> str | None:
+    """The URL if it is safe to put in an href (http or https only; never javascript:)."""
+    if isinstance(value, str) and value.lower().startswith(("https://", "http://")):
+        return value
+    return None
+
+
+def is_overdue(deadline: datetime | None, status: OrderStatus) -> bool:
+    if deadline is None or status in (OrderStatus.SUCCESS, OrderStatus.CANCELLED):
+        return False
+    if deadline.tzinfo is None:
+        deadline = deadline.replace(tzinfo=UTC)
+    return deadline < datetime.now(UTC)
+
+
+def status_word(status: OrderStatus | TaskStatus | str) -> str:
+    value = status.value if isinstance(status, OrderStatus | TaskStatus) else str(status)
+    return value.replace("_", " ").lower()
+
+
+def status_class(status: OrderStatus | TaskStatus | str) -> str:
+    value = status.value if isinstance(status, OrderStatus | TaskStatus) else str(status)
+    return "status-" + value.lower().replace("_", "-")
+
+
+def excerpt(value: str | None, limit: int = 600) -> str:
+    if not value:
+        return ""
+    return value if len(value) <= limit else value[:limit] + "…"
+
+
+FILTERS: dict[str, Callable[..., Any]] = {
+    "when": when,
+    "iso": iso,
+    "money": money,
+    "pretty": pretty,
+    "compact": compact,
+    "link_url": link_url,
+    "status_word": status_word,
+    "status_class": status_class,
+    "explain_error": explain_error,
+    "excerpt": excerpt,
+}

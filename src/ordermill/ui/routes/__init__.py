@@ -1,0 +1,17 @@
+"""The UI's routes, one module per page."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from ordermill.ui.routes import auth, confirmations, editor, flows, order, orders, settings
+
+ROUTERS: tuple[APIRouter, ...] = (
+    auth.router,
+    orders.router,
+    order.router,
+    confirmations.router,
+    flows.router,
+    editor.router,
+    settings.router,
+)

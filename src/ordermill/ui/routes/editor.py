@@ -1,0 +1,135 @@
+"""A flow's page: its graph, its versions, and the stages editor validated as you type."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Form, Query, Request, Response
+
+from ordermill.errors import InvalidInput, Problem
+from ordermill.service import Service
+from ordermill.ui.graph import Graph, flow_graph, stages_of_definition, stages_of_document
+from ordermill.ui.jsonlines import line_of, pointer_lines
+from ordermill.ui.routing import ui_router
+from ordermill.ui.session import Session, SessionDep
+from ordermill.ui.templating import Toast, redirect, render
+
+router = ui_router()
+
+StagesText = Annotated[str, Form(max_length=1_000_000)]
+NameText = Annotated[str, Form(max_length=1000)]
+
+
+@dataclass(frozen=True)
+class Located:
+    """A validator problem and the editor line it points at (None: not in the stages text)."""
+
+    pointer: str
+    message: str
+    line: int | None
+
+
+@dataclass(frozen=True)
+class Checked:
+    problems: list[Located]
+    preview: Graph | None  # None when the text is not JSON, so nothing can be drawn
+
+
+async def check(service: Service, session: Session, key: str, name: str, text: str) -> Checked:
+    """Run the server's validator on the editor's content and place each problem on a line."""
+    try:
+        stages = json.loads(text)
+    except json.JSONDecodeError as exc:
+        message = f"this is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
+        return Checked([Located("/stages", message, exc.lineno)], None)
+    document = {"key": key, "name": name, "stages": stages}
+    problems = await service.validate_flow(session.space_key, document)
+    lines = pointer_lines(text)
+    located = [_locate(problem, lines) for problem in problems]
+    return Checked(located, flow_graph(stages_of_document(stages)))
+
+
+def _locate(problem: Problem, lines: dict[str, int]) -> Located:
+    line = None
+    if problem.pointer == "/stages" or problem.pointer.startswith("/stages/"):
+        line = line_of(lines, problem.pointer.removeprefix("/stages"))
+    return Located(problem.pointer, problem.message, line)
+
+
+@router.get("/flows/{key}")
+async def flow_page(
+    request: Request,
+    session: SessionDep,
+    key: str,
+    version: Annotated[int | None, Query(ge=1)] = None,
+) -> Response:
+    service: Service = request.app.state.service
+    flow = await service.store.flows.get(session.space_key, key)
+    listed = await service.store.flows.list_flows(session.space_key)
+    order_count = next((f.order_count for f in listed if f.key == key), 0)
+    versions = await service.store.flows.versions(session.space_key, key)
+    shown = flow.current
+    if version is not None and version != flow.current_version:
+        shown = await service.store.flows.version(session.space_key, key, version)
+    definition = shown.definition
+    text = json.dumps([stage.to_wire() for stage in definition.stages], indent=2)
+    graph = flow_graph(stages_of_definition(definition))
+    return render(
+        request,
+        "flow.html",
+        active="flows",
+        flow=flow,
+        order_count=order_count,
+        versions=versions,
+        shown=shown,
+        name=definition.name,
+        text=text,
+        graph=graph,
+        checked=Checked([], graph),
+    )
+
+
+@router.post("/flows/{key}/validate")
+async def validate(
+    request: Request, session: SessionDep, key: str, stages: StagesText = "", name: NameText = ""
+) -> Response:
+    """Problems (and the preview graph, out of band) for the editor's current content."""
+    service: Service = request.app.state.service
+    checked = await check(service, session, key, name, stages)
+    return render(request, "partials/problems.html", checked=checked, oob=True)
+
+
+@router.post("/flows/{key}/save")
+async def save(
+    request: Request, session: SessionDep, key: str, stages: StagesText = "", name: NameText = ""
+) -> Response:
+    """A new version when valid; otherwise the problems, and nothing is saved."""
+    service: Service = request.app.state.service
+    flow = await service.store.flows.get(session.space_key, key)
+    checked = await check(service, session, key, name, stages)
+    if checked.problems:
+        count = len(checked.problems)
+        toast = Toast(
+            f"Not saved: {count} problem{'' if count == 1 else 's'} to fix first (listed "
+            "under the editor).",
+            "error",
+        )
+        return render(request, "partials/problems.html", checked=checked, oob=True, toasts=[toast])
+    try:
+        saved, changed = await service.save_flow(
+            session.space_key, {"key": key, "name": name, "stages": json.loads(stages)}
+        )
+    except InvalidInput as exc:  # a handler or the space changed between check and save
+        lines = pointer_lines(stages)
+        checked = Checked([_locate(p, lines) for p in exc.problems], checked.preview)
+        toast = Toast("Not saved: the flow is invalid.", "error")
+        return render(request, "partials/problems.html", checked=checked, toasts=[toast])
+    if not changed:
+        toast = Toast(
+            f"No changes: version {flow.current_version} already has this content.", "info"
+        )
+    else:
+        toast = Toast(f"Saved as version {saved.current_version}.")
+    return redirect(request, f"/flows/{key}", toast)

@@ -1,0 +1,155 @@
+"""The order page: header, flow graph by task status, task details, timeline, lines and actions."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from fastapi import Request, Response
+
+from ordermill.assets_view import download_path
+from ordermill.errors import NotFound
+from ordermill.flows.status import OrderStatus, TaskStatus
+from ordermill.service import Service
+from ordermill.storage.assets import order_assets
+from ordermill.storage.confirmations import HANDLER_KEY, Confirmation
+from ordermill.storage.orders import OrderView
+from ordermill.ui.graph import TaskState, flow_graph, stages_of_definition
+from ordermill.ui.present import LIVE_ORDER_STATUSES, is_overdue
+from ordermill.ui.routing import ui_router
+from ordermill.ui.session import Session, SessionDep
+from ordermill.ui.templating import Toast, render
+
+router = ui_router()
+LINK_LIFETIME = timedelta(hours=1)
+
+MESSAGES = {
+    "start": "Order started.",
+    "retry": "Retrying the failed and timed-out tasks.",
+    "cancel": "Order cancelled.",
+}
+
+
+async def open_confirmations(service: Service, session: Session, order: OrderView) -> list[Any]:
+    """The manual confirmations of this order still waiting for an answer."""
+    found: list[Confirmation] = []
+    for task in order.tasks:
+        if task.handler_key == HANDLER_KEY and task.status in (
+            TaskStatus.WAITING,
+            TaskStatus.TIMED_OUT,
+        ):
+            try:
+                confirmation = await service.store.confirmations.get(
+                    session.space_key, task.delivery_id
+                )
+            except NotFound:
+                continue
+            if confirmation.is_open:
+                found.append(confirmation)
+    return found
+
+
+async def live_context(service: Service, session: Session, order_id: str) -> dict[str, Any]:
+    """What the self-refreshing part of the page shows."""
+    order = await service.store.get_order(session.space_key, order_id)
+    version = await service.store.flows.version_by_id(order.flow_id, order.flow_version)
+    states = {task.key: TaskState(task.status.value, task.attempts) for task in order.tasks}
+    definition = version.definition
+    tasks = {task.key: task for task in order.tasks}
+    task_rows = [
+        (d.key, stage.key, tasks.get(d.key))
+        for stage in definition.stages
+        for d in stage.task_definitions
+    ]
+    return {
+        "order": order,
+        "flow_name": definition.name,
+        "graph": flow_graph(stages_of_definition(definition), states),
+        "task_rows": task_rows,
+        "events": await service.store.list_events(session.space_key, order_id),
+        "confirmations": await open_confirmations(service, session, order),
+        "live": order.status in LIVE_ORDER_STATUSES,
+        "overdue": is_overdue(order.deadline, order.status),
+        "can_start": order.status is OrderStatus.CREATED,
+        "can_retry": order.status in (OrderStatus.FAILURE, OrderStatus.UNHEALTHY),
+        "can_cancel": not order.status.is_final,
+    }
+
+
+async def produced_assets(service: Service, order_id: str) -> list[dict[str, Any]]:
+    """Files the order gained (exports, connector assets), each with a download link."""
+    expires_at = service.clock.now().replace(microsecond=0) + LINK_LIFETIME
+    assets = []
+    for row in await order_assets(service.db, order_id):
+        if row.get("blob_key"):
+            signed = urlsplit(service.links.sign(download_path(int(row["id"])), expires_at))
+            href: str | None = f"{signed.path}?{signed.query}"
+        else:
+            href = row.get("url")
+        assets.append({**row, "href": href})
+    return assets
+
+
+@router.get("/orders/{order_id}")
+async def order_page(request: Request, session: SessionDep, order_id: str) -> Response:
+    service: Service = request.app.state.service
+    context = await live_context(service, session, order_id)
+    return render(
+        request,
+        "order.html",
+        active="orders",
+        assets=await produced_assets(service, order_id),
+        **context,
+    )
+
+
+@router.get("/orders/{order_id}/live")
+async def order_live(request: Request, session: SessionDep, order_id: str) -> Response:
+    service: Service = request.app.state.service
+    context = await live_context(service, session, order_id)
+    return render(request, "partials/order_live.html", oob=True, **context)
+
+
+@router.get("/orders/{order_id}/tasks/{task_key}")
+async def task_detail(
+    request: Request, session: SessionDep, order_id: str, task_key: str
+) -> Response:
+    service: Service = request.app.state.service
+    order = await service.store.get_order(session.space_key, order_id)
+    version = await service.store.flows.version_by_id(order.flow_id, order.flow_version)
+    try:
+        definition = version.definition.task_definition(task_key)
+    except KeyError as exc:
+        raise NotFound(f"the flow of this order has no task {task_key!r}") from exc
+    task = next((t for t in order.tasks if t.key == task_key), None)
+    attempts = (
+        await service.store.list_attempts(session.space_key, order_id, task_key) if task else []
+    )
+    result = task.result if task is not None and isinstance(task.result, dict) else {}
+    return render(
+        request,
+        "partials/task_detail.html",
+        order=order,
+        definition=definition,
+        task=task,
+        attempts=attempts,
+        feedback=result.get("feedback"),
+        result=result,
+    )
+
+
+@router.post("/orders/{order_id}/{action}")
+async def order_action(
+    request: Request, session: SessionDep, order_id: str, action: str
+) -> Response:
+    """Start, retry or cancel; the answer is the refreshed page part and a toast."""
+    service: Service = request.app.state.service
+    store = service.store
+    run = {"start": store.start_order, "retry": store.retry_order, "cancel": store.cancel_order}
+    if action not in run:
+        raise NotFound(f"there is no order action {action!r}")
+    await run[action](session.space_key, order_id, session.actor)
+    context = await live_context(service, session, order_id)
+    toasts = [Toast(MESSAGES[action])]
+    return render(request, "partials/order_live.html", oob=True, toasts=toasts, **context)

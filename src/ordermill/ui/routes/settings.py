@@ -1,0 +1,104 @@
+"""Settings: the space's API keys (create, revoke; a new key shown once) and signing secret."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Any
+
+from fastapi import Form, Request, Response
+
+from ordermill.errors import InvalidInput, Problem
+from ordermill.service import Service
+from ordermill.ui.routing import ui_router
+from ordermill.ui.session import Session, SessionDep
+from ordermill.ui.templating import Toast, is_htmx, redirect, render
+
+router = ui_router()
+ROTATION_OVERLAP = timedelta(hours=24)
+
+
+def masked(secret: str) -> str:
+    """Enough of a secret to tell two apart, never enough to use it."""
+    return secret[:10] + "…" + secret[-4:]
+
+
+async def _keys_context(service: Service, session: Session) -> dict[str, Any]:
+    keys = await service.store.spaces.list_api_keys(session.space_key)
+    return {"keys": keys, "own_key_id": session.key.id}
+
+
+async def _secret_context(service: Service, session: Session) -> dict[str, Any]:
+    secrets = await service.store.spaces.signing_secrets(session.space_key)
+    return {"signing_secrets": [masked(s) for s in secrets]}
+
+
+@router.get("/settings")
+async def settings_page(request: Request, session: SessionDep) -> Response:
+    service: Service = request.app.state.service
+    space = await service.store.spaces.get_space(session.space_key)
+    return render(
+        request,
+        "settings.html",
+        active="settings",
+        space=space,
+        **await _keys_context(service, session),
+        **await _secret_context(service, session),
+    )
+
+
+@router.post("/settings/api-keys")
+async def create_key(
+    request: Request, session: SessionDep, name: Annotated[str, Form(max_length=200)] = ""
+) -> Response:
+    name = name.strip()
+    if not name:
+        raise InvalidInput([Problem("/name", "give the key a name, such as the shop it is for")])
+    service: Service = request.app.state.service
+    secret, key = await service.store.spaces.create_api_key(session.space_key, name)
+    toast = Toast(f"API key {key.name} created. Copy it now: it is shown only once.")
+    if not is_htmx(request):
+        return redirect(request, "/settings", toast)
+    return render(
+        request,
+        "partials/api_keys.html",
+        new_key=secret,
+        new_key_name=key.name,
+        toasts=[toast],
+        **await _keys_context(service, session),
+    )
+
+
+@router.post("/settings/api-keys/{key_id}/revoke")
+async def revoke_key(request: Request, session: SessionDep, key_id: int) -> Response:
+    service: Service = request.app.state.service
+    key = await service.store.spaces.revoke_api_key(session.space_key, key_id)
+    if key.id == session.key.id:
+        return redirect(request, "/signin", Toast("You revoked the key of this session.", "info"))
+    toast = Toast(f"API key {key.name} ({key.prefix}…) revoked; it no longer works.")
+    if not is_htmx(request):
+        return redirect(request, "/settings", toast)
+    return render(
+        request,
+        "partials/api_keys.html",
+        toasts=[toast],
+        **await _keys_context(service, session),
+    )
+
+
+@router.post("/settings/signing-secret/rotate")
+async def rotate_secret(request: Request, session: SessionDep) -> Response:
+    service: Service = request.app.state.service
+    secret, until = await service.store.spaces.rotate_signing_secret(
+        session.space_key, ROTATION_OVERLAP
+    )
+    toast = Toast("New signing secret made. Copy it now: it is shown only once.")
+    if not is_htmx(request):
+        return redirect(request, "/settings", toast)
+    return render(
+        request,
+        "partials/signing_secret.html",
+        new_secret=secret,
+        old_until=until,
+        toasts=[toast],
+        **await _secret_context(service, session),
+    )
