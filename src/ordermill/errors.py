@@ -16,7 +16,9 @@
     │   │   └── AttemptTimeout  the attempt ran past the task's timeoutDuration
     │   └── PermanentError      another attempt cannot help (4xx, redirect, refused target)
     │       └── TargetRefused   the network guard refused the connector's address
-    └── ConfigurationError      settings or plug-ins are inconsistent at start-up
+    ├── ConfigurationError      settings or plug-ins are inconsistent at start-up
+    └── ConnectorError          raised by ordermill.connector, the helper for connector authors
+        (SignatureError, PayloadError, InvalidSecret, FeedbackError: see that package)
 
 Each class docstring is the default message. Structured context lives in attributes so the
 API's single error mapper can turn any of them into an RFC 9457 problem document.

@@ -12,16 +12,15 @@ import ssl
 import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 import aiohttp
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
-from standardwebhooks.webhooks import Webhook
 
 from ordermill.assets_view import merged_order_assets
+from ordermill.connector.signature import sign_headers
 from ordermill.errors import AttemptTimeout, PermanentError, RetryableError, TargetRefused
 from ordermill.flows.model import RetryPolicy
 from ordermill.flows.retry import FailureKind, classify_http_status, parse_retry_after
@@ -119,18 +118,12 @@ def connector_body(ctx: TaskContext) -> bytes:
     ).encode()
 
 
-@lru_cache(maxsize=256)
-def _signer(secret: str) -> Webhook:
-    return Webhook(secret)
-
-
 def sign(body: bytes, delivery_id: str, now: datetime, secrets: Sequence[str]) -> dict[str, str]:
     """Standard Webhooks v1 headers: one signature per live secret (two during a rotation)."""
     if not secrets:
         return {}
-    text = body.decode()
-    signatures = " ".join(_signer(secret).sign(delivery_id, now, text) for secret in secrets)
-    return {"webhook-timestamp": str(int(now.timestamp())), "webhook-signature": signatures}
+    headers = sign_headers(body, delivery_id, secrets, now=now)
+    return {name: value for name, value in headers.items() if name != "webhook-id"}
 
 
 def redacted(headers: dict[str, str]) -> dict[str, str]:
