@@ -118,6 +118,12 @@ class Engine:
     def roles(self) -> dict[str, list[int]]:
         return {role: self.pids(role) for role in ("serve", "api", "worker") if self.pids(role)}
 
+    def signal_workers(self, signum: int) -> None:
+        """SIGSTOP / SIGCONT the workers, to queue orders while no engine runs."""
+        for pid in self.pids("worker"):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
+
     def check_alive(self) -> None:
         for name, process in self.processes.items():
             if process.poll() is not None:
@@ -154,6 +160,7 @@ class Engine:
 
     def stop(self, timeout: float = 15.0) -> None:
         """SIGTERM every process group, then SIGKILL what is still there after ``timeout``."""
+        self.signal_workers(signal.SIGCONT)  # a stopped process would not see SIGTERM
         for process in self.processes.values():
             if process.poll() is None:
                 with contextlib.suppress(ProcessLookupError):

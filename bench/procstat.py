@@ -17,10 +17,11 @@ PROC = Path("/proc")
 
 @dataclass(frozen=True)
 class Cpu:
-    """CPU seconds of a process: its own, and those of its children it has reaped."""
+    """CPU seconds of a process: its own (user + system), and those of its reaped children."""
 
     own: float
     reaped_children: float
+    system: float  # the kernel's part of ``own``
 
     @property
     def total(self) -> float:
@@ -43,7 +44,7 @@ def cpu(pid: int) -> Cpu | None:
         return None
     # After the name: state ppid … utime(14) stime(15) cutime(16) cstime(17), 1-based overall.
     utime, stime, cutime, cstime = (int(value) for value in fields[11:15])
-    return Cpu((utime + stime) / TICKS, (cutime + cstime) / TICKS)
+    return Cpu((utime + stime) / TICKS, (cutime + cstime) / TICKS, stime / TICKS)
 
 
 def parent_of(pid: int) -> int | None:

@@ -3,7 +3,7 @@
 py-spy is not a project dependency: install it into the venv by hand to use this
 (``.venv/bin/pip install py-spy``). Profiling costs CPU on the same cores, so the figures of a
 profiled run are not the ones to quote. ``python -m bench.profile FILE.txt`` summarises a
-profile: the frames with the most samples, inclusive and self.
+profile: samples by package, and ordermill's functions by inclusive samples.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ class Profiler:
         binary = py_spy()
         for name, pid in self.pids.items():
             argv = [binary, "record", "--pid", str(pid), "--rate", str(self.rate)]
-            argv += ["--format", "raw", "--nolineno", "--nonblocking"]
+            argv += ["--format", "raw", "--nolineno", "--gil"]
             argv += ["--output", str(self.directory / f"{name}.txt")]
             with (self.directory / f"{name}.py-spy.log").open("ab") as log:
                 self.processes.append(subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT))
@@ -59,10 +59,17 @@ class Profiler:
                 process.wait(5)
 
 
-def summarize(path: Path, top: int = 30) -> str:
-    """Top frames by inclusive and by self samples, as text."""
-    inclusive: Counter[str] = Counter()
-    own: Counter[str] = Counter()
+def _package(frame: str) -> str:
+    """``func (sqlalchemy/engine/base.py)`` -> ``sqlalchemy``."""
+    _, _, where = frame.rpartition(" (")
+    top = where.rstrip(")").split("/", 1)[0]
+    return top.removesuffix(".py")
+
+
+def summarize(path: Path, top: int = 25) -> str:
+    """Samples by package (self), and the ordermill functions with most samples (inclusive)."""
+    packages: Counter[str] = Counter()
+    ours: Counter[str] = Counter()
     total = 0
     for line in path.read_text().splitlines():
         stack, _, count_text = line.rpartition(" ")
@@ -71,22 +78,23 @@ def summarize(path: Path, top: int = 30) -> str:
         count = int(count_text)
         frames = stack.split(";")
         total += count
-        own[frames[-1]] += count
+        packages[_package(frames[-1])] += count
         for frame in set(frames):
-            inclusive[frame] += count
+            if "(ordermill/" in frame:
+                ours[frame] += count
     if not total:
         return f"{path.name}: no samples"
-    lines = [f"{path.name}: {total} samples", "inclusive:"]
-    lines += [f"  {n / total:6.1%}  {frame}" for frame, n in inclusive.most_common(top)]
-    lines.append("self:")
-    lines += [f"  {n / total:6.1%}  {frame}" for frame, n in own.most_common(top)]
+    lines = [f"{path.name}: {total} samples", "self time by package:"]
+    lines += [f"  {n / total:6.1%}  {name}" for name, n in packages.most_common(top)]
+    lines.append("ordermill functions, inclusive:")
+    lines += [f"  {n / total:6.1%}  {frame}" for frame, n in ours.most_common(top)]
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.profile", description=__doc__)
     parser.add_argument("files", type=Path, nargs="+", help="collapsed stacks from --profile")
-    parser.add_argument("--top", type=int, default=30)
+    parser.add_argument("--top", type=int, default=25)
     args = parser.parse_args(argv)
     for path in args.files:
         print(summarize(path, args.top))

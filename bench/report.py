@@ -95,12 +95,14 @@ def throughput_table(scenarios: list[dict[str, Any]], ceilings: dict[str, Any]) 
                 peak["orders_per_second"],
                 peak["intake_per_second"],
                 f"{_fmt(cpu['engine'], 2)}" + (f" ({split})" if split else ""),
+                f"{peak['engine_system_share']:.0%}",
                 _fmt(cpu.get("postgres"), 2),
                 _fmt(engine_and_pg, 2),
                 _fmt(cpu.get("loadgen"), 2),
                 _fmt(cpu.get("receiver"), 2),
                 _ratio(peak["orders_per_second"], raw_post),
                 _ratio(peak["orders_per_second"], _commit_ceiling(s, ceilings)),
+                _fmt(peak["box"]["others_cores"], 2),
             ]
         )
     return table(
@@ -110,6 +112,7 @@ def throughput_table(scenarios: list[dict[str, Any]], ceilings: dict[str, Any]) 
             "orders/s",
             "intake/s",
             "engine CPU ms/order (api / workers)",
+            "of it kernel",
             "postgres",
             "engine+pg",
             "loadgen",
@@ -126,6 +129,8 @@ def latency_table(scenarios: list[dict[str, Any]]) -> str:
     rows = []
     for s in scenarios:
         for name, phase in s.get("phases", {}).items():
+            if "latency_ms" not in phase:
+                continue
             lat = phase["latency_ms"]
             label = name
             if name == "half":
@@ -140,9 +145,47 @@ def latency_table(scenarios: list[dict[str, Any]]) -> str:
                     lat.get("p99"),
                     lat.get("max"),
                     lat.get("missing"),
+                    _fmt(phase["box"]["others_cores"], 2),
                 ]
             )
-    return table(["scenario", "phase", "n", "p50", "p95", "p99", "max", "missing"], rows)
+    header = ["scenario", "phase", "n", "p50", "p95", "p99", "max", "missing", "others' cores"]
+    return table(header, rows)
+
+
+def drain_table(scenarios: list[dict[str, Any]]) -> str | None:
+    rows = []
+    for s in scenarios:
+        drain = s.get("phases", {}).get("drain")
+        if not drain:
+            continue
+        intake, work = drain["intake_cpu_ms_per_order"], drain["drain_cpu_ms_per_order"]
+        rows.append(
+            [
+                s["scenario"],
+                f"{drain['completed']}/{drain['sent']}",
+                drain["intake_per_second"],
+                _fmt(intake.get("api"), 2),
+                _fmt(intake.get("postgres"), 2),
+                drain["orders_per_second"],
+                _fmt(work.get("worker"), 2),
+                _fmt(work.get("postgres"), 2),
+                f"{drain['others_cores_intake']:.2f} / {drain['others_cores_drain']:.2f}",
+            ]
+        )
+    if not rows:
+        return None
+    header = [
+        "scenario",
+        "done/sent",
+        "API alone: orders/s",
+        "API ms/order",
+        "postgres",
+        "workers alone: orders/s",
+        "workers ms/order",
+        "postgres",
+        "others' cores",
+    ]
+    return table(header, rows)
 
 
 def memory_table(scenarios: list[dict[str, Any]]) -> str:
@@ -181,12 +224,43 @@ def memory_table(scenarios: list[dict[str, Any]]) -> str:
     )
 
 
+def statements_section(scenarios: list[dict[str, Any]]) -> list[str]:
+    parts = []
+    for s in scenarios:
+        found = s.get("statements")
+        if not found or "top" not in found:
+            continue
+        parts.append(
+            f"\n### {s['scenario']}: {found['statements_per_order']} statements and "
+            f"{found['transactions_per_order']} transactions per order "
+            f"({found['exec_ms_per_order']} ms of server execution; {found['orders']} orders)\n"
+        )
+        rows = [
+            [
+                _fmt(row["calls_per_order"], 2),
+                _fmt(row["rows_per_call"], 2),
+                _fmt(row["mean_exec_ms"], 3),
+                row["query"],
+            ]
+            for row in found["top"]
+        ]
+        parts.append(table(["calls/order", "rows/call", "mean ms", "statement"], rows))
+    if parts:
+        parts.insert(0, "\n## PostgreSQL statements per order (pg_stat_statements)")
+    return parts
+
+
 def aims(scenarios: list[dict[str, Any]]) -> list[tuple[str, bool | None, str]]:
     """(aim, met — None when not measured, the figures)."""
     by_name = {s["scenario"]: s for s in scenarios}
 
     def rate(name: str) -> float | None:
         return ((by_name.get(name) or {}).get("phases", {}).get("peak") or {}).get(
+            "orders_per_second"
+        )
+
+    def drain_rate(name: str) -> float | None:
+        return ((by_name.get(name) or {}).get("phases", {}).get("drain") or {}).get(
             "orders_per_second"
         )
 
@@ -205,9 +279,18 @@ def aims(scenarios: list[dict[str, Any]]) -> list[tuple[str, bool | None, str]]:
     if pg.get("pg1") and pg.get("pg2"):
         verdicts.append(
             (
-                "PostgreSQL: 2 workers > 1 worker",
+                "PostgreSQL: 2 workers > 1 worker, end to end",
                 pg["pg2"] > pg["pg1"],
                 f"pg2 {pg['pg2']:,.0f}/s vs pg1 {pg['pg1']:,.0f}/s",
+            )
+        )
+    drained = {name: drain_rate(name) for name in ("pg1", "pg2")}
+    if drained["pg1"] and drained["pg2"]:
+        verdicts.append(
+            (
+                "PostgreSQL: 2 workers > 1 worker, workers alone (drain)",
+                drained["pg2"] > drained["pg1"],
+                f"pg2 {drained['pg2']:,.0f}/s vs pg1 {drained['pg1']:,.0f}/s",
             )
         )
     for s in scenarios:
@@ -232,6 +315,10 @@ def aims(scenarios: list[dict[str, Any]]) -> list[tuple[str, bool | None, str]]:
     return verdicts
 
 
+def _section(title: str, body: str | None) -> list[str]:
+    return [f"\n## {title}\n", body] if body else []
+
+
 def render(results: dict[str, Any]) -> str:
     scenarios = results["scenarios"]
     parts = [
@@ -242,10 +329,15 @@ def render(results: dict[str, Any]) -> str:
         "\n## Throughput and CPU per order (peak: closed loop)\n",
         "CPU in ms per completed order; others' cores: what the rest of the machine used.\n",
         throughput_table(scenarios, results["ceilings"]),
+        *_section(
+            "PostgreSQL: the API alone (workers stopped), then the workers alone (drain)",
+            drain_table(scenarios),
+        ),
         "\n## Latency from the order's 201 to the receiver's request (ms)\n",
         latency_table(scenarios),
         "\n## Memory\n",
         memory_table(scenarios),
+        *statements_section(scenarios),
         "\n## Aims\n",
     ]
     for aim, met, figures in aims(scenarios):

@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))  # `bench` and `tests.support` import from the pro
 import uvloop  # noqa: E402
 from tests.support.postgres import PostgresServer, find_pg_bin_dir  # noqa: E402
 
-from bench import ceilings  # noqa: E402
+from bench import ceilings, pgstats  # noqa: E402
 from bench.engine import Outcomes  # noqa: E402
 from bench.receiver import ReceiverProcess  # noqa: E402
 from bench.report import render  # noqa: E402
@@ -58,6 +58,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=float,
         default=40.0,
         help="mean of the random pause between idle orders (plus 10 ms)",
+    )
+    parser.add_argument(
+        "--drain-orders",
+        type=int,
+        default=500,
+        help="PostgreSQL: orders queued with the workers stopped, then drained (default 500)",
+    )
+    parser.add_argument(
+        "--half-seconds",
+        type=float,
+        default=20.0,
+        help="the half-peak phase sends min(--orders, its rate × this many seconds) orders",
     )
     parser.add_argument(
         "--connections", type=int, default=8, help="load generator connections for the peak phase"
@@ -94,6 +106,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="DIR",
         help="py-spy the engine processes during the peak phase into DIR "
         "(needs py-spy in the venv; perturbs the figures)",
+    )
+    parser.add_argument(
+        "--no-statements",
+        dest="statements",
+        action="store_false",
+        help="skip pg_stat_statements (statements per order on PostgreSQL)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
     args = parser.parse_args(argv)
@@ -196,6 +214,8 @@ async def run_scenario(
     server = await asyncio.to_thread(PostgresServer.launch)
     try:
         url = server.create_database("ordermill")
+        if args.statements:
+            await asyncio.to_thread(pgstats.enable, server, "ordermill")
         scenario = Scenario(
             spec,
             options,
@@ -205,7 +225,10 @@ async def run_scenario(
             Outcomes(conninfo=server.conninfo("ordermill")),
             postmaster_pid(server),
         )
-        return await scenario.run()
+        result = await scenario.run()
+        if args.statements:
+            result["statements"] = await asyncio.to_thread(pgstats.per_order, server, "ordermill")
+        return result
     finally:
         await asyncio.to_thread(server.close)
 
@@ -225,6 +248,8 @@ async def run_all(
         connections=args.connections,
         timeout=args.timeout,
         idle_pause=args.idle_pause_ms / 1000,
+        half_seconds=args.half_seconds,
+        drain_orders=min(args.drain_orders, args.orders),
         extra_env=extra_env,
         profile_dir=args.profile,
     )
@@ -262,9 +287,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"work directory kept: {workdir}", file=sys.stderr)
         else:
             shutil.rmtree(workdir, ignore_errors=True)
-    print(render(results))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2, default=str))
+    print(render(results))
     return 1 if failed else 0
 
 

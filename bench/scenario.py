@@ -1,14 +1,17 @@
-"""One scenario: start ordermill on a database, then run the idle, peak and half-peak phases.
+"""One scenario: start ordermill on a database, then run its phases one after the other.
 
-Each phase resets the receiver, snapshots CPU of every process, sends its load, waits (bounded)
-until its orders are delivered and ended, and reads throughput from the orders' own end times.
+warm-up (not reported), drain (PostgreSQL only: API alone, then workers alone), idle, peak
+(closed loop) and half (open loop at half the peak rate). Each phase resets the receiver,
+snapshots CPU of every process, sends its load, waits (bounded) until its orders are delivered
+and ended, and reads throughput from the orders' own end times.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import math
 import os
+import signal
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
@@ -20,12 +23,10 @@ import aiohttp
 from bench import procstat
 from bench.engine import Engine, Outcomes
 from bench.load import Deadline, OrderClient, Sent, closed_loop, idle, paced
+from bench.meters import CpuMeter, RssSampler, cpu_delta
 from bench.profile import Profiler
 from bench.receiver import ReceiverProcess
-from bench.stats import latency, thirds
-
-FLAT_GROWTH = 0.05  # a worker is "flat" when its RSS grows less than 5 % …
-FLAT_SLACK_KIB = 1024  # … or less than 1 MiB, whichever is larger (allocator noise)
+from bench.stats import latency
 
 
 @dataclass(frozen=True)
@@ -51,75 +52,10 @@ class Options:
     connections: int
     timeout: float
     idle_pause: float
+    half_seconds: float
+    drain_orders: int
     extra_env: dict[str, str]
     profile_dir: Path | None = None
-
-
-class CpuMeter:
-    """CPU seconds so far of each role: engine processes, PostgreSQL, receiver, this process."""
-
-    def __init__(self, engine: Engine, receiver_pid: int, postmaster_pid: int | None) -> None:
-        self.engine = engine
-        self.receiver_pid = receiver_pid
-        self.postmaster_pid = postmaster_pid
-
-    def snapshot(self) -> dict[str, float]:
-        seconds: dict[str, float] = {}
-        for role, pids in self.engine.roles().items():
-            seconds[role] = sum(c.total for c in map(procstat.cpu, pids) if c is not None)
-        if self.postmaster_pid is not None:
-            seconds["postgres"] = procstat.tree_cpu(self.postmaster_pid)
-        seconds["receiver"] = procstat.tree_cpu(self.receiver_pid)
-        seconds["loadgen"] = time.process_time()
-        seconds["box"] = procstat.busy_seconds()
-        seconds["wall"] = time.monotonic()
-        return seconds
-
-
-class RssSampler:
-    """VmRSS of the engine processes every ``interval`` seconds, to show (no) growth."""
-
-    def __init__(self, pids: dict[str, int], interval: float = 0.2) -> None:
-        self.pids = pids
-        self.interval = interval
-        self.samples: dict[str, list[int]] = {name: [] for name in pids}
-        self._task: asyncio.Task[None] | None = None
-
-    async def _run(self) -> None:
-        while True:
-            for name, pid in self.pids.items():
-                value = procstat.rss_kib(pid)
-                if value is not None:
-                    self.samples[name].append(value)
-            await asyncio.sleep(self.interval)
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run())
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    def summary(self, orders: int) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for name, samples in self.samples.items():
-            means = thirds(samples)
-            if means is None:
-                out[name] = {"samples": len(samples)}
-                continue
-            first, last = means
-            growth = last - first
-            out[name] = {
-                "samples": len(samples),
-                "first_third_kib": round(first),
-                "last_third_kib": round(last),
-                "growth_kib": round(growth),
-                "bytes_per_order": round(growth * 1024 / orders, 1) if orders else None,
-                "flat": growth <= max(FLAT_SLACK_KIB, FLAT_GROWTH * first),
-            }
-        return out
 
 
 class Scenario:
@@ -187,6 +123,8 @@ class Scenario:
         )
         if not warm["completed"]:
             raise RuntimeError(f"no warm-up order completed: {warm}")
+        if self.spec.workers:
+            phases["drain"] = await self._drain(cpu, client)
         phases["idle"] = await self._phase(
             cpu,
             "idle-",
@@ -218,19 +156,16 @@ class Scenario:
                 profiler = None
             rate = (phases["peak"]["orders_per_second"] or 0) / 2
             if rate > 0 and not self.deadline.passed:
+                count = min(options.orders, max(200, math.ceil(rate * options.half_seconds)))
                 phases["half"] = await self._phase(
-                    cpu,
-                    "half-",
-                    paced(client, "half-", options.orders, self.deadline, rate=rate),
+                    cpu, "half-", paced(client, "half-", count, self.deadline, rate=rate)
                 )
                 phases["half"]["target_rate"] = round(rate, 1)
         finally:
             await sampler.stop()
             if profiler is not None:
                 await asyncio.to_thread(profiler.stop)
-        processed = sum(phase.get("completed", 0) for phase in phases.values()) - phases[
-            "idle"
-        ].get("completed", 0)
+        processed = sum(phases[name]["completed"] for name in ("peak", "half") if name in phases)
         result["memory"] = sampler.summary(processed)
         result["peak_rss_kib"] = self._peak_rss()
 
@@ -248,6 +183,7 @@ class Scenario:
         seconds = last_end.timestamp() - sent.first_post_wall if last_end else None
         cpu_ms = {role: (after[role] - before[role]) * 1000 for role in after}
         wall_ms, box_ms = cpu_ms.pop("wall"), cpu_ms.pop("box")
+        system_ms = cpu_ms.pop("engine_system")
         engine_ms = sum(cpu_ms.get(role, 0.0) for role in ("serve", "api", "worker"))
         per_order = {"engine": engine_ms, **cpu_ms}
         # Everything else on the machine (other people's work) competed for the same cores.
@@ -268,10 +204,56 @@ class Scenario:
             "intake_per_second": _round(sent.intake_per_second),
             "latency_ms": latency(sent.created, arrivals),
             "box": box,
+            "engine_system_share": round(system_ms / engine_ms, 3) if engine_ms else None,
             "cpu_ms_per_order": {
                 role: round(ms / completed, 3) if completed else None
                 for role, ms in per_order.items()
             },
+        }
+
+    async def _drain(self, cpu: CpuMeter, client: OrderClient) -> dict[str, Any]:
+        """PostgreSQL only: the API takes N orders while the workers are stopped (SIGSTOP), then
+        the workers drain them alone — each side's rate and CPU without the other's."""
+        await self.receiver.reset()
+        self.engine.signal_workers(signal.SIGSTOP)
+        try:
+            before = cpu.snapshot()
+            sent = await closed_loop(
+                client,
+                "drain-",
+                self.options.drain_orders,
+                self.deadline,
+                connections=self.options.connections,
+            )
+            queued = cpu.snapshot()
+        finally:
+            released = time.time()
+            self.engine.signal_workers(signal.SIGCONT)
+        expected = len(sent.created)
+        grace = max(self.deadline.remaining(), 3.0)
+        delivered = await self.receiver.wait_for(expected, grace)
+        counts, last_end = await self.outcomes.wait_until_ended("drain-", expected, grace)
+        intake, drain = cpu_delta(before, queued), cpu_delta(queued, cpu.snapshot())
+        completed = counts.get("SUCCESS", 0)
+        seconds = last_end.timestamp() - released if last_end else None
+
+        def per_order(ms: dict[str, float], roles: tuple[str, ...], n: int) -> dict[str, Any]:
+            return {role: round(ms[role] / n, 3) if n else None for role in roles if role in ms}
+
+        return {
+            "sent": expected,
+            "errors": sent.errors,
+            "first_error": sent.first_error,
+            "delivered": delivered,
+            "completed": completed,
+            "statuses": counts,
+            "intake_per_second": _round(sent.intake_per_second),
+            "intake_cpu_ms_per_order": per_order(intake, ("api", "postgres", "loadgen"), expected),
+            "seconds": round(seconds, 3) if seconds else None,
+            "orders_per_second": round(completed / seconds, 1) if seconds else None,
+            "drain_cpu_ms_per_order": per_order(drain, ("worker", "postgres", "api"), completed),
+            "others_cores_intake": round((intake["box"] - _ours(intake)) / intake["wall"], 2),
+            "others_cores_drain": round((drain["box"] - _ours(drain)) / drain["wall"], 2),
         }
 
     def _named_pids(self) -> dict[str, int]:
@@ -286,6 +268,10 @@ class Scenario:
             peaks["postgres"] = {"sum_kib": total, "processes": processes}
         peaks["receiver"] = procstat.peak_rss_kib(self.receiver.pid)
         return peaks
+
+
+def _ours(ms: dict[str, float]) -> float:
+    return sum(value for role, value in ms.items() if role not in ("wall", "box", "engine_system"))
 
 
 def _round(value: float | None) -> float | None:

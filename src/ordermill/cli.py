@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
+import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable
@@ -18,7 +20,7 @@ from rich.table import Table
 
 from ordermill import __version__
 from ordermill.config import Settings
-from ordermill.errors import OrdermillError
+from ordermill.errors import InvalidInput, OrdermillError, Problem
 from ordermill.flows.status import OrderStatus, TaskStatus
 from ordermill.flows.validation import validate_flow
 from ordermill.handlers.registry import build_registry
@@ -44,6 +46,10 @@ T = TypeVar("T")
 
 
 def _settings() -> Settings:
+    config_file = os.environ.get("ORDERMILL_CONFIG_FILE")
+    if config_file and not Path(config_file).is_file():
+        err.print(f"[red]ORDERMILL_CONFIG_FILE names {config_file}, which is not a file.[/red]")
+        raise typer.Exit(2)
     try:
         return Settings()
     except ValidationError as exc:
@@ -77,7 +83,7 @@ def main(
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
     ] = False,
 ) -> None:
-    """Configuration comes from ORDERMILL_* environment variables (docs/configuration.md)."""
+    """Configuration comes from ORDERMILL_* variables (docs/reference/configuration.md)."""
 
 
 def _uvicorn(settings: Settings, *, run_worker: bool, demo: bool) -> None:
@@ -141,7 +147,10 @@ async def _prepare(settings: Settings, *, demo: bool) -> None:
                 soft_wrap=True,
                 highlight=False,
             )
-            out.print(f"then follow it: {base}/api/orders/<id>  or  ordermill orders watch <id>")
+            out.print(
+                f"then follow it: {base}/api/orders/<id>  or  ordermill orders watch <id>",
+                soft_wrap=True,
+            )
             out.rule()
     finally:
         await service.close()
@@ -256,6 +265,19 @@ def spaces_create(
         try:
             extra: dict[str, Any] = {}
             if allow_network:
+                for network in allow_network:
+                    try:
+                        ipaddress.ip_network(network, strict=False)
+                    except ValueError as exc:
+                        raise InvalidInput(
+                            [
+                                Problem(
+                                    "--allow-network",
+                                    f"{network!r} is not a CIDR such as 10.0.0.0/8",
+                                )
+                            ],
+                            f"--allow-network {network!r} is not a CIDR network such as 10.0.0.0/8",
+                        ) from exc
                 extra["connectorAllowNetworks"] = allow_network
             if allow_http:
                 extra["connectorAllowHttp"] = allow_http

@@ -9,8 +9,8 @@
     ├── Conflict                the request contradicts stored state (→ 409)
     ├── Unauthorized            no or unknown API key (→ 401)
     ├── Forbidden               the key may not touch this space (→ 403)
-    ├── StorageError            the database failed or is unreachable (→ 503)
-    │   └── DatabaseUnavailable the database cannot be reached right now
+    ├── StorageError            the database failed (→ 500, with a correlation id)
+    │   └── DatabaseUnavailable the database cannot be reached right now (→ 503)
     ├── HandlerError            a handler could not do its work
     │   ├── RetryableError      worth another attempt (connection error, 5xx, 429, timeout)
     │   │   └── AttemptTimeout  the attempt ran past the task's timeoutDuration

@@ -14,7 +14,7 @@ from ordermill.blobs import BlobStore, build_blob_store
 from ordermill.clock import Clock, SystemClock
 from ordermill.config import Settings
 from ordermill.engine.worker import Worker, WorkerOptions
-from ordermill.errors import InvalidFlow, NotFound, Problem, Unauthorized
+from ordermill.errors import ConfigurationError, InvalidFlow, NotFound, Problem, Unauthorized
 from ordermill.flows.model import FlowDefinition
 from ordermill.flows.validation import parse_flow, validate_flow
 from ordermill.handlers.base import Handler
@@ -54,6 +54,10 @@ class Service:
         try:
             if run_migrations:
                 await migrate.upgrade(db)
+            elif not await migrate.is_current(db):
+                raise ConfigurationError(
+                    "the database schema is not current; run `ordermill migrate` first"
+                )
             clock = clock or SystemClock()
             secret = (
                 settings.secret_key.get_secret_value()

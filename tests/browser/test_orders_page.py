@@ -70,5 +70,6 @@ def test_at_375_pixels_the_orders_are_cards(
     )
     assert label == '"Status"'
     box = first.bounding_box()
-    assert box is not None and box["width"] <= 375
+    assert box is not None
+    assert box["width"] <= 375
     assert phone.evaluate("document.documentElement.scrollWidth") <= 375  # no sideways scroll

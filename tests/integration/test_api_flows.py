@@ -52,11 +52,14 @@ def broken_flow() -> dict[str, Any]:
     }
 
 
+PLAIN_HTTP_REFUSED = (
+    "must use https; plain http is allowed only for the hosts named in "
+    "ORDERMILL_CONNECTOR_ALLOW_HTTP or in the space's connectorAllowHttp (erp.example.com is not)"
+)
 BROKEN_FLOW_PROBLEMS = [
     {
         "pointer": "/stages/0/taskDefinitions/0/payload/uri",
-        "message": "must use https; plain http is allowed only for the hosts named in "
-        "ORDERMILL_CONNECTOR_ALLOW_HTTP (erp.example.com is not)",
+        "message": PLAIN_HTTP_REFUSED,
     },
     {
         "pointer": "/stages/0/taskDefinitions/2/nxt",
@@ -227,13 +230,7 @@ async def test_plain_http_passes_validation_only_for_hosts_the_space_allows(
 
     assert allowed.json() == {"valid": True, "problems": []}
     pointer = "/stages/0/taskDefinitions/0/payload/uri"
-    assert other_host.json()["problems"] == [
-        {
-            "pointer": pointer,
-            "message": "must use https; plain http is allowed only for the hosts named in "
-            "ORDERMILL_CONNECTOR_ALLOW_HTTP (erp.example.com is not)",
-        }
-    ]
+    assert other_host.json()["problems"] == [{"pointer": pointer, "message": PLAIN_HTTP_REFUSED}]
     assert [p["pointer"] for p in other_space.json()["problems"]] == [pointer]
 
 

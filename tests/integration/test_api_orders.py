@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx2
 import pytest
@@ -220,10 +222,13 @@ async def test_an_invalid_order_is_a_400_problem_listing_every_problem(
         "The order is invalid.",
         "/api/orders",
         problems=[
-            {"pointer": "/thirdPartyOrderId", "message": "Field required"},
+            {
+                "pointer": "/thirdPartyOrderId",
+                "message": "required field 'thirdPartyOrderId' is missing",
+            },
             {
                 "pointer": "/orderLines/0/items/0/assets/0/versions/0/date",
-                "message": "Input should be a valid string",
+                "message": "must be a string",
             },
             {"pointer": "/updateUrl", "message": "unknown field 'updateUrl'"},
             {"pointer": "/colour", "message": "unknown field 'colour'"},
@@ -418,13 +423,50 @@ async def test_cancelling_a_running_order_cancels_its_task(
 ) -> None:
     https_receiver.script("/orders", Reply(status=201, before=held_by(gate)))
     created = await create(client, acme, order_doc())
-    await wait_for_requests(https_receiver, 1)
+    [request] = await wait_for_requests(https_receiver, 1)
 
     cancelled = await client.post(f"/api/orders/{created['id']}/cancel", headers=acme)
 
     assert cancelled.status_code == 200, cancelled.text
     assert cancelled.json()["status"] == "CANCELLED"
     assert [(t["key"], t["status"]) for t in cancelled.json()["tasks"]] == [("task-1", "CANCELLED")]
+    update_path = urlsplit(request.json()["order"]["updateUrl"]).path
+    feedback = await client.post(update_path, json={"status": "success"})
+    assert feedback.status_code == 409
+    assert feedback.json()["detail"] == "the order was cancelled; feedback is no longer accepted"
+    retry = await client.post(f"/api/orders/{created['id']}/retry", headers=acme)
+    assert retry.status_code == 409
+
+
+@pytest.mark.usefixtures("flow")
+async def test_the_same_order_posted_concurrently_is_stored_once(
+    client: httpx2.AsyncClient, acme: dict[str, str]
+) -> None:
+    responses = await asyncio.gather(
+        *(client.post("/api/orders", json=order_doc(start=False), headers=acme) for _ in range(4))
+    )
+
+    assert sorted(r.status_code for r in responses) == [200, 200, 200, 201], [
+        r.text for r in responses
+    ]
+    assert len({r.json()["id"] for r in responses}) == 1
+    listed = (await client.get("/api/orders", headers=acme)).json()["items"]
+    assert [o["id"] for o in listed] == [responses[0].json()["id"]]
+
+
+@pytest.mark.usefixtures("flow")
+async def test_one_id_posted_concurrently_with_two_bodies_is_stored_once_and_refused_once(
+    client: httpx2.AsyncClient, acme: dict[str, str]
+) -> None:
+    first, second = await asyncio.gather(
+        client.post("/api/orders", json=order_doc(start=False), headers=acme),
+        client.post("/api/orders", json=order_doc(start=False, data={"other": True}), headers=acme),
+    )
+
+    assert sorted([first.status_code, second.status_code]) == [201, 409]
+    winner = first if first.status_code == 201 else second
+    listed = (await client.get("/api/orders", headers=acme)).json()["items"]
+    assert [o["id"] for o in listed] == [winner.json()["id"]]
 
 
 async def test_actions_on_an_unknown_order_are_404_problems(
@@ -469,6 +511,29 @@ async def test_listing_filters_by_status_flow_and_third_party_id(
     assert await ids("flowKey=made-to-order&status=CREATED") == [first["id"]]
     assert await ids("thirdPartyOrderId=A-1") == [first["id"]]
     assert await ids("thirdPartyOrderId=Z-9") == []
+
+
+@pytest.mark.usefixtures("flow")
+async def test_listing_filters_by_creation_time_given_with_a_time_zone(
+    client: httpx2.AsyncClient, acme: dict[str, str]
+) -> None:
+    created = await create(client, acme, order_doc(start=False))
+
+    async def ids(query: str) -> list[str]:
+        response = await client.get("/api/orders", params=query, headers=acme)
+        assert response.status_code == 200, response.text
+        return [order["id"] for order in response.json()["items"]]
+
+    assert await ids("createdFrom=2000-01-01T00:00:00Z") == [created["id"]]
+    assert await ids("createdTo=2000-01-01T00:00:00Z") == []
+    assert await ids("createdFrom=2000-01-01T00:00:00Z&createdTo=2999-01-01T00:00:00%2B02:00") == [
+        created["id"]
+    ]
+    naive = await client.get("/api/orders?createdFrom=2000-01-01T00:00:00", headers=acme)
+    assert naive.status_code == 400
+    assert naive.json()["problems"] == [
+        {"pointer": "", "message": "query parameter createdFrom: give a time zone, e.g. Z"}
+    ]
 
 
 async def test_listing_with_an_unknown_status_is_a_400_problem(
@@ -561,7 +626,7 @@ async def test_reading_an_unknown_order_is_a_404_problem(
 
 @pytest.mark.usefixtures("flow")
 async def test_attempts_of_an_unknown_task_are_a_404_problem(
-    client: httpx2.AsyncClient, acme: dict[str, str], make_space: Callable[..., Any]
+    client: httpx2.AsyncClient, acme: dict[str, str]
 ) -> None:
     created = await create(client, acme, order_doc(start=False))
 

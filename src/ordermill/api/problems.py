@@ -23,7 +23,7 @@ from ordermill.errors import (
     StorageError,
     Unauthorized,
 )
-from ordermill.handlers.registry import pointer
+from ordermill.handlers.registry import message_of, pointer
 
 log = structlog.get_logger("ordermill.api")
 
@@ -68,12 +68,10 @@ def validation_problems(exc: RequestValidationError) -> list[Problem]:
     for error in exc.errors():
         location = list(error.get("loc", ()))
         source = location.pop(0) if location else "body"
-        message = str(error.get("msg", "is invalid")).removeprefix("Value error, ")
+        message = message_of({**error, "loc": location})
         if error.get("type") == "json_invalid":
             message = "the request body is not valid JSON"
             location = []
-        elif error.get("type") == "extra_forbidden":
-            message = f"unknown field {location[-1]!r}"
         if source != "body":
             message = f"{source} parameter: {message}"
         problems.append(Problem(pointer(location), message))

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
     TypeAdapter,
     ValidationError,
+    WithJsonSchema,
     field_validator,
 )
 
@@ -21,8 +24,22 @@ from ordermill.flows.order import parse_instant
 from ordermill.handlers.registry import problems_of
 from ordermill.storage.flowdefs import FlowRecord, FlowVersion
 from ordermill.storage.orders import AttemptView, EventView, OrderView, TaskView
+from ordermill.times import iso
 
-NonNegative = Annotated[int, Field(ge=0)] | Annotated[float, Field(ge=0, allow_inf_nan=False)]
+
+def _non_negative(value: Any) -> int | float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+        raise ValueError("must be a number")
+    if value < 0 or value == float("inf"):
+        raise ValueError("must be a finite number of at least 0")
+    return value
+
+
+# One validator instead of an int | float union: an integer stays an integer (connectors get
+# back the numbers that were sent) and a bad value gives one problem, not one per union member.
+NonNegative = Annotated[
+    Any, AfterValidator(_non_negative), WithJsonSchema({"type": "number", "minimum": 0})
+]
 KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 
 
@@ -202,9 +219,7 @@ def version_out(version: FlowVersion) -> dict[str, Any]:
 
 
 def _iso(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    return value.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return iso(value)
 
 
 class FeedbackAssetIn(_Strict):
@@ -244,11 +259,35 @@ def parse_feedback(raw: bytes) -> FeedbackIn:
         raise InvalidInput(problems_of(exc), "The feedback is invalid.") from exc
 
 
-class SpaceIn(_Strict):
+def _networks(value: list[str]) -> list[str]:
+    for network in value:
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError as exc:
+            raise ValueError(f"{network!r} is not a CIDR network such as 10.0.0.0/8") from exc
+    return value
+
+
+def _hosts(value: list[str]) -> list[str]:
+    for host in value:
+        if not host or any(char in host for char in "/ \t@?#"):
+            raise ValueError(f"{host!r} is not a host name such as erp.internal")
+    return value
+
+
+class AllowancesIn(_Strict):
+    """What a space's connectors may reach beyond the operator's allowances (admin only)."""
+
+    connectorAllowNetworks: list[str] = Field(default_factory=list, max_length=100)
+    connectorAllowHttp: list[str] = Field(default_factory=list, max_length=100)
+
+    _check_networks = field_validator("connectorAllowNetworks")(_networks)
+    _check_hosts = field_validator("connectorAllowHttp")(_hosts)
+
+
+class SpaceIn(AllowancesIn):
     key: str = Field(pattern=KEY_PATTERN)
     name: str | None = Field(default=None, max_length=200)
-    connectorAllowNetworks: list[str] = Field(default_factory=list)
-    connectorAllowHttp: list[str] = Field(default_factory=list)
 
 
 class ApiKeyIn(_Strict):

@@ -15,7 +15,8 @@ class OrderStatus(StrEnum):
 
     @property
     def is_final(self) -> bool:
-        """SUCCESS and CANCELLED never change again; FAILURE and UNHEALTHY can be retried."""
+        """SUCCESS and CANCELLED end an order. FAILURE and UNHEALTHY can be retried, and only an
+        operator's explicit redelivery of one of its tasks reopens a SUCCESS order."""
         return self in (OrderStatus.SUCCESS, OrderStatus.CANCELLED)
 
 
@@ -59,7 +60,7 @@ TASK_TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
     TaskStatus.WAITING: frozenset(
         {TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.TIMED_OUT, TaskStatus.CANCELLED}
     ),
-    TaskStatus.SUCCEEDED: frozenset(),
+    TaskStatus.SUCCEEDED: frozenset({TaskStatus.PENDING}),  # an operator's redelivery
     TaskStatus.FAILED: frozenset({TaskStatus.PENDING}),
     TaskStatus.TIMED_OUT: frozenset({TaskStatus.PENDING, TaskStatus.SUCCEEDED, TaskStatus.FAILED}),
     TaskStatus.CANCELLED: frozenset(),

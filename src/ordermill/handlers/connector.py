@@ -83,7 +83,8 @@ class ConsumeRestApiPayload(BaseModel):
         if parts.scheme == "http" and parts.hostname not in allow_http:
             raise ValueError(
                 f"must use https; plain http is allowed only for the hosts named in "
-                f"ORDERMILL_CONNECTOR_ALLOW_HTTP ({parts.hostname} is not)"
+                f"ORDERMILL_CONNECTOR_ALLOW_HTTP or in the space's connectorAllowHttp "
+                f"({parts.hostname} is not)"
             )
         return uri
 

@@ -92,6 +92,7 @@ def refusal_message(host: str, address: str, reason: str) -> str:
     shown = address if host == address else f"{host} ({address})"
     return (
         f"target {shown} is {reason}; allow it with ORDERMILL_CONNECTOR_ALLOW_NETWORKS "
+        "(or the space's connectorAllowNetworks) "
         f"(for example {address}/32) if this connector is meant to be internal"
     )
 

@@ -1,13 +1,14 @@
 """The handler registry: built-ins registered in one place, plug-ins found by entry point.
 
 Third-party packages ship handlers through the ``ordermill.handlers`` entry-point group; each
-entry point names a Handler class (constructed with no arguments) or a factory taking Settings.
+entry point names a Handler class or factory, called with Settings when its first positional
+parameter is required or named ``settings`` and with no arguments otherwise (docs/handlers.md).
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from importlib.metadata import entry_points
 from typing import Any
 
@@ -27,16 +28,56 @@ def pointer(location: Iterable[Any]) -> str:
     return "".join("/" + part for part in parts)
 
 
+_PLAIN = {
+    "bool_type": "must be true or false",
+    "bool_parsing": "must be true or false",
+    "string_type": "must be a string",
+    "int_type": "must be an integer",
+    "int_parsing": "must be an integer",
+    "int_from_float": "must be an integer",
+    "float_type": "must be a number",
+    "float_parsing": "must be a number",
+    "list_type": "must be an array",
+    "dict_type": "must be an object",
+    "model_type": "must be an object",
+    "model_attributes_type": "must be an object",
+    "url_parsing": "must be a URL",
+}
+
+
+def message_of(error: Mapping[str, Any]) -> str:
+    """A pydantic error in the words the flow validator uses."""
+    kind, ctx, location = error["type"], error.get("ctx") or {}, error.get("loc") or ()
+    if kind == "missing":
+        return f"required field {location[-1]!r} is missing" if location else "is required"
+    if kind == "extra_forbidden":
+        return f"unknown field {location[-1]!r}" if location else "unknown field"
+    if kind in _PLAIN:
+        return _PLAIN[kind]
+    if kind in ("greater_than_equal", "greater_than"):
+        return f"must be at least {ctx.get('ge', ctx.get('gt'))}"
+    if kind in ("less_than_equal", "less_than"):
+        return f"must be at most {ctx.get('le', ctx.get('lt'))}"
+    if kind == "string_too_short":
+        return f"must have at least {ctx.get('min_length')} characters"
+    if kind == "string_too_long":
+        return f"must have at most {ctx.get('max_length')} characters"
+    if kind == "too_short":
+        return f"must have at least {ctx.get('min_length')} entries"
+    if kind == "too_long":
+        return f"must have at most {ctx.get('max_length')} entries"
+    if kind == "string_pattern_mismatch":
+        return f"must match {ctx.get('pattern')}"
+    if kind == "literal_error":
+        return f"must be one of {ctx.get('expected')}"
+    return str(error.get("msg", "is invalid")).removeprefix("Value error, ")
+
+
 def problems_of(error: ValidationError, prefix: str = "") -> list[Problem]:
-    problems = []
-    for item in error.errors(include_url=False):
-        message = item["msg"]
-        if item["type"] == "extra_forbidden":
-            message = f"unknown field {item['loc'][-1]!r}"
-        elif message.startswith("Value error, "):
-            message = message.removeprefix("Value error, ")
-        problems.append(Problem(prefix + pointer(item["loc"]), message))
-    return problems
+    return [
+        Problem(prefix + pointer(item["loc"]), message_of(item))
+        for item in error.errors(include_url=False)
+    ]
 
 
 class HandlerRegistry:
@@ -155,7 +196,6 @@ def mail_handlers(settings: Settings) -> list[Handler]:
         SendEmail(mailer, default_from=settings.smtp_from, blob_reader=read_blob),
         ManualConfirmation(mailer, default_from=settings.smtp_from),
     ]
-
 
 
 def export_handler(settings: Settings) -> Handler:

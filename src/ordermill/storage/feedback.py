@@ -20,6 +20,7 @@ from ordermill.storage import tables as t
 from ordermill.storage.advance import UnitOfWork, advance_order
 from ordermill.storage.assets import insert_assets
 from ordermill.storage.spaces import hash_secret
+from ordermill.times import iso
 
 FINAL = {"success": TaskStatus.SUCCEEDED, "failure": TaskStatus.FAILED}
 
@@ -90,6 +91,8 @@ async def receive_feedback(
     """Record feedback for the task and apply it when it can be. Returns what happened."""
     final = feedback.final_status
     conn = uow.conn
+    if final is None and (target.status.is_ended or target.order_status is OrderStatus.CANCELLED):
+        raise Conflict(f"the task already ended as {target.status.value}; progress is not accepted")
     if final is None:
         await _store(uow, target, feedback, applied=True)
         await insert_assets(uow, target.order_id, target.task_key, feedback.assets)
@@ -103,7 +106,7 @@ async def receive_feedback(
                 .where(t.tasks.c.id == target.task_id, t.tasks.c.due_at < due)
                 .values(due_at=due, updated_at=uow.now)
             )
-            data["waitUntil"] = due.isoformat()
+            data["waitUntil"] = iso(due)
         uow.event(
             target.order_id,
             "feedback.progress",

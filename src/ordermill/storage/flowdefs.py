@@ -118,7 +118,9 @@ class FlowStore:
                 continue
         raise Conflict(f"flow {definition.key!r} is being changed concurrently; try again")
 
-    async def get(self, space_key: str, key: str) -> FlowRecord:
+    async def get(self, space_key: str, key: str, *, count_orders: bool = False) -> FlowRecord:
+        """The flow with its current version (and, when asked, how many orders run it)."""
+        count = 0
         async with self.db.read() as conn:
             row = (
                 await conn.execute(
@@ -129,10 +131,18 @@ class FlowStore:
                     )
                 )
             ).first()
-        if row is None:
-            raise NotFound(f"flow {key!r} does not exist in space {space_key!r}")
+            if row is None:
+                raise NotFound(f"flow {key!r} does not exist in space {space_key!r}")
+            if count_orders:
+                count = (
+                    await conn.execute(
+                        select(func.count())
+                        .select_from(t.orders)
+                        .where(t.orders.c.space_key == space_key, t.orders.c.flow_key == key)
+                    )
+                ).scalar_one()
         current = await self.version_by_id(row.id, row.current_version)
-        return _record(row, current)
+        return _record(row, current, int(count))
 
     async def list_flows(self, space_key: str) -> list[FlowRecord]:
         order_counts = (

@@ -29,7 +29,7 @@ class Space:
     key: str
     name: str
     created_at: datetime
-    # Connector allowances of this space, on top of the operator's (see docs/configuration).
+    # Connector allowances of this space, on top of the operator's (docs/connectors.md).
     allow_networks: tuple[str, ...] = ()
     allow_http_hosts: tuple[str, ...] = ()
     settings: dict[str, Any] = field(default_factory=dict)

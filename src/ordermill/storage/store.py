@@ -265,7 +265,9 @@ class Store(OrderReads):
             for done in completions:
                 ok = await record_completion(uow, done)
                 applied.append(ok)
-                if ok and done.status in (TaskStatus.WAITING, TaskStatus.PENDING):
+                # Final feedback that came before the HTTP answer wins over whatever the attempt
+                # itself ended in: the connector evidently got the order.
+                if ok and done.status is not TaskStatus.SUCCEEDED:
                     held = await held_feedback(uow, done.task.task_id)
                     if held is not None:
                         await finish_with_feedback(

@@ -18,6 +18,7 @@ from ordermill.flows.work import AttemptRecord, ClaimedTask, Completion
 from ordermill.storage import tables as t
 from ordermill.storage.advance import UnitOfWork, advance_order, feedback_token
 from ordermill.storage.assets import insert_assets
+from ordermill.times import iso
 
 
 async def select_claimable(conn: AsyncConnection, now: datetime, limit: int) -> list[Any]:
@@ -191,7 +192,7 @@ async def record_completion(uow: UnitOfWork, done: Completion) -> bool:
     if done.error:
         data["error"] = done.error.get("message")
     if done.status is TaskStatus.PENDING and done.due_at is not None:
-        data["retryAt"] = done.due_at.isoformat()
+        data["retryAt"] = iso(done.due_at)
     if done.status is TaskStatus.SUCCEEDED and isinstance((done.result or {}).get("message"), str):
         data["message"] = (done.result or {})["message"]  # a handler's note for the timeline
     uow.event(task.order_id, _EVENT_OF_STATUS[done.status], task_key=task.task_key, data=data)

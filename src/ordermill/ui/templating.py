@@ -17,7 +17,6 @@ from urllib.parse import quote
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from markupsafe import Markup
 
 from ordermill.flows.status import OrderStatus
 from ordermill.ui.present import FILTERS
@@ -125,11 +124,6 @@ def read_flash(request: Request) -> Toast | None:
         return Toast(str(data["text"])[:500], str(data.get("kind", "info"))[:10])
     except (ValueError, KeyError, TypeError):
         return None
-
-
-def attr_json(value: Any) -> Markup:
-    """JSON for an HTML attribute value (escaped by the template like any other text)."""
-    return Markup.escape(json.dumps(value, separators=(",", ":")))
 
 
 def query_string(**params: str | None) -> str:

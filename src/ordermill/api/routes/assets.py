@@ -55,7 +55,9 @@ def content_disposition(file_name: str) -> str:
 
 
 @router.get("/api/orders/{order_id}/assets", summary="The files an order gained, with links")
-async def list_assets(order_id: str, principal: PrincipalDep, service: ServiceDep) -> dict[str, Any]:
+async def list_assets(
+    order_id: str, principal: PrincipalDep, service: ServiceDep
+) -> dict[str, Any]:
     """Exports and assets sent back by connectors, oldest first. Files ordermill stores come
     with a download link signed for one hour (and a presigned storage URL on S3)."""
     await service.store.get_order(principal.space_key, order_id)
@@ -91,7 +93,9 @@ async def download_asset(
         space_key = (await authenticate(request, service)).space_key
     row = await get_asset(service.db, asset_id, space_key)
     if row["blob_key"] is None:
-        raise NotFound(f"asset {asset_id} is not stored by ordermill; download it from {row['url']}")
+        raise NotFound(
+            f"asset {asset_id} is not stored by ordermill; download it from {row['url']}"
+        )
     stream = await service.blobs.open_stream(row["blob_key"])
     file_name = row["file_name"] or row["blob_key"].rsplit("/", 1)[-1]
     return StreamingResponse(

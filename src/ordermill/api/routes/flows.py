@@ -106,7 +106,8 @@ async def get_flow(
     service: ServiceDep,
     space_key: str | None = Query(None, alias="spaceKey"),
 ) -> dict[str, Any]:
-    return flow_out(await service.store.flows.get(principal.space(space_key), key))
+    flow = await service.store.flows.get(principal.space(space_key), key, count_orders=True)
+    return flow_out(flow)
 
 
 @router.put("/{key}", summary="Save a new version of a flow (or create it)")

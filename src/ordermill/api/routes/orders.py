@@ -110,7 +110,8 @@ async def list_orders(
         created_from=created_from,
         created_to=created_to,
     )
-    scope = principal.space_key or space_key
+    # A space key sees its own space (naming another is a 403); the admin sees all or one.
+    scope = principal.space(space_key) if (space_key or not principal.is_admin) else None
     orders = await service.store.list_orders(scope, filters, limit=limit + 1, after=cursor)
     page = orders[:limit]
     return {

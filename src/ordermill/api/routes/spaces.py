@@ -8,8 +8,9 @@ from typing import Any
 from fastapi import APIRouter, Response
 
 from ordermill.api.auth import AdminDep, PrincipalDep, ServiceDep
-from ordermill.api.schemas import ApiKeyIn, RequireSignatureIn, SpaceIn
+from ordermill.api.schemas import AllowancesIn, ApiKeyIn, RequireSignatureIn, SpaceIn
 from ordermill.storage.spaces import ApiKey, Space
+from ordermill.times import iso
 
 router = APIRouter(prefix="/api/spaces", tags=["spaces"])
 
@@ -18,7 +19,7 @@ def space_out(space: Space) -> dict[str, Any]:
     return {
         "key": space.key,
         "name": space.name,
-        "createdAt": space.created_at.isoformat(),
+        "createdAt": iso(space.created_at),
         "connectorAllowNetworks": list(space.allow_networks),
         "connectorAllowHttp": list(space.allow_http_hosts),
         "requireFeedbackSignature": bool(space.settings.get("requireFeedbackSignature")),
@@ -30,8 +31,8 @@ def key_out(key: ApiKey) -> dict[str, Any]:
         "id": key.id,
         "name": key.name,
         "prefix": key.prefix,
-        "createdAt": key.created_at.isoformat(),
-        "revokedAt": key.revoked_at.isoformat() if key.revoked_at else None,
+        "createdAt": iso(key.created_at),
+        "revokedAt": iso(key.revoked_at),
     }
 
 
@@ -71,7 +72,22 @@ async def rotate_secret(key: str, principal: PrincipalDep, service: ServiceDep) 
     secret, expires = await service.store.spaces.rotate_signing_secret(
         principal.space(key), overlap
     )
-    return {"current": secret, "previousExpiresAt": expires.isoformat()}
+    return {"current": secret, "previousExpiresAt": iso(expires)}
+
+
+@router.put(
+    "/{key}/connector-allowances", summary="Change what the space's connectors may reach (admin)"
+)
+async def set_allowances(
+    key: str, body: AllowancesIn, _: AdminDep, service: ServiceDep
+) -> dict[str, Any]:
+    """Replaces the space's extra networks (CIDRs) and plain-http hosts; empty lists remove them."""
+    space = await service.store.spaces.update_settings(
+        key,
+        connectorAllowNetworks=body.connectorAllowNetworks,
+        connectorAllowHttp=body.connectorAllowHttp,
+    )
+    return space_out(space)
 
 
 @router.put("/{key}/feedback-signature", summary="Require signed feedback, or not")

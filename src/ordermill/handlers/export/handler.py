@@ -115,14 +115,8 @@ class Export:
             assets = await self._store(ctx, outputs)
         finally:
             await asyncio.to_thread(shutil.rmtree, work, True)
-        return Succeeded(
-            {
-                "files": [
-                    {"assetId": a.asset_id, "fileName": a.file_name, "size": a.size} for a in assets
-                ]
-            },
-            assets=assets,
-        )
+        files = [{"assetId": a.asset_id, "fileName": a.file_name, "size": a.size} for a in assets]
+        return Succeeded({"files": files}, assets=assets)
 
     async def _build(
         self, ctx: TaskContext, formats: set[str], work: Path

@@ -1,0 +1,204 @@
+"""The UI over plain HTTP, in-process, on SQLite and PostgreSQL: no browser needed.
+
+Sessions, CSRF, security headers and error pages are checked here; what needs a real browser
+(htmx, mermaid, layout) is in the other modules of this directory.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import pytest
+from fastapi import FastAPI
+
+from ordermill.api.app import create_app
+from ordermill.config import Settings
+from ordermill.service import Service
+from tests.support.factories import order_doc
+
+CSRF_FIELD = re.compile(r'name="csrf" value="([^"]+)"')
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path}/ordermill.db"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+@pytest.fixture
+async def app(database_url: str, tmp_path: Path) -> AsyncIterator[FastAPI]:
+    settings = Settings(
+        database_url=database_url, data_dir=tmp_path / "data", public_url="http://testserver"
+    )
+    application = create_app(settings, run_worker=False)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def browser(app: FastAPI) -> AsyncIterator[httpx2.AsyncClient]:
+    """A cookie-keeping client that follows no redirects, like a browser's network tab."""
+    transport = httpx2.ASGITransport(app=app)
+    async with httpx2.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        yield http
+
+
+@pytest.fixture
+async def api_key(app: FastAPI) -> str:
+    service: Service = app.state.service
+    await service.store.spaces.create_space("acme")
+    secret, _ = await service.store.spaces.create_api_key("acme", "ops")
+    return secret
+
+
+async def sign_in(browser: httpx2.AsyncClient, api_key: str, next_: str = "/") -> httpx2.Response:
+    form = await browser.get("/signin")
+    token = CSRF_FIELD.search(form.text)
+    assert token is not None
+    return await browser.post(
+        "/signin", data={"csrf": token.group(1), "api_key": api_key, "next": next_}
+    )
+
+
+async def csrf_of(browser: httpx2.AsyncClient, path: str = "/settings") -> str:
+    page = await browser.get(path)
+    token = CSRF_FIELD.search(page.text)
+    assert token is not None
+    return token.group(1)
+
+
+async def test_pages_need_a_session_and_sign_in_returns_to_the_page_asked_for(
+    browser: httpx2.AsyncClient, api_key: str
+) -> None:
+    response = await browser.get("/flows")
+    assert (response.status_code, response.headers["location"]) == (303, "/signin?next=%2Fflows")
+
+    signed_in = await sign_in(browser, api_key, "/flows")
+
+    assert (signed_in.status_code, signed_in.headers["location"]) == (303, "/flows")
+    cookie = signed_in.headers["set-cookie"]
+    assert "ordermill_session=" in cookie
+    assert "HttpOnly" in cookie
+    assert "SameSite=lax" in cookie
+    assert api_key not in cookie
+    assert (await browser.get("/flows")).status_code == 200
+
+
+async def test_a_wrong_key_or_an_outside_next_is_refused(
+    browser: httpx2.AsyncClient, api_key: str
+) -> None:
+    wrong = await sign_in(browser, "om_not-a-key")
+    assert wrong.status_code == 401
+    assert "unknown or revoked" in wrong.text
+
+    outside = await sign_in(browser, api_key, "//evil.example.com/")
+    assert outside.headers["location"] == "/"
+
+
+async def test_a_post_without_the_csrf_token_changes_nothing(
+    app: FastAPI, browser: httpx2.AsyncClient, api_key: str
+) -> None:
+    await sign_in(browser, api_key)
+
+    refused = await browser.post("/settings/api-keys", data={"name": "sneaky"})
+    forged = await browser.post(
+        "/settings/api-keys", data={"name": "sneaky"}, headers={"X-CSRF-Token": "forged"}
+    )
+    accepted = await browser.post(
+        "/settings/api-keys", data={"name": "mine", "csrf": await csrf_of(browser)}
+    )
+
+    assert (refused.status_code, forged.status_code, accepted.status_code) == (403, 403, 303)
+    assert "Reload the page" in refused.text
+    service: Service = app.state.service
+    names = [key.name for key in await service.store.spaces.list_api_keys("acme")]
+    assert names == ["ops", "mine"]
+
+
+async def test_revoking_the_key_ends_its_session(
+    app: FastAPI, browser: httpx2.AsyncClient, api_key: str
+) -> None:
+    await sign_in(browser, api_key)
+    service: Service = app.state.service
+    (key,) = await service.store.spaces.list_api_keys("acme")
+
+    await service.store.spaces.revoke_api_key("acme", key.id)
+
+    assert (await browser.get("/")).status_code == 303
+
+
+async def test_ui_pages_carry_a_strict_content_security_policy(
+    browser: httpx2.AsyncClient, api_key: str
+) -> None:
+    await sign_in(browser, api_key)
+
+    for path in ("/", "/flows", "/confirmations", "/settings", "/signin", "/ui/static/app.js"):
+        response = await browser.get(path)
+        policy = response.headers["content-security-policy"]
+        assert "script-src 'self';" in policy, path
+        assert response.headers["x-frame-options"] == "DENY"
+    assert "content-security-policy" not in (await browser.get("/healthz")).headers
+    assert "<script>" not in (await browser.get("/")).text  # every script is a static file
+
+
+async def test_an_unexpected_error_shows_a_page_with_a_correlation_id(
+    app: FastAPI, browser: httpx2.AsyncClient, api_key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await sign_in(browser, api_key)
+    service: Service = app.state.service
+
+    async def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(service.store, "list_orders", broken)
+    page = await browser.get("/")
+    fragment = await browser.get("/orders/table", headers={"HX-Request": "true"})
+
+    assert page.status_code == 500
+    assert "Something went wrong on our side" in page.text
+    assert re.search(r"correlation id [0-9a-f]{16}", page.text)
+    assert "boom" not in page.text
+    assert "RuntimeError" not in page.text
+    assert fragment.status_code == 500
+    assert fragment.headers["hx-retarget"] == "#toasts"
+    assert "correlation id" in fragment.text
+
+
+async def test_orders_page_filters_counts_and_escapes_on_this_database(
+    app: FastAPI, browser: httpx2.AsyncClient, api_key: str
+) -> None:
+    service: Service = app.state.service
+    flow = {
+        "key": "f1",
+        "name": "Flow one",
+        "stages": [
+            {
+                "key": "s",
+                "initialTaskDefinitionKeys": ["t"],
+                "taskDefinitions": [
+                    {"key": "t", "handlerKey": "wait", "payload": {"durationMs": 1}}
+                ],
+            }
+        ],
+    }
+    await service.save_flow("acme", flow)
+    for number in range(3):
+        body = order_doc(f"WEB-{number}<i>", flow_key="f1")
+        await service.create_order(body, start=number > 0, actor="test")
+    await sign_in(browser, api_key)
+
+    page = await browser.get("/", params={"q": "WEB-1"})
+    created = await browser.get("/", params={"status": "CREATED"})
+
+    assert "WEB-1&lt;i&gt;" in page.text
+    assert "WEB-1<i>" not in page.text
+    assert "WEB-2&lt;i&gt;" not in page.text
+    assert re.search(r"IN_PROGRESS <span class=\"count\">1</span>", page.text)
+    assert created.text.count('class="order-row"') == 1
+    assert re.search(r"All <span class=\"count\">3</span>", created.text)
