@@ -41,7 +41,7 @@ def ceilings_table(ceilings: dict[str, Any]) -> str:
             [
                 f"raw aiohttp POST ({posts['concurrency']} keep-alive TLS connections)",
                 posts["per_second"],
-                posts["cpu_ms_per_op"],
+                _fmt(posts["cpu_ms_per_op"], 3),
                 f"receiver {posts['receiver_cpu_ms_per_op']} ms/op; one at a time: "
                 f"p50 {rtt['p50']} ms, p99 {rtt['p99']} ms",
             ]
@@ -59,7 +59,7 @@ def ceilings_table(ceilings: dict[str, Any]) -> str:
             [
                 "PostgreSQL insert+commit, psycopg async",
                 pg["per_second"],
-                pg["cpu_ms_per_op"],
+                _fmt(pg["cpu_ms_per_op"], 3),
                 f"postgres {pg['postgres_cpu_ms_per_op']} ms/op",
             ]
         )

@@ -181,16 +181,16 @@ class Scenario:
         arrivals = await self.receiver.arrivals()
         completed = counts.get("SUCCESS", 0)
         seconds = last_end.timestamp() - sent.first_post_wall if last_end else None
-        cpu_ms = {role: (after[role] - before[role]) * 1000 for role in after}
-        wall_ms, box_ms = cpu_ms.pop("wall"), cpu_ms.pop("box")
-        system_ms = cpu_ms.pop("engine_system")
-        engine_ms = sum(cpu_ms.get(role, 0.0) for role in ("serve", "api", "worker"))
-        per_order = {"engine": engine_ms, **cpu_ms}
+        cpu_ms = cpu_delta(before, after)
         # Everything else on the machine (other people's work) competed for the same cores.
         box = {
-            "busy_cores": round(box_ms / wall_ms, 2),
-            "others_cores": round((box_ms - sum(cpu_ms.values())) / wall_ms, 2),
+            "busy_cores": round(cpu_ms["box"] / cpu_ms["wall"], 2),
+            "others_cores": _others(cpu_ms),
         }
+        system_ms = cpu_ms.pop("engine_system")
+        del cpu_ms["wall"], cpu_ms["box"]
+        engine_ms = sum(cpu_ms.get(role, 0.0) for role in ("serve", "api", "worker"))
+        per_order = {"engine": engine_ms, **cpu_ms}
         return {
             "sent": expected,
             "errors": sent.errors,
@@ -252,8 +252,8 @@ class Scenario:
             "seconds": round(seconds, 3) if seconds else None,
             "orders_per_second": round(completed / seconds, 1) if seconds else None,
             "drain_cpu_ms_per_order": per_order(drain, ("worker", "postgres", "api"), completed),
-            "others_cores_intake": round((intake["box"] - _ours(intake)) / intake["wall"], 2),
-            "others_cores_drain": round((drain["box"] - _ours(drain)) / drain["wall"], 2),
+            "others_cores_intake": _others(intake),
+            "others_cores_drain": _others(drain),
         }
 
     def _named_pids(self) -> dict[str, int]:
@@ -272,6 +272,11 @@ class Scenario:
 
 def _ours(ms: dict[str, float]) -> float:
     return sum(value for role, value in ms.items() if role not in ("wall", "box", "engine_system"))
+
+
+def _others(ms: dict[str, float]) -> float:
+    """Cores the rest of the machine used; clock-tick rounding can make a quiet one dip below 0."""
+    return round(max(0.0, (ms["box"] - _ours(ms)) / ms["wall"]), 2)
 
 
 def _round(value: float | None) -> float | None:

@@ -332,13 +332,6 @@ async def test_handlers_lists_consume_rest_api_with_its_payload_schema(
     assert properties["sendsFeedback"]["default"] is False
 
 
-async def test_handlers_need_an_api_key(client: httpx2.AsyncClient) -> None:
-    response = await client.get("/api/handlers")
-
-    assert response.status_code == 401
-    assert response.headers["content-type"] == PROBLEM_JSON
-
-
 def _refs(node: object) -> list[str]:
     """Every "$ref" value anywhere in a JSON document."""
     if isinstance(node, dict):

@@ -75,6 +75,7 @@ def create_app(settings: Settings, *, run_worker: bool = True, demo: bool = Fals
             f"The request body is larger than the limit of {settings.max_body_bytes} bytes "
             "(ORDERMILL_MAX_BODY_BYTES).",
             instance=request.url.path,
+            title="Content Too Large",  # as BodySizeLimit says it (RFC 9110's name)
         )
 
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)

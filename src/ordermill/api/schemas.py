@@ -110,6 +110,7 @@ class OrderIn(_Strict):
 
 
 _ORDER = TypeAdapter(OrderIn)
+_START = TypeAdapter(bool)
 
 
 def parse_order(document: Any) -> tuple[dict[str, Any], bool]:
@@ -121,10 +122,19 @@ def parse_order(document: Any) -> tuple[dict[str, Any], bool]:
         start_beside = document.get("start")
         if not extra:
             document, prefix = document["order"], "/order"
+    problems = []
+    if start_beside is not None:
+        # Read like the bare body's ``start``: bool("false") would start the order.
+        try:
+            start_beside = _START.validate_python(start_beside)
+        except ValidationError as exc:
+            problems = problems_of(exc, "/start")
     try:
         order = _ORDER.validate_python(document)
     except ValidationError as exc:
-        raise InvalidInput(problems_of(exc, prefix), "The order is invalid.") from exc
+        raise InvalidInput(problems_of(exc, prefix) + problems, "The order is invalid.") from exc
+    if problems:
+        raise InvalidInput(problems, "The order is invalid.")
     body = order.model_dump(mode="json", exclude={"start"})
     start = order.start if start_beside is None else bool(start_beside)
     return body, start
