@@ -6,7 +6,7 @@ Concrete choices (which database, which handlers) are made here once, at start-u
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
@@ -40,6 +40,7 @@ class Service:
     clock: Clock
     links: LinkSigner
     blobs: BlobStore  # where exports keep their bytes (ORDERMILL_BLOB_STORE)
+    _known_spaces: set[str] = field(default_factory=set)
 
     @classmethod
     async def open(
@@ -162,7 +163,10 @@ class Service:
         self, body: dict[str, Any], *, start: bool, actor: str
     ) -> tuple[OrderView, bool]:
         """Store an order (validated at the edge) and start its flow when asked."""
-        await self.store.spaces.get_space(body["spaceKey"])
+        if body["spaceKey"] not in self._known_spaces:
+            # Spaces are never deleted, so one successful look-up per process is enough.
+            await self.store.spaces.get_space(body["spaceKey"])
+            self._known_spaces.add(body["spaceKey"])
         return await self.store.create_order(
             body["spaceKey"], body["flowKey"], body, start=start, actor=actor
         )

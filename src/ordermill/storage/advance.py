@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Callable
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -17,7 +17,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ordermill.flows.model import FlowDefinition
-from ordermill.flows.planner import plan
+from ordermill.flows.planner import TaskRef, plan
 from ordermill.flows.status import OrderStatus, TaskStatus
 from ordermill.storage import tables as t
 from ordermill.storage.ids import new_id
@@ -38,6 +38,7 @@ class UnitOfWork:
     now: datetime
     token_secret: str
     new_tasks: int = 0
+    created_tasks: list[dict[str, Any]] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
     status_changes: list[tuple[str, OrderStatus, OrderStatus]] = field(default_factory=list)
 
@@ -67,9 +68,6 @@ class UnitOfWork:
             self.events = []
 
 
-FlowLoader = Callable[[int, int], "FlowDefinition | None"]
-
-
 async def advance_order(
     uow: UnitOfWork,
     order_id: str,
@@ -80,13 +78,25 @@ async def advance_order(
     """Create the tasks that became runnable and bring the order's status up to date."""
     conn = uow.conn
     order = (await conn.execute(select(t.orders.c.status).where(t.orders.c.id == order_id))).one()
-    current = OrderStatus(order.status)
     rows = (
         await conn.execute(
             select(t.tasks.c.task_key, t.tasks.c.status).where(t.tasks.c.order_id == order_id)
         )
     ).all()
     statuses = {row.task_key: TaskStatus(row.status) for row in rows}
+    return await apply_plan(uow, order_id, flow, OrderStatus(order.status), statuses, actor=actor)
+
+
+async def apply_plan(
+    uow: UnitOfWork,
+    order_id: str,
+    flow: FlowDefinition,
+    current: OrderStatus,
+    statuses: Mapping[str, TaskStatus],
+    *,
+    actor: str = "engine",
+) -> OrderStatus:
+    """What ``advance_order`` does once the order's state is known (no reads)."""
     decision = plan(
         flow,
         statuses,
@@ -96,36 +106,43 @@ async def advance_order(
     if decision.stage_started is not None:
         uow.event(order_id, "stage.started", data={"stage": decision.stage_started})
     if decision.start:
-        new_rows = []
-        for ref in decision.start:
-            handler_key = flow.stages[ref.stage_index].task_definition(ref.task_key).handler_key
-            delivery_id = new_id("dlv_")
-            new_rows.append(
-                {
-                    "order_id": order_id,
-                    "stage_index": ref.stage_index,
-                    "stage_key": ref.stage_key,
-                    "task_key": ref.task_key,
-                    "handler_key": handler_key,
-                    "status": TaskStatus.PENDING.value,
-                    "attempts": 0,
-                    "budget_base": 0,
-                    "due_at": uow.now,
-                    "delivery_id": delivery_id,
-                    "delivery_epoch": uow.now,
-                    "feedback_token_hash": hash_secret(
-                        feedback_token(uow.token_secret, delivery_id)
-                    ),
-                    "created_at": uow.now,
-                    "updated_at": uow.now,
-                }
-            )
-            uow.event(order_id, "task.queued", task_key=ref.task_key)
-        await conn.execute(insert(t.tasks), new_rows)
+        new_rows = [new_task_row(uow, order_id, flow, ref) for ref in decision.start]
+        result = await uow.conn.execute(
+            insert(t.tasks).returning(t.tasks.c.id, sort_by_parameter_order=True), new_rows
+        )
+        for row, task_id in zip(new_rows, result.scalars(), strict=True):
+            uow.created_tasks.append({**row, "id": task_id})
+            uow.event(order_id, "task.queued", task_key=row["task_key"])
         uow.new_tasks += len(new_rows)
     if decision.order_status is not current:
         await set_order_status(uow, order_id, current, decision.order_status, actor=actor)
     return decision.order_status
+
+
+def new_task_row(
+    uow: UnitOfWork, order_id: str, flow: FlowDefinition, ref: TaskRef
+) -> dict[str, Any]:
+    handler_key = flow.stages[ref.stage_index].task_definition(ref.task_key).handler_key
+    delivery_id = new_id("dlv_")
+    return {
+        "order_id": order_id,
+        "stage_index": ref.stage_index,
+        "stage_key": ref.stage_key,
+        "task_key": ref.task_key,
+        "handler_key": handler_key,
+        "status": TaskStatus.PENDING.value,
+        "attempts": 0,
+        "budget_base": 0,
+        "due_at": uow.now,
+        "delivery_id": delivery_id,
+        "delivery_epoch": uow.now,
+        "feedback_token_hash": hash_secret(feedback_token(uow.token_secret, delivery_id)),
+        "result": None,
+        "error": None,
+        "created_at": uow.now,
+        "updated_at": uow.now,
+        "ended_at": None,
+    }
 
 
 async def set_order_status(

@@ -18,15 +18,17 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from ordermill.errors import DatabaseUnavailable, StorageError
+from ordermill.storage.sqlite import inline_connector
 
 
 def _sqlite_engine(url: str, *, immediate: bool, synchronous: str, pool_size: int) -> AsyncEngine:
+    database = make_url(url).database or ":memory:"
     engine = create_async_engine(
         url,
         pool_size=pool_size,
         max_overflow=0,
         pool_timeout=60,
-        connect_args={"timeout": 30},
+        async_creator=inline_connector(database),
     )
 
     @event.listens_for(engine.sync_engine, "connect")

@@ -6,6 +6,7 @@ applied as soon as the attempt's outcome is recorded, so it is never lost.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 from typing import Any
@@ -15,7 +16,7 @@ from sqlalchemy import insert, select, update
 from ordermill.errors import Conflict, NotFound
 from ordermill.flows.model import FlowDefinition
 from ordermill.flows.status import OrderStatus, TaskStatus
-from ordermill.flows.work import AssetRecord, Wake
+from ordermill.flows.work import AssetRecord, Completion, Wake
 from ordermill.storage import tables as t
 from ordermill.storage.advance import UnitOfWork, advance_order
 from ordermill.storage.assets import insert_assets
@@ -212,6 +213,27 @@ async def finish_with_feedback(
         data={"by": "feedback", "message": feedback.message},
     )
     await advance_order(uow, order_id, flow)
+
+
+async def with_held_feedback(
+    uow: UnitOfWork, completions: Sequence[Completion]
+) -> list[Completion]:
+    """The completions whose task has final feedback waiting to be applied (one query)."""
+    if not completions:
+        return []
+    ids = [done.task.task_id for done in completions]
+    held = set(
+        (
+            await uow.conn.execute(
+                select(t.feedback.c.task_id).where(
+                    t.feedback.c.task_id.in_(ids),
+                    t.feedback.c.applied.is_(False),
+                    t.feedback.c.status.in_(list(FINAL)),
+                )
+            )
+        ).scalars()
+    )
+    return [done for done in completions if done.task.task_id in held]
 
 
 async def held_feedback(uow: UnitOfWork, task_id: int) -> Feedback | None:

@@ -9,15 +9,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import ColumnElement, Float, String, insert, literal, select
 
 from ordermill.errors import Conflict, NotFound
 from ordermill.flows.order import earliest_deadline, order_value
 from ordermill.flows.status import OrderStatus, TaskStatus
 from ordermill.storage import tables as t
-from ordermill.storage.advance import UnitOfWork, advance_order
-from ordermill.storage.ids import new_id
+from ordermill.storage.advance import UnitOfWork
 
 
 @dataclass(frozen=True)
@@ -241,37 +239,52 @@ class OrderReads:
 async def insert_order(
     uow: UnitOfWork,
     *,
+    order_id: str,
     space_key: str,
-    flow_id: int,
     flow_key: str,
-    flow_version: int,
     body: dict[str, Any],
     start: bool,
     actor: str,
-) -> str:
-    """Insert a new order (raising IntegrityError on a duplicate third-party id)."""
-    order_id = new_id("ord_")
-    await uow.conn.execute(
-        insert(t.orders).values(
-            id=order_id,
-            space_key=space_key,
-            flow_id=flow_id,
-            flow_key=flow_key,
-            flow_version=flow_version,
-            third_party_order_id=body["thirdPartyOrderId"],
-            status=(OrderStatus.IN_PROGRESS if start else OrderStatus.CREATED).value,
-            body=body,
-            body_hash=body_hash(flow_key, body),
-            value=order_value(body),
-            deadline=earliest_deadline(body),
-            created_at=uow.now,
-            updated_at=uow.now,
-        )
+) -> tuple[int, int] | None:
+    """Insert a new order on the flow's current version, read in the same statement.
+
+    Returns (flow id, version), or None when the space has no such flow. Raises
+    IntegrityError on a duplicate third-party id.
+    """
+    status = OrderStatus.IN_PROGRESS if start else OrderStatus.CREATED
+    constants: dict[str, ColumnElement[Any]] = {
+        "id": literal(order_id, String),
+        "space_key": literal(space_key, String),
+        "third_party_order_id": literal(body["thirdPartyOrderId"], String),
+        "status": literal(status.value, String),
+        "body": literal(body, t.Json),
+        "body_hash": literal(body_hash(flow_key, body), String),
+        "value": literal(order_value(body), Float),
+        "deadline": literal(earliest_deadline(body), t.UTCDateTime),
+        "created_at": literal(uow.now, t.UTCDateTime),
+        "updated_at": literal(uow.now, t.UTCDateTime),
+    }
+    source = select(
+        *constants.values(), t.flows.c.id, t.flows.c.key, t.flows.c.current_version
+    ).where(
+        t.flows.c.space_key == space_key,
+        t.flows.c.key == flow_key,
+        t.flows.c.deleted_at.is_(None),
     )
-    uow.event(order_id, "order.created", actor=actor, data={"flowVersion": flow_version})
+    columns = [*constants, "flow_id", "flow_key", "flow_version"]
+    row = (
+        await uow.conn.execute(
+            insert(t.orders)
+            .from_select(columns, source)
+            .returning(t.orders.c.flow_id, t.orders.c.flow_version)
+        )
+    ).first()
+    if row is None:
+        return None
+    uow.event(order_id, "order.created", actor=actor, data={"flowVersion": row.flow_version})
     if start:
         uow.event(order_id, "order.started", actor=actor)
-    return order_id
+    return int(row.flow_id), int(row.flow_version)
 
 
 def existing_or_conflict(
@@ -286,17 +299,3 @@ def existing_or_conflict(
             "with a different body"
         )
     return existing
-
-
-__all__ = [
-    "AttemptView",
-    "EventView",
-    "IntegrityError",
-    "OrderFilter",
-    "OrderReads",
-    "OrderView",
-    "TaskView",
-    "advance_order",
-    "existing_or_conflict",
-    "insert_order",
-]

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -18,10 +19,11 @@ from sqlalchemy.exc import IntegrityError
 from ordermill.clock import Clock
 from ordermill.errors import Conflict, NotFound
 from ordermill.flows.model import FlowDefinition
+from ordermill.flows.order import earliest_deadline, order_value
 from ordermill.flows.status import OrderStatus, TaskStatus
 from ordermill.flows.work import ClaimedTask, Completion
 from ordermill.storage import tables as t
-from ordermill.storage.advance import UnitOfWork, advance_order, set_order_status
+from ordermill.storage.advance import UnitOfWork, advance_order, apply_plan, set_order_status
 from ordermill.storage.assets import assets_of_orders
 from ordermill.storage.confirmations import ConfirmationStore
 from ordermill.storage.database import Database
@@ -33,17 +35,25 @@ from ordermill.storage.feedback import (
     fire_due,
     held_feedback,
     receive_feedback,
+    with_held_feedback,
 )
 from ordermill.storage.flowdefs import FlowStore
+from ordermill.storage.ids import new_id
 from ordermill.storage.notify import notify
-from ordermill.storage.orders import OrderReads, OrderView, existing_or_conflict, insert_order
+from ordermill.storage.orders import (
+    OrderReads,
+    OrderView,
+    existing_or_conflict,
+    insert_order,
+    task_view,
+)
 from ordermill.storage.spaces import SpaceStore, hash_secret
 from ordermill.storage.work import (
     claim_rows,
     extend_leases,
     load_orders,
     make_claimed,
-    record_completion,
+    record_completions,
     select_claimable,
 )
 
@@ -86,30 +96,51 @@ class Store(OrderReads):
     async def create_order(
         self, space_key: str, flow_key: str, body: dict[str, Any], *, start: bool, actor: str
     ) -> tuple[OrderView, bool]:
-        """Store the order (and start it). A resend of the same order returns the stored one."""
-        existing = await self.find_order(space_key, body["thirdPartyOrderId"])
-        if existing is not None:
-            return existing_or_conflict(existing, flow_key, body), False
-        flow = await self.flows.get(space_key, flow_key)
+        """Store the order (and start it). A resend of the same order returns the stored one.
+
+        One transaction and no reads in the usual case: the insert picks the flow's current
+        version itself, and the answer is built from what was written.
+        """
+        order_id = new_id("ord_")
         try:
             async with self.unit() as uow:
-                order_id = await insert_order(
+                pinned = await insert_order(
                     uow,
+                    order_id=order_id,
                     space_key=space_key,
-                    flow_id=flow.id,
-                    flow_key=flow.key,
-                    flow_version=flow.current_version,
+                    flow_key=flow_key,
                     body=body,
                     start=start,
                     actor=actor,
                 )
+                if pinned is None:
+                    raise NotFound(f"flow {flow_key!r} does not exist in space {space_key!r}")
+                flow_id, version = pinned
+                status = OrderStatus.IN_PROGRESS if start else OrderStatus.CREATED
                 if start:
-                    await advance_order(uow, order_id, flow.current.definition, actor=actor)
+                    flow = await self.flow_of(flow_id, version)
+                    status = await apply_plan(uow, order_id, flow, status, {}, actor=actor)
         except IntegrityError:
-            # A concurrent POST of the same thirdPartyOrderId won the unique key.
+            # The same thirdPartyOrderId again (perhaps concurrently): same order, or conflict.
             existing = await self.find_order(space_key, body["thirdPartyOrderId"])
             return existing_or_conflict(existing, flow_key, body), False
-        return await self.get_order(space_key, order_id), True
+        order = OrderView(
+            id=order_id,
+            space_key=space_key,
+            flow_key=flow_key,
+            flow_id=flow_id,
+            flow_version=version,
+            third_party_order_id=body["thirdPartyOrderId"],
+            status=status,
+            body=body,
+            value=order_value(body),
+            deadline=earliest_deadline(body),
+            created_at=uow.now,
+            updated_at=uow.now,
+            ended_at=None,
+            tasks=tuple(task_view(SimpleNamespace(**row)) for row in uow.created_tasks),
+        )
+        return order, True
 
     async def start_order(self, space_key: str | None, order_id: str, actor: str) -> OrderView:
         order = await self.get_order(space_key, order_id)
@@ -260,24 +291,26 @@ class Store(OrderReads):
 
     async def complete(self, completions: list[Completion]) -> list[bool]:
         """Record many outcomes in one transaction (group commit); False marks a stale one."""
-        applied = []
         async with self.unit() as uow:
-            for done in completions:
-                ok = await record_completion(uow, done)
-                applied.append(ok)
-                # Final feedback that came before the HTTP answer wins over whatever the attempt
-                # itself ended in: the connector evidently got the order.
-                if ok and done.status is not TaskStatus.SUCCEEDED:
-                    held = await held_feedback(uow, done.task.task_id)
-                    if held is not None:
-                        await finish_with_feedback(
-                            uow,
-                            done.task.task_id,
-                            done.task.order_id,
-                            done.task.task_key,
-                            held,
-                            done.task.flow,
-                        )
+            applied = await record_completions(uow, completions)
+            # Final feedback that came before the HTTP answer wins over whatever the attempt
+            # itself ended in: the connector evidently got the order.
+            unsettled = [
+                done
+                for done, ok in zip(completions, applied, strict=True)
+                if ok and done.status is not TaskStatus.SUCCEEDED
+            ]
+            for done in await with_held_feedback(uow, unsettled):
+                held = await held_feedback(uow, done.task.task_id)
+                if held is not None:
+                    await finish_with_feedback(
+                        uow,
+                        done.task.task_id,
+                        done.task.order_id,
+                        done.task.task_key,
+                        held,
+                        done.task.flow,
+                    )
         return applied
 
     async def extend_leases(self, owner: str, task_ids: list[int], lease_seconds: float) -> None:

@@ -6,17 +6,18 @@ outcome commits later in a batch with other outcomes (group commit).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ordermill.flows.model import FlowDefinition
-from ordermill.flows.status import TaskStatus
+from ordermill.flows.status import OrderStatus, TaskStatus
 from ordermill.flows.work import AttemptRecord, ClaimedTask, Completion
 from ordermill.storage import tables as t
-from ordermill.storage.advance import UnitOfWork, advance_order, feedback_token
+from ordermill.storage.advance import UnitOfWork, apply_plan, feedback_token
 from ordermill.storage.assets import insert_assets
 from ordermill.times import iso
 
@@ -156,49 +157,121 @@ _EVENT_OF_STATUS = {
 }
 
 
-async def record_completion(uow: UnitOfWork, done: Completion) -> bool:
-    """Apply one outcome if we still hold the lease. Returns False for a stale outcome."""
-    conn, now, task = uow.conn, uow.now, done.task
-    ended = done.status in (TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.TIMED_OUT)
-    values: dict[str, Any] = {
-        "status": done.status.value,
-        "due_at": done.due_at,
-        "wake": done.wake,
-        "lease_owner": None,
-        "lease_expires_at": None,
-        "updated_at": now,
-        "ended_at": now if ended else None,
-        "error": done.error,
+_ENDED = (TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.TIMED_OUT)
+
+
+async def record_completions(uow: UnitOfWork, completions: Sequence[Completion]) -> list[bool]:
+    """Apply a batch of outcomes in a fixed number of statements (group commit).
+
+    An outcome is applied only while its worker still holds the task's lease; a stale one
+    (the lease passed to another worker) is reported False and changes nothing.
+    """
+    conn, now = uow.conn, uow.now
+    ids = [done.task.task_id for done in completions]
+    current = {
+        row.id: row
+        for row in await conn.execute(
+            select(t.tasks.c.id, t.tasks.c.status, t.tasks.c.lease_owner, t.tasks.c.attempts)
+            .where(t.tasks.c.id.in_(ids))
+            .with_for_update()
+        )
+    }
+    fresh = [done for done in completions if _holds_lease(current.get(done.task.task_id), done)]
+    applied = {done.task.task_id for done in fresh}
+    with_result = [_task_values(done, now) for done in fresh if done.result is not None]
+    without_result = [_task_values(done, now) for done in fresh if done.result is None]
+    for rows in (with_result, without_result):
+        if rows:
+            await conn.execute(_update_task(with_result=rows is with_result), rows)
+    attempts = [done.attempt.row(done.task.task_id) for done in fresh]
+    if attempts:
+        await conn.execute(insert(t.attempts), attempts)
+    for done in fresh:
+        await insert_assets(uow, done.task.order_id, done.task.task_key, done.assets)
+        uow.event(
+            done.task.order_id,
+            _EVENT_OF_STATUS[done.status],
+            task_key=done.task.task_key,
+            data=_event_data(done),
+        )
+    ended = [done for done in fresh if done.status in _ENDED]
+    if ended:
+        await _advance_orders(uow, ended)
+    return [done.task.task_id in applied for done in completions]
+
+
+def _holds_lease(row: Any, done: Completion) -> bool:
+    return (
+        row is not None
+        and row.status == TaskStatus.RUNNING.value
+        and row.lease_owner == done.task.lease_owner
+        and row.attempts == done.task.attempt
+    )
+
+
+def _task_values(done: Completion, now: datetime) -> dict[str, Any]:
+    values = {
+        "b_id": done.task.task_id,
+        "b_status": done.status.value,
+        "b_due_at": done.due_at,
+        "b_wake": done.wake,
+        "b_ended_at": now if done.status in _ENDED else None,
+        "b_error": done.error,
+        "b_now": now,
     }
     if done.result is not None:
-        values["result"] = done.result
-    updated = await conn.execute(
-        update(t.tasks)
-        .where(
-            and_(
-                t.tasks.c.id == task.task_id,
-                t.tasks.c.status == TaskStatus.RUNNING.value,
-                t.tasks.c.lease_owner == task.lease_owner,
-                t.tasks.c.attempts == task.attempt,
-            )
-        )
-        .values(**values)
-    )
-    if updated.rowcount == 0:
-        return False
-    await conn.execute(insert(t.attempts).values(**done.attempt.row(task.task_id)))
-    await insert_assets(uow, task.order_id, task.task_key, done.assets)
-    data: dict[str, Any] = {"attempt": task.attempt}
+        values["b_result"] = done.result
+    return values
+
+
+def _update_task(*, with_result: bool) -> Any:
+    values: dict[str, Any] = {
+        "status": bindparam("b_status"),
+        "due_at": bindparam("b_due_at", type_=t.UTCDateTime),
+        "wake": bindparam("b_wake"),
+        "lease_owner": None,
+        "lease_expires_at": None,
+        "updated_at": bindparam("b_now", type_=t.UTCDateTime),
+        "ended_at": bindparam("b_ended_at", type_=t.UTCDateTime),
+        "error": bindparam("b_error", type_=t.Json),
+    }
+    if with_result:
+        values["result"] = bindparam("b_result", type_=t.Json)
+    return update(t.tasks).where(t.tasks.c.id == bindparam("b_id")).values(**values)
+
+
+def _event_data(done: Completion) -> dict[str, Any]:
+    data: dict[str, Any] = {"attempt": done.task.attempt}
     if done.error:
         data["error"] = done.error.get("message")
     if done.status is TaskStatus.PENDING and done.due_at is not None:
         data["retryAt"] = iso(done.due_at)
     if done.status is TaskStatus.SUCCEEDED and isinstance((done.result or {}).get("message"), str):
         data["message"] = (done.result or {})["message"]  # a handler's note for the timeline
-    uow.event(task.order_id, _EVENT_OF_STATUS[done.status], task_key=task.task_key, data=data)
-    if ended:
-        await advance_order(uow, task.order_id, task.flow)
-    return True
+    return data
+
+
+async def _advance_orders(uow: UnitOfWork, ended: Sequence[Completion]) -> None:
+    """Plan every order that had a task end, reading all of their state in two statements."""
+    order_ids = sorted({done.task.order_id for done in ended})
+    flows = {done.task.order_id: done.task.flow for done in ended}
+    orders = {
+        row.id: OrderStatus(row.status)
+        for row in await uow.conn.execute(
+            select(t.orders.c.id, t.orders.c.status)
+            .where(t.orders.c.id.in_(order_ids))
+            .with_for_update()
+        )
+    }
+    statuses: dict[str, dict[str, TaskStatus]] = {order_id: {} for order_id in order_ids}
+    for row in await uow.conn.execute(
+        select(t.tasks.c.order_id, t.tasks.c.task_key, t.tasks.c.status).where(
+            t.tasks.c.order_id.in_(order_ids)
+        )
+    ):
+        statuses[row.order_id][row.task_key] = TaskStatus(row.status)
+    for order_id in order_ids:
+        await apply_plan(uow, order_id, flows[order_id], orders[order_id], statuses[order_id])
 
 
 async def extend_leases(
