@@ -3,8 +3,9 @@
 - raw aiohttp POSTs per second to the benchmark receiver (keep-alive, TLS, N connections), and
   the round trip of one POST at a time: no engine can deliver faster than this;
 - raw commits per second of one-row insert + commit: SQLite with ordermill's pragmas (WAL,
-  synchronous=NORMAL) through sqlite3 and through aiosqlite (ordermill's driver), and
-  PostgreSQL through psycopg's async connection (ordermill's driver).
+  synchronous=NORMAL) through sqlite3 (inline, as ordermill runs statements) and through
+  aiosqlite (a thread hop per statement), and PostgreSQL through psycopg's async connection
+  (ordermill's driver).
 """
 
 from __future__ import annotations
@@ -114,7 +115,7 @@ def sqlite_commits(path: Path, *, count: int) -> dict[str, Any]:
 
 
 async def aiosqlite_commits(path: Path, *, count: int) -> dict[str, Any]:
-    """The same through aiosqlite, ordermill's driver: each statement hops to its thread."""
+    """The same through aiosqlite: each statement hops to the connection's thread and back."""
     _sqlite_connect(path).close()
     row = "x" * 200
     async with aiosqlite.connect(path, isolation_level=None) as conn:

@@ -9,8 +9,8 @@ Routes: ``POST /orders`` (a delivery), ``POST /ceiling`` (the raw-POST ceiling, 
 ``GET /count``, ``GET /stats`` (every arrival), ``POST /reset``. ``ReceiverProcess`` runs it as
 a child process and talks to it.
 
-It is aiohttp's server rather than uvicorn: without httptools installed, uvicorn parses HTTP in
-pure Python (h11), and the receiver shares the benchmark's two cores with the engine.
+It is aiohttp's server (C parser, no framework) so that it takes as little as possible of the
+cores it shares with the engine.
 """
 
 from __future__ import annotations

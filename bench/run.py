@@ -52,6 +52,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="a smoke run: 300 orders, 50 idle orders, smaller ceilings",
     )
     parser.add_argument("--json", type=Path, help="also write every figure to this file")
+    parser.add_argument(
+        "--render", type=Path, metavar="JSON", help="only print the report of an earlier --json"
+    )
     parser.add_argument("--idle-orders", type=int, default=200)
     parser.add_argument(
         "--idle-pause-ms",
@@ -274,6 +277,9 @@ async def run_all(
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.render:
+        print(render(json.loads(args.render.read_text())))
+        return 0
     workdir = Path(tempfile.mkdtemp(prefix="ordermill-bench-"))
     receiver = ReceiverProcess(workdir / "receiver")
     failed = True

@@ -23,6 +23,9 @@ from ordermill.storage import tables as t
 from ordermill.storage.ids import new_id
 from ordermill.storage.spaces import hash_secret
 
+_INSERT_TASKS = insert(t.tasks).returning(t.tasks.c.id, sort_by_parameter_order=True)
+_INSERT_EVENTS = insert(t.events)
+
 
 def feedback_token(secret: str, delivery_id: str) -> str:
     """The task's updateUrl token: derived, so it is stable across attempts yet never stored."""
@@ -64,7 +67,7 @@ class UnitOfWork:
 
     async def flush_events(self) -> None:
         if self.events:
-            await self.conn.execute(insert(t.events), self.events)
+            await self.conn.execute(_INSERT_EVENTS, self.events)
             self.events = []
 
 
@@ -107,9 +110,7 @@ async def apply_plan(
         uow.event(order_id, "stage.started", data={"stage": decision.stage_started})
     if decision.start:
         new_rows = [new_task_row(uow, order_id, flow, ref) for ref in decision.start]
-        result = await uow.conn.execute(
-            insert(t.tasks).returning(t.tasks.c.id, sort_by_parameter_order=True), new_rows
-        )
+        result = await uow.conn.execute(_INSERT_TASKS, new_rows)
         for row, task_id in zip(new_rows, result.scalars(), strict=True):
             uow.created_tasks.append({**row, "id": task_id})
             uow.event(order_id, "task.queued", task_key=row["task_key"])

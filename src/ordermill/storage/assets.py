@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ordermill.errors import NotFound
@@ -40,6 +40,13 @@ async def insert_assets(
         await uow.conn.execute(insert(t.order_assets), rows)
 
 
+_ASSETS_OF_ORDERS = (
+    select(t.order_assets)
+    .where(t.order_assets.c.order_id.in_(bindparam("ids", expanding=True)))
+    .order_by(t.order_assets.c.id)
+)
+
+
 async def assets_of_orders(
     conn: AsyncConnection, order_ids: Iterable[str]
 ) -> dict[str, list[dict[str, Any]]]:
@@ -48,13 +55,7 @@ async def assets_of_orders(
     found: dict[str, list[dict[str, Any]]] = {order_id: [] for order_id in ids}
     if not ids:
         return found
-    rows = (
-        await conn.execute(
-            select(t.order_assets)
-            .where(t.order_assets.c.order_id.in_(ids))
-            .order_by(t.order_assets.c.id)
-        )
-    ).all()
+    rows = (await conn.execute(_ASSETS_OF_ORDERS, {"ids": ids})).all()
     for row in rows:
         found[row.order_id].append(dict(row._mapping))
     return found

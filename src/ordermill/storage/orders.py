@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Float, String, insert, literal, select
+from sqlalchemy import Float, String, bindparam, insert, select
 
 from ordermill.errors import Conflict, NotFound
 from ordermill.flows.order import earliest_deadline, order_value
@@ -236,6 +236,38 @@ class OrderReads:
         ]
 
 
+_ORDER_CONSTANTS: dict[str, Any] = {
+    "id": String(),
+    "space_key": String(),
+    "third_party_order_id": String(),
+    "status": String(),
+    "body": t.Json,
+    "body_hash": String(),
+    "value": Float(),
+    "deadline": t.UTCDateTime(),
+    "created_at": t.UTCDateTime(),
+    "updated_at": t.UTCDateTime(),
+}
+# Built once: the statement's cache key is then computed once, not on every order.
+_INSERT_ORDER = (
+    insert(t.orders)
+    .from_select(
+        [*_ORDER_CONSTANTS, "flow_id", "flow_key", "flow_version"],
+        select(
+            *(bindparam(f"o_{name}", type_=kind) for name, kind in _ORDER_CONSTANTS.items()),
+            t.flows.c.id,
+            t.flows.c.key,
+            t.flows.c.current_version,
+        ).where(
+            t.flows.c.space_key == bindparam("o_space_key"),
+            t.flows.c.key == bindparam("o_flow_key"),
+            t.flows.c.deleted_at.is_(None),
+        ),
+    )
+    .returning(t.orders.c.flow_id, t.orders.c.flow_version)
+)
+
+
 async def insert_order(
     uow: UnitOfWork,
     *,
@@ -252,33 +284,20 @@ async def insert_order(
     IntegrityError on a duplicate third-party id.
     """
     status = OrderStatus.IN_PROGRESS if start else OrderStatus.CREATED
-    constants: dict[str, ColumnElement[Any]] = {
-        "id": literal(order_id, String),
-        "space_key": literal(space_key, String),
-        "third_party_order_id": literal(body["thirdPartyOrderId"], String),
-        "status": literal(status.value, String),
-        "body": literal(body, t.Json),
-        "body_hash": literal(body_hash(flow_key, body), String),
-        "value": literal(order_value(body), Float),
-        "deadline": literal(earliest_deadline(body), t.UTCDateTime),
-        "created_at": literal(uow.now, t.UTCDateTime),
-        "updated_at": literal(uow.now, t.UTCDateTime),
+    params = {
+        "o_id": order_id,
+        "o_space_key": space_key,
+        "o_flow_key": flow_key,
+        "o_third_party_order_id": body["thirdPartyOrderId"],
+        "o_status": status.value,
+        "o_body": body,
+        "o_body_hash": body_hash(flow_key, body),
+        "o_value": order_value(body),
+        "o_deadline": earliest_deadline(body),
+        "o_created_at": uow.now,
+        "o_updated_at": uow.now,
     }
-    source = select(
-        *constants.values(), t.flows.c.id, t.flows.c.key, t.flows.c.current_version
-    ).where(
-        t.flows.c.space_key == space_key,
-        t.flows.c.key == flow_key,
-        t.flows.c.deleted_at.is_(None),
-    )
-    columns = [*constants, "flow_id", "flow_key", "flow_version"]
-    row = (
-        await uow.conn.execute(
-            insert(t.orders)
-            .from_select(columns, source)
-            .returning(t.orders.c.flow_id, t.orders.c.flow_version)
-        )
-    ).first()
+    row = (await uow.conn.execute(_INSERT_ORDER, params)).first()
     if row is None:
         return None
     uow.event(order_id, "order.created", actor=actor, data={"flowVersion": row.flow_version})

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import BindParameter, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ordermill.flows.model import FlowDefinition
@@ -21,30 +21,73 @@ from ordermill.storage.advance import UnitOfWork, apply_plan, feedback_token
 from ordermill.storage.assets import insert_assets
 from ordermill.times import iso
 
+# The hot statements are built once, so SQLAlchemy computes their cache keys once.
+_NOW = bindparam("now", type_=t.UTCDateTime)
+_IDS: BindParameter[Any] = bindparam("ids", expanding=True)
+_DUE = (
+    select(t.tasks.c.id, t.tasks.c.status, t.tasks.c.attempts)
+    .where(t.tasks.c.status == TaskStatus.PENDING.value, t.tasks.c.due_at <= _NOW)
+    .order_by(t.tasks.c.due_at)
+    .limit(bindparam("limit"))
+    .with_for_update(skip_locked=True)
+)
+_EXPIRED = (
+    select(t.tasks.c.id, t.tasks.c.status, t.tasks.c.attempts)
+    .where(t.tasks.c.status == TaskStatus.RUNNING.value, t.tasks.c.lease_expires_at <= _NOW)
+    .limit(bindparam("limit"))
+    .with_for_update(skip_locked=True)
+)
+_CLAIM = (
+    update(t.tasks)
+    .where(t.tasks.c.id.in_(_IDS))
+    .values(
+        status=TaskStatus.RUNNING.value,
+        attempts=t.tasks.c.attempts + 1,
+        lease_owner=bindparam("owner"),
+        lease_expires_at=bindparam("until", type_=t.UTCDateTime),
+        updated_at=_NOW,
+    )
+    .returning(
+        t.tasks.c.id,
+        t.tasks.c.order_id,
+        t.tasks.c.stage_key,
+        t.tasks.c.task_key,
+        t.tasks.c.handler_key,
+        t.tasks.c.attempts,
+        t.tasks.c.budget_base,
+        t.tasks.c.delivery_id,
+        t.tasks.c.delivery_epoch,
+        t.tasks.c.created_at,
+    )
+)
+_LOAD_ORDERS = select(
+    t.orders.c.id,
+    t.orders.c.space_key,
+    t.orders.c.flow_key,
+    t.orders.c.flow_id,
+    t.orders.c.flow_version,
+    t.orders.c.body,
+).where(t.orders.c.id.in_(_IDS))
+_INSERT_ATTEMPTS = insert(t.attempts)
+_LOCK_TASKS = (
+    select(t.tasks.c.id, t.tasks.c.status, t.tasks.c.lease_owner, t.tasks.c.attempts)
+    .where(t.tasks.c.id.in_(_IDS))
+    .with_for_update()
+)
+_LOCK_ORDERS = (
+    select(t.orders.c.id, t.orders.c.status).where(t.orders.c.id.in_(_IDS)).with_for_update()
+)
+_TASK_STATES = select(t.tasks.c.order_id, t.tasks.c.task_key, t.tasks.c.status).where(
+    t.tasks.c.order_id.in_(_IDS)
+)
+
 
 async def select_claimable(conn: AsyncConnection, now: datetime, limit: int) -> list[Any]:
     """Due PENDING tasks, then RUNNING tasks whose lease expired; locked, skipping locked rows."""
-    pending = await conn.execute(
-        select(t.tasks.c.id, t.tasks.c.status, t.tasks.c.attempts)
-        .where(t.tasks.c.status == TaskStatus.PENDING.value, t.tasks.c.due_at <= now)
-        .order_by(t.tasks.c.due_at)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-    due = list(pending.all())
+    due = list((await conn.execute(_DUE, {"now": now, "limit": limit})).all())
     if len(due) < limit:
-        due += (
-            await conn.execute(
-                select(t.tasks.c.id, t.tasks.c.status, t.tasks.c.attempts)
-                .where(
-                    t.tasks.c.status == TaskStatus.RUNNING.value,
-                    t.tasks.c.lease_expires_at <= now,
-                )
-                .limit(limit - len(due))
-                .with_for_update(skip_locked=True)
-            )
-        ).all()
-    return list(due)
+        due += (await conn.execute(_EXPIRED, {"now": now, "limit": limit - len(due)})).all()
+    return due
 
 
 async def claim_rows(
@@ -75,31 +118,8 @@ async def claim_rows(
                 for row in lost
             ],
         )
-    claimed = (
-        await conn.execute(
-            update(t.tasks)
-            .where(t.tasks.c.id.in_(ids))
-            .values(
-                status=TaskStatus.RUNNING.value,
-                attempts=t.tasks.c.attempts + 1,
-                lease_owner=owner,
-                lease_expires_at=now + lease,
-                updated_at=now,
-            )
-            .returning(
-                t.tasks.c.id,
-                t.tasks.c.order_id,
-                t.tasks.c.stage_key,
-                t.tasks.c.task_key,
-                t.tasks.c.handler_key,
-                t.tasks.c.attempts,
-                t.tasks.c.budget_base,
-                t.tasks.c.delivery_id,
-                t.tasks.c.delivery_epoch,
-                t.tasks.c.created_at,
-            )
-        )
-    ).all()
+    params = {"ids": ids, "owner": owner, "until": now + lease, "now": now}
+    claimed = (await conn.execute(_CLAIM, params)).all()
     for row in claimed:
         uow.event(
             row.order_id, "task.running", task_key=row.task_key, data={"attempt": row.attempts}
@@ -108,18 +128,7 @@ async def claim_rows(
 
 
 async def load_orders(conn: AsyncConnection, order_ids: set[str]) -> dict[str, Any]:
-    rows = (
-        await conn.execute(
-            select(
-                t.orders.c.id,
-                t.orders.c.space_key,
-                t.orders.c.flow_key,
-                t.orders.c.flow_id,
-                t.orders.c.flow_version,
-                t.orders.c.body,
-            ).where(t.orders.c.id.in_(order_ids))
-        )
-    ).all()
+    rows = (await conn.execute(_LOAD_ORDERS, {"ids": list(order_ids)})).all()
     return {row.id: row for row in rows}
 
 
@@ -168,24 +177,17 @@ async def record_completions(uow: UnitOfWork, completions: Sequence[Completion])
     """
     conn, now = uow.conn, uow.now
     ids = [done.task.task_id for done in completions]
-    current = {
-        row.id: row
-        for row in await conn.execute(
-            select(t.tasks.c.id, t.tasks.c.status, t.tasks.c.lease_owner, t.tasks.c.attempts)
-            .where(t.tasks.c.id.in_(ids))
-            .with_for_update()
-        )
-    }
+    current = {row.id: row for row in await conn.execute(_LOCK_TASKS, {"ids": ids})}
     fresh = [done for done in completions if _holds_lease(current.get(done.task.task_id), done)]
     applied = {done.task.task_id for done in fresh}
     with_result = [_task_values(done, now) for done in fresh if done.result is not None]
     without_result = [_task_values(done, now) for done in fresh if done.result is None]
     for rows in (with_result, without_result):
         if rows:
-            await conn.execute(_update_task(with_result=rows is with_result), rows)
+            await conn.execute(_UPDATE_TASK[rows is with_result], rows)
     attempts = [done.attempt.row(done.task.task_id) for done in fresh]
     if attempts:
-        await conn.execute(insert(t.attempts), attempts)
+        await conn.execute(_INSERT_ATTEMPTS, attempts)
     for done in fresh:
         await insert_assets(uow, done.task.order_id, done.task.task_key, done.assets)
         uow.event(
@@ -240,6 +242,9 @@ def _update_task(*, with_result: bool) -> Any:
     return update(t.tasks).where(t.tasks.c.id == bindparam("b_id")).values(**values)
 
 
+_UPDATE_TASK = {True: _update_task(with_result=True), False: _update_task(with_result=False)}
+
+
 def _event_data(done: Completion) -> dict[str, Any]:
     data: dict[str, Any] = {"attempt": done.task.attempt}
     if done.error:
@@ -257,18 +262,10 @@ async def _advance_orders(uow: UnitOfWork, ended: Sequence[Completion]) -> None:
     flows = {done.task.order_id: done.task.flow for done in ended}
     orders = {
         row.id: OrderStatus(row.status)
-        for row in await uow.conn.execute(
-            select(t.orders.c.id, t.orders.c.status)
-            .where(t.orders.c.id.in_(order_ids))
-            .with_for_update()
-        )
+        for row in await uow.conn.execute(_LOCK_ORDERS, {"ids": order_ids})
     }
     statuses: dict[str, dict[str, TaskStatus]] = {order_id: {} for order_id in order_ids}
-    for row in await uow.conn.execute(
-        select(t.tasks.c.order_id, t.tasks.c.task_key, t.tasks.c.status).where(
-            t.tasks.c.order_id.in_(order_ids)
-        )
-    ):
+    for row in await uow.conn.execute(_TASK_STATES, {"ids": order_ids}):
         statuses[row.order_id][row.task_key] = TaskStatus(row.status)
     for order_id in order_ids:
         await apply_plan(uow, order_id, flows[order_id], orders[order_id], statuses[order_id])
