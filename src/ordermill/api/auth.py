@@ -40,7 +40,7 @@ class Principal:
         return self.space_key
 
 
-def get_service(request: Request) -> Service:
+async def get_service(request: Request) -> Service:
     service: Service = request.app.state.service
     return service
 
