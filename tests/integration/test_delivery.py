@@ -389,3 +389,21 @@ async def test_assets_sent_back_in_feedback_reach_the_next_connector_as_new_vers
         "https://cdn.example.com/b-sliced.gcode",
     ]
     assert model["url"] == "https://cdn.example.com/b-sliced.gcode"
+
+
+async def test_proxy_variables_in_the_environment_do_not_reroute_connectors(
+    client: httpx2.AsyncClient,
+    acme: dict[str, str],
+    https_receiver: HttpsReceiver,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A proxy that does not exist would fail every delivery if the client honoured it."""
+    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "ALL_PROXY"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")
+
+    order = await run_order(
+        client, acme, flow_doc(https_receiver.url("/o")), "S-13", "SUCCESS", "FAILURE"
+    )
+
+    assert order["status"] == "SUCCESS"
+    assert len(https_receiver.requests) == 1

@@ -37,11 +37,11 @@ _REFUSED: tuple[tuple[str, str], ...] = (
     ("::1/128", "a loopback address"),
     ("100::/64", "a discard-only address"),
     ("2001:db8::/32", "a documentation address"),
+    ("fd00:ec2::254/128", "a cloud metadata address"),  # before fc00::/7, which holds it
     ("fc00::/7", "a unique-local (private) address"),
     ("fe80::/10", "a link-local address"),
     ("fec0::/10", "a site-local address"),
     ("ff00::/8", "a multicast address"),
-    ("fd00:ec2::254/128", "a cloud metadata address"),
 )
 REFUSED_NETWORKS: tuple[tuple[IPNetwork, str], ...] = tuple(
     (ipaddress.ip_network(cidr), reason) for cidr, reason in _REFUSED
