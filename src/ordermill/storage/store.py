@@ -168,16 +168,7 @@ class Store(OrderReads):
                     t.tasks.c.order_id == order_id,
                     t.tasks.c.status.in_([TaskStatus.FAILED.value, TaskStatus.TIMED_OUT.value]),
                 )
-                .values(
-                    status=TaskStatus.PENDING.value,
-                    budget_base=t.tasks.c.attempts,
-                    delivery_epoch=uow.now,
-                    due_at=uow.now,
-                    wake=None,
-                    error=None,
-                    ended_at=None,
-                    updated_at=uow.now,
-                )
+                .values(**_requeued(uow.now))
                 .returning(t.tasks.c.task_key)
             )
             retried = sorted(row.task_key for row in result)
@@ -214,16 +205,7 @@ class Store(OrderReads):
                         ]
                     ),
                 )
-                .values(
-                    status=TaskStatus.PENDING.value,
-                    budget_base=t.tasks.c.attempts,
-                    delivery_epoch=uow.now,
-                    due_at=uow.now,
-                    wake=None,
-                    error=None,
-                    ended_at=None,
-                    updated_at=uow.now,
-                )
+                .values(**_requeued(uow.now))
             )
             if result.rowcount == 0:
                 raise Conflict(f"task {task_key!r} has not ended; only ended tasks are redelivered")
@@ -385,3 +367,17 @@ def _aware(value: datetime | str | None) -> datetime | None:
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _requeued(now: datetime) -> dict[str, Any]:
+    """An ended task made runnable again by an operator: a fresh budget, a new delivery epoch."""
+    return {
+        "status": TaskStatus.PENDING.value,
+        "budget_base": t.tasks.c.attempts,
+        "delivery_epoch": now,
+        "due_at": now,
+        "wake": None,
+        "error": None,
+        "ended_at": None,
+        "updated_at": now,
+    }

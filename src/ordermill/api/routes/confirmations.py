@@ -8,7 +8,8 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from ordermill.api.auth import PrincipalDep, ServiceDep
+from ordermill.api.auth import Principal, PrincipalDep, ServiceDep
+from ordermill.service import Service
 from ordermill.storage.confirmations import Confirmation
 
 router = APIRouter(prefix="/api/confirmations", tags=["confirmations"])
@@ -77,14 +78,7 @@ async def confirm(
     body: Annotated[AnswerIn | None, Body()] = None,
 ) -> dict[str, Any]:
     """409 when the confirmation was already answered or its order was cancelled."""
-    answered = await service.store.confirmations.answer(
-        principal.space_key,
-        confirmation_id,
-        confirm=True,
-        actor=principal.actor,
-        comment=body.comment if body else None,
-    )
-    return confirmation_out(answered)
+    return await _answer(service, principal, confirmation_id, body, confirm=True)
 
 
 @router.post("/{confirmation_id}/reject", summary="Reject: the task fails, the order fails")
@@ -95,10 +89,21 @@ async def reject(
     body: Annotated[AnswerIn | None, Body()] = None,
 ) -> dict[str, Any]:
     """The comment becomes the task's failure reason. 409 when already answered."""
+    return await _answer(service, principal, confirmation_id, body, confirm=False)
+
+
+async def _answer(
+    service: Service,
+    principal: Principal,
+    confirmation_id: str,
+    body: AnswerIn | None,
+    *,
+    confirm: bool,
+) -> dict[str, Any]:
     answered = await service.store.confirmations.answer(
         principal.space_key,
         confirmation_id,
-        confirm=False,
+        confirm=confirm,
         actor=principal.actor,
         comment=body.comment if body else None,
     )

@@ -9,37 +9,14 @@ from fastapi import APIRouter, Body, Query, Response
 from ordermill.api.auth import PrincipalDep, ServiceDep
 from ordermill.api.schemas import flow_out, version_out
 from ordermill.errors import Conflict, InvalidInput, NotFound, Problem
+from ordermill.flows.examples import reference_flow
 from ordermill.flows.schema import flow_json_schema
 
 router = APIRouter(prefix="/api/flows", tags=["flows"])
 
 FLOW_BODY = Body(
     openapi_examples={
-        "reference": {
-            "summary": "The reference connector flow",
-            "value": {
-                "key": "made-to-order",
-                "name": "Made to order (EU)",
-                "stages": [
-                    {
-                        "key": "stage-1",
-                        "initialTaskDefinitionKeys": ["task-1"],
-                        "taskDefinitions": [
-                            {
-                                "key": "task-1",
-                                "handlerKey": "consume-rest-api",
-                                "payload": {
-                                    "uri": "https://erp.example.com/orders",
-                                    "sendsFeedback": False,
-                                },
-                                "timeoutDuration": 1000,
-                                "next": [],
-                            }
-                        ],
-                    }
-                ],
-            },
-        }
+        "reference": {"summary": "The reference connector flow", "value": reference_flow()}
     },
 )
 

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import Form, Request, Response
 
 from ordermill.errors import InvalidInput, NotFound, Problem
+from ordermill.flows.examples import reference_flow
 from ordermill.service import Service
 from ordermill.ui.routing import ui_router
 from ordermill.ui.session import Session, SessionDep
@@ -16,29 +17,8 @@ router = ui_router()
 
 
 def template_flow(key: str, name: str) -> dict[str, Any]:
-    """The reference one-task flow (SPEC §2.1): call the ERP's connector once."""
-    return {
-        "key": key,
-        "name": name,
-        "stages": [
-            {
-                "key": "stage-1",
-                "initialTaskDefinitionKeys": ["task-1"],
-                "taskDefinitions": [
-                    {
-                        "key": "task-1",
-                        "handlerKey": "consume-rest-api",
-                        "payload": {
-                            "uri": "https://erp.example.com/orders",
-                            "sendsFeedback": False,
-                        },
-                        "timeoutDuration": 1000,
-                        "next": [],
-                    }
-                ],
-            }
-        ],
-    }
+    """New flows start from the reference one-task flow (SPEC §2.1)."""
+    return reference_flow(key, name)
 
 
 async def _list_page(
