@@ -25,7 +25,6 @@ from ordermill.flows.status import ACTIVE_TASK_STATUSES, TASK_TRANSITIONS, can_t
         (TaskStatus.FAILED, TaskStatus.SUCCEEDED, False),
         (TaskStatus.SUCCEEDED, TaskStatus.FAILED, False),
         (TaskStatus.SUCCEEDED, TaskStatus.PENDING, True),  # an operator's redelivery
-        (TaskStatus.SUCCEEDED, TaskStatus.FAILED, False),
         (TaskStatus.CANCELLED, TaskStatus.PENDING, False),
         (TaskStatus.PENDING, TaskStatus.WAITING, False),
     ],
