@@ -65,6 +65,10 @@ def _run(coro_fn: Callable[[], Awaitable[T]]) -> T:
         return await coro_fn()
 
     try:
+        if sys.platform != "win32":
+            import uvloop
+
+            return uvloop.run(main())
         return asyncio.run(main())
     except OrdermillError as exc:
         err.print(f"[red]error:[/red] {exc.message}")
@@ -171,7 +175,7 @@ def worker(
     configure_logging(settings.log_level, settings.log_format)
 
     async def run() -> None:
-        service = await Service.open(settings, run_migrations=False)
+        service = await Service.open(settings, run_migrations=False, pre_ping=False)
         engine = service.worker(concurrency=concurrency)
         if metrics_port is not None:
             from prometheus_client import start_http_server

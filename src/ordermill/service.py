@@ -48,10 +48,15 @@ class Service:
         settings: Settings,
         *,
         run_migrations: bool = True,
+        pre_ping: bool = True,
         extra_handlers: Iterable[Handler] = (),
         clock: Clock | None = None,
     ) -> Service:
-        db = Database(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
+        db = Database(
+            settings.database_url,
+            sqlite_synchronous=settings.sqlite_synchronous,
+            pre_ping=pre_ping,
+        )
         try:
             if run_migrations:
                 await migrate.upgrade(db)

@@ -39,12 +39,16 @@ from ordermill.links import LinkSigner
 
 log = structlog.get_logger("ordermill.worker")
 
+CLAIM_GAP = 0.003  # seconds between claims at most; see _claim_loop
+
 
 class WorkStore(Protocol):
     """What the worker needs from storage (implemented by ordermill.storage.store.Store)."""
 
     def on_new_work(self, listener: Any) -> None: ...
-    async def claim(self, owner: str, limit: int, lease_seconds: float) -> list[ClaimedTask]: ...
+    async def claim(
+        self, owner: str, limit: int, lease_seconds: float, *, expired: bool = True
+    ) -> list[ClaimedTask]: ...
     async def complete(self, completions: list[Completion]) -> list[bool]: ...
     async def extend_leases(
         self, owner: str, task_ids: list[int], lease_seconds: float
@@ -101,6 +105,8 @@ class Worker:
         self._inflight: dict[int, asyncio.Task[None]] = {}
         self._completions: asyncio.Queue[Completion] = asyncio.Queue()
         self._parked: dict[str, int] = {}
+        self._last_claim = 0.0
+        self._last_expired_check = 0.0
         self._payloads: dict[tuple[int, str, tuple[str, ...]], Any] = {}
         store.on_new_work(self.wake)
 
@@ -148,11 +154,24 @@ class Worker:
                 self._slot_freed.clear()
                 await self._slot_freed.wait()
                 continue
+            # Under load, claim at most every CLAIM_GAP: wake-ups that come in between (every
+            # worker hears every NOTIFY) are folded into one bigger claim.
+            since = time.monotonic() - self._last_claim
+            if since < CLAIM_GAP:
+                await asyncio.sleep(CLAIM_GAP - since)
             self._wake.clear()
             wanted = min(free, self.options.batch_size)
+            now = time.monotonic()
+            # Expired leases are rare; looking for them a few times per lease is enough.
+            expired = now - self._last_expired_check > self.options.lease_seconds / 4
+            self._last_claim = now
             try:
                 with metrics.CLAIM_SECONDS.time():
-                    claimed = await self.store.claim(self.name, wanted, self.options.lease_seconds)
+                    claimed = await self.store.claim(
+                        self.name, wanted, self.options.lease_seconds, expired=expired
+                    )
+                if expired:
+                    self._last_expired_check = now
                 backoff = 0.1
             except StorageError as exc:
                 log.warning("claim failed; retrying", error=str(exc), retry_in=backoff)

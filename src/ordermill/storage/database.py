@@ -53,7 +53,12 @@ class Database:
     """The database ordermill stores everything in: one writer and one reader engine."""
 
     def __init__(
-        self, url: str, *, sqlite_synchronous: str = "NORMAL", pool_size: int = 10
+        self,
+        url: str,
+        *,
+        sqlite_synchronous: str = "NORMAL",
+        pool_size: int = 10,
+        pre_ping: bool = True,
     ) -> None:
         self.url = url
         parsed = make_url(url)
@@ -73,7 +78,9 @@ class Database:
                 url,
                 pool_size=pool_size,
                 max_overflow=pool_size,
-                pool_pre_ping=True,
+                # A ping per checkout spares API callers a failure after a database restart;
+                # workers retry anyway and skip the round trip.
+                pool_pre_ping=pre_ping,
                 pool_timeout=10,
                 connect_args={"connect_timeout": 5},
             )

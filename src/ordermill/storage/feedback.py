@@ -288,7 +288,11 @@ async def due_waiting(uow: UnitOfWork, limit: int) -> list[Any]:
                     t.orders.c.flow_version,
                 )
                 .join(t.orders, t.orders.c.id == t.tasks.c.order_id)
-                .where(t.tasks.c.status == TaskStatus.WAITING.value, t.tasks.c.due_at <= uow.now)
+                .where(
+                    t.IN_RUNNABLE_INDEX,
+                    t.tasks.c.status == TaskStatus.WAITING.value,
+                    t.tasks.c.due_at <= uow.now,
+                )
                 .order_by(t.tasks.c.due_at)
                 .limit(limit)
                 .with_for_update(of=t.tasks, skip_locked=True)

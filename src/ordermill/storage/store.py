@@ -250,10 +250,15 @@ class Store(OrderReads):
 
     # -- the engine's side ---------------------------------------------------------------------
 
-    async def claim(self, owner: str, limit: int, lease_seconds: float) -> list[ClaimedTask]:
-        """Claim up to ``limit`` due tasks for ``owner`` under a lease, in one transaction."""
+    async def claim(
+        self, owner: str, limit: int, lease_seconds: float, *, expired: bool = True
+    ) -> list[ClaimedTask]:
+        """Claim up to ``limit`` due tasks for ``owner`` under a lease, in one transaction.
+
+        With ``expired`` it also takes over tasks whose worker's lease ran out.
+        """
         async with self.unit() as uow:
-            candidates = await select_claimable(uow.conn, uow.now, limit)
+            candidates = await select_claimable(uow.conn, uow.now, limit, expired=expired)
             if not candidates:
                 return []
             rows = await claim_rows(uow, owner, timedelta(seconds=lease_seconds), candidates)

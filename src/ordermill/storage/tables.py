@@ -266,6 +266,12 @@ events = Table(
 )
 
 
+# Queries repeat the partial indexes' conditions as literal SQL: SQLite (and PostgreSQL's
+# generic plans) use a partial index only when the query's WHERE visibly implies the index's.
+IN_RUNNABLE_INDEX = text("tasks.status IN ('PENDING', 'WAITING')")
+IN_LEASE_INDEX = text("tasks.status = 'RUNNING'")
+
+
 def row_dict(row: Any) -> dict[str, Any]:
     """A result row as a plain dict."""
     return dict(row._mapping)

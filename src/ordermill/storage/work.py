@@ -26,14 +26,18 @@ _NOW = bindparam("now", type_=t.UTCDateTime)
 _IDS: BindParameter[Any] = bindparam("ids", expanding=True)
 _DUE = (
     select(t.tasks.c.id, t.tasks.c.status, t.tasks.c.attempts)
-    .where(t.tasks.c.status == TaskStatus.PENDING.value, t.tasks.c.due_at <= _NOW)
+    .where(
+        t.IN_RUNNABLE_INDEX,
+        t.tasks.c.status == TaskStatus.PENDING.value,
+        t.tasks.c.due_at <= _NOW,
+    )
     .order_by(t.tasks.c.due_at)
     .limit(bindparam("limit"))
     .with_for_update(skip_locked=True)
 )
 _EXPIRED = (
     select(t.tasks.c.id, t.tasks.c.status, t.tasks.c.attempts)
-    .where(t.tasks.c.status == TaskStatus.RUNNING.value, t.tasks.c.lease_expires_at <= _NOW)
+    .where(t.IN_LEASE_INDEX, t.tasks.c.lease_expires_at <= _NOW)
     .limit(bindparam("limit"))
     .with_for_update(skip_locked=True)
 )
@@ -68,7 +72,7 @@ _LOAD_ORDERS = select(
     t.orders.c.flow_version,
     t.orders.c.body,
 ).where(t.orders.c.id.in_(_IDS))
-_INSERT_ATTEMPTS = insert(t.attempts)
+_INSERT_ATTEMPTS = insert(t.attempts).returning(t.attempts.c.id)  # one multi-row INSERT
 _LOCK_TASKS = (
     select(t.tasks.c.id, t.tasks.c.status, t.tasks.c.lease_owner, t.tasks.c.attempts)
     .where(t.tasks.c.id.in_(_IDS))
@@ -82,10 +86,12 @@ _TASK_STATES = select(t.tasks.c.order_id, t.tasks.c.task_key, t.tasks.c.status).
 )
 
 
-async def select_claimable(conn: AsyncConnection, now: datetime, limit: int) -> list[Any]:
+async def select_claimable(
+    conn: AsyncConnection, now: datetime, limit: int, *, expired: bool = True
+) -> list[Any]:
     """Due PENDING tasks, then RUNNING tasks whose lease expired; locked, skipping locked rows."""
     due = list((await conn.execute(_DUE, {"now": now, "limit": limit})).all())
-    if len(due) < limit:
+    if expired and len(due) < limit:
         due += (await conn.execute(_EXPIRED, {"now": now, "limit": limit - len(due)})).all()
     return due
 
@@ -105,7 +111,7 @@ async def claim_rows(
             .values(budget_base=t.tasks.c.budget_base + 1)
         )
         await conn.execute(
-            insert(t.attempts),
+            _INSERT_ATTEMPTS,
             [
                 AttemptRecord(
                     number=row.attempts,
