@@ -7,7 +7,6 @@ in its resolver decides which addresses may be dialled. Redirects are never foll
 from __future__ import annotations
 
 import asyncio
-import json
 import ssl
 import time
 from collections.abc import Sequence
@@ -32,6 +31,7 @@ from ordermill.handlers.netguard import (
     check_literal,
     parse_networks,
 )
+from ordermill.jsoncodec import dumps
 
 RESPONSE_BODY_LIMIT = 64 * 1024
 ORDER_FIELDS = (
@@ -114,9 +114,7 @@ def connector_body(ctx: TaskContext) -> bytes:
         "taskKey": ctx.task_key,
         "deliveryId": ctx.delivery_id,
     }
-    return json.dumps(
-        {"order": order, "context": context}, separators=(",", ":"), ensure_ascii=False
-    ).encode()
+    return dumps({"order": order, "context": context})
 
 
 def sign(body: bytes, delivery_id: str, now: datetime, secrets: Sequence[str]) -> dict[str, str]:

@@ -18,6 +18,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from ordermill.errors import DatabaseUnavailable, StorageError
+from ordermill.jsoncodec import dumps_text, loads
 from ordermill.storage.sqlite import inline_connector
 
 
@@ -29,6 +30,8 @@ def _sqlite_engine(url: str, *, immediate: bool, synchronous: str, pool_size: in
         max_overflow=0,
         pool_timeout=60,
         async_creator=inline_connector(database),
+        json_serializer=dumps_text,
+        json_deserializer=loads,
     )
 
     @event.listens_for(engine.sync_engine, "connect")
@@ -83,6 +86,8 @@ class Database:
                 pool_pre_ping=pre_ping,
                 pool_timeout=10,
                 connect_args={"connect_timeout": 5},
+                json_serializer=dumps_text,
+                json_deserializer=loads,
             )
             self.reader = self.writer
 

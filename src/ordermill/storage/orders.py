@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -14,6 +13,7 @@ from sqlalchemy import Float, String, bindparam, insert, select
 from ordermill.errors import Conflict, NotFound
 from ordermill.flows.order import earliest_deadline, order_value
 from ordermill.flows.status import OrderStatus, TaskStatus
+from ordermill.jsoncodec import dumps
 from ordermill.storage import tables as t
 from ordermill.storage.advance import UnitOfWork
 
@@ -90,8 +90,7 @@ class OrderFilter:
 
 
 def body_hash(flow_key: str, body: dict[str, Any]) -> str:
-    canonical = json.dumps([flow_key, body], sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return hashlib.sha256(dumps([flow_key, body], sort_keys=True)).hexdigest()
 
 
 def task_view(row: Any) -> TaskView:

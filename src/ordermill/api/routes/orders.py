@@ -5,8 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Query, Request, Response
 
 from ordermill.api.auth import PrincipalDep, ServiceDep
 from ordermill.api.schemas import (
@@ -19,6 +18,7 @@ from ordermill.api.schemas import (
 )
 from ordermill.errors import Conflict, InvalidInput, Problem
 from ordermill.flows.status import OrderStatus
+from ordermill.jsoncodec import dumps, loads
 from ordermill.storage.orders import OrderFilter
 
 router = APIRouter(prefix="/api/orders", tags=["orders"])
@@ -71,18 +71,20 @@ ORDER_EXAMPLE = {
         }
     },
 )
-async def create_order(
-    principal: PrincipalDep,
-    service: ServiceDep,
-    document: Annotated[Any, Body()],
-) -> JSONResponse:
+async def create_order(principal: PrincipalDep, service: ServiceDep, request: Request) -> Response:
     """201 with the new order; 200 with the stored one when the same order is sent again;
     409 when the same thirdPartyOrderId comes with a different body."""
+    try:
+        document = loads(await request.body())
+    except ValueError as exc:
+        raise InvalidInput([Problem("", "the request body is not valid JSON")]) from exc
     body, start = parse_order(document)
     principal.space(body["spaceKey"])
     order, created = await service.create_order(body, start=start, actor=principal.actor)
     # The hottest route answers with plain JSON, skipping a second validation of our own output.
-    return JSONResponse(order_out(order), status_code=201 if created else 200)
+    return Response(
+        dumps(order_out(order)), status_code=201 if created else 200, media_type="application/json"
+    )
 
 
 @router.get("", summary="List orders, newest first")
