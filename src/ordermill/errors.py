@@ -26,8 +26,7 @@ API's single error mapper can turn any of them into an RFC 9457 problem document
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
@@ -87,17 +86,6 @@ class DatabaseUnavailable(StorageError):
 
 class ConfigurationError(OrdermillError):
     """The configuration is inconsistent."""
-
-
-@dataclass
-class ErrorDetail:
-    """What a handler reports about a failed attempt, kept in the delivery log."""
-
-    error_class: str
-    message: str
-    status_code: int | None = None
-    response_body: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class HandlerError(OrdermillError):

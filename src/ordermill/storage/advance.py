@@ -45,7 +45,6 @@ class UnitOfWork:
     new_tasks: int = 0
     created_tasks: list[dict[str, Any]] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
-    status_changes: list[tuple[str, OrderStatus, OrderStatus]] = field(default_factory=list)
 
     def event(
         self,
@@ -157,5 +156,4 @@ async def set_order_status(
         .where(t.orders.c.id == order_id)
         .values(status=new.value, updated_at=uow.now, ended_at=uow.now if ended else None)
     )
-    uow.status_changes.append((order_id, old, new))
     uow.event(order_id, "order.status", actor=actor, data={"from": old.value, "to": new.value})

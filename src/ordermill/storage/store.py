@@ -331,18 +331,6 @@ class Store(OrderReads):
         by_status.update({row[0]: int(row[1]) for row in rows})
         return by_status, int(depth), _aware(oldest)
 
-    async def next_due_at(self) -> datetime | None:
-        """The earliest time a PENDING or WAITING task becomes due (for sleeping precisely)."""
-        async with self.db.read() as conn:
-            value: datetime | None = (
-                await conn.execute(
-                    select(func.min(t.tasks.c.due_at)).where(
-                        t.tasks.c.status.in_([TaskStatus.PENDING.value, TaskStatus.WAITING.value])
-                    )
-                )
-            ).scalar()
-        return _aware(value)
-
     async def feedback_space(self, token: str) -> str:
         """The space of the task a feedback token belongs to (NotFound for an unknown token)."""
         async with self.db.read() as conn:

@@ -7,7 +7,6 @@ per task and number, one order per space and third-party id.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -270,8 +269,3 @@ events = Table(
 # generic plans) use a partial index only when the query's WHERE visibly implies the index's.
 IN_RUNNABLE_INDEX = text("tasks.status IN ('PENDING', 'WAITING')")
 IN_LEASE_INDEX = text("tasks.status = 'RUNNING'")
-
-
-def row_dict(row: Any) -> dict[str, Any]:
-    """A result row as a plain dict."""
-    return dict(row._mapping)
