@@ -88,6 +88,7 @@ def serve_env(tmp_path: Path, https_receiver: HttpsReceiver) -> dict[str, str]:
         "ORDERMILL_CONNECTOR_CA_FILE": str(https_receiver.ca_pem_path),
         "ORDERMILL_CONNECTOR_ALLOW_NETWORKS": "127.0.0.1/32",
         "ORDERMILL_POLL_INTERVAL_SECONDS": "0.1",
+        "ORDERMILL_LEASE_SECONDS": "5",
         "ORDERMILL_LOG_FORMAT": "json",
     }
 
@@ -134,6 +135,19 @@ class Api:
                 return order
             time.sleep(0.05)
         raise AssertionError(f"order never reached {statuses}; last seen {order}")
+
+    def wait_for_task(
+        self, order_id: str, task_key: str, status: str, timeout: float = 30.0
+    ) -> None:
+        deadline = time.monotonic() + timeout
+        task: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            order = self.get(f"/api/orders/{order_id}")
+            task = next((t for t in order["tasks"] if t["key"] == task_key), {})
+            if task.get("status") == status:
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"task {task_key} never reached {status}; last seen {task}")
 
     def close(self) -> None:
         self.http.close()

@@ -194,7 +194,7 @@ def test_a_server_killed_while_waiting_accepts_the_feedback_after_restart(
     )
     order_id = api.post("/api/orders", order_doc("WEB-7")).json()["id"]
     (request,) = https_receiver.wait_for(1, timeout=20)
-    api.wait_for(order_id, "IN_PROGRESS")
+    api.wait_for_task(order_id, "task-1", "WAITING")
     update_path = _feedback_path(request)
 
     serve.kill()

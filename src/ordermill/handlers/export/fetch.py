@@ -180,6 +180,10 @@ class GuardedFetcher:
         raise PermanentError(message, status_code=status)
 
     async def close(self) -> None:
-        for session in self._sessions.values():
-            await session.close()
-        self._sessions.clear()
+        if self._sessions:
+            for session in self._sessions.values():
+                await session.close()
+            self._sessions.clear()
+            # TLS transports finish closing on the next loop iterations; let them, so none is
+            # left for the garbage collector to complain about.
+            await asyncio.sleep(0.1)
