@@ -143,6 +143,7 @@ async def _prepare(settings: Settings, *, demo: bool) -> None:
             )
             if key:
                 out.print(f"API key: [bold]{key}[/bold]")
+            out.print(f"Operator UI: {base}/ (sign in with the API key)")
             out.print(f"API docs: {base}/api/docs")
             out.print("Post an example order:")
             out.print(
