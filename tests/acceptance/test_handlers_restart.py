@@ -1,5 +1,5 @@
 """The built-in handlers under the real `ordermill serve`: a wait that outlives a crash, and a flow
-that mixes a connector call, an e-mail, a manual confirmation and a timer."""
+that mixes a connector call, an e-mail, a manual confirmation, a timer and an export."""
 
 from __future__ import annotations
 
@@ -112,6 +112,11 @@ def test_a_flow_mixing_every_kind_of_handler_runs_to_success(
             ),
             definition("pause", "wait", {"durationMs": 200}),
         ),
+        stage(
+            "shipping",
+            definition("package", "export", {"formats": ["pdf"]}, "ship"),
+            definition("ship", "consume-rest-api", {"uri": https_receiver.url("/ship")}),
+        ),
     )
     assert api.post("/api/flows", document).status_code == 201, document
     created = api.post("/api/orders", order_doc("WEB-M")).json()
@@ -123,8 +128,22 @@ def test_a_flow_mixing_every_kind_of_handler_runs_to_success(
     assert answered.status_code == 200, answered.text
     order = api.wait_for(created["id"], "SUCCESS", "FAILURE")
     assert order["status"] == "SUCCESS"
-    assert [task["status"] for task in order["tasks"]] == ["SUCCEEDED"] * 4
-    assert len(https_receiver.requests) == 1
+    assert [task["status"] for task in order["tasks"]] == ["SUCCEEDED"] * 6
+    assert [r.path for r in https_receiver.requests] == ["/orders", "/ship"]
+    # The connector after the export gets the production sheet as an asset it can download.
+    shipped = https_receiver.requests[1].json()["order"]
+    urls = [
+        version["url"]
+        for line in shipped["orderLines"]
+        for item in line["items"]
+        for asset in item["assets"]
+        for version in asset["versions"]
+        if "/api/assets/" in version["url"]
+    ]
+    assert urls
+    download = api.http.get(urls[0])
+    assert download.status_code == 200
+    assert download.content.startswith(b"%PDF")
     [mail] = smtp_server.messages
     assert mail.message["Subject"] == "We received WEB-M"
     assert mail.message.get_content() == "Thank you! It ships to Gent.\n"
