@@ -176,7 +176,8 @@ async def test_the_inbox_shows_only_pending_confirmations_of_the_callers_space(
 async def test_a_late_confirmation_after_a_timeout_still_counts(
     client: httpx2.AsyncClient, acme: dict[str, str]
 ) -> None:
-    flow = chain({**approval(), "timeoutDuration": 200})
+    # Long enough that a busy machine still sees the confirmation waiting before it times out.
+    flow = chain({**approval(), "timeoutDuration": 1500})
     order_id, confirmation_id = await open_confirmation(client, acme, flow, "WEB-5")
 
     late = await wait_for_status(client, acme, order_id, "UNHEALTHY")

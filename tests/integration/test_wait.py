@@ -41,7 +41,9 @@ async def test_a_duration_wait_fires_and_then_the_flow_goes_on(
     await post_flow(
         client,
         acme,
-        chain(task("pause", "wait", {"durationMs": 300}), task("after", "wait", {"durationMs": 0})),
+        chain(
+            task("pause", "wait", {"durationMs": 1500}), task("after", "wait", {"durationMs": 0})
+        ),
     )
 
     order = await post_order(client, acme, order_doc())
