@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict
 
 from ordermill.errors import HandlerError
+from ordermill.flows.examples import reference_order
 from ordermill.flows.model import RetryPolicy
 from ordermill.handlers.base import Handler, Outcome, Succeeded, TaskContext
 from ordermill.handlers.mailer import Sent
@@ -110,33 +111,7 @@ class RecordingMailer:
 
 def sample_order(third_party_id: str = "WEB-1001", **fields: Any) -> dict[str, Any]:
     """An order as stored (the connector's order shape, SPEC §4.1), with ``fields`` replaced."""
-    order: dict[str, Any] = {
-        "spaceKey": "acme",
-        "flowKey": "made-to-order",
-        "thirdPartyOrderId": third_party_id,
-        "addresses": [{"addressType": "postal", "purpose": "shipping", "data": {"city": "Gent"}}],
-        "data": {"customerEmail": "jo@example.com"},
-        "orderLines": [
-            {
-                "orderId": f"{third_party_id}-1",
-                "title": "Custom bracelet",
-                "data": {},
-                "items": [
-                    {
-                        "id": "item-1",
-                        "data": {"size": "M"},
-                        "tags": ["3dprint"],
-                        "items": [],
-                        "assets": [],
-                        "isAsset": False,
-                    }
-                ],
-                "deadline": "2026-10-01T00:00:00.000Z",
-                "amountOfUnits": 2,
-                "valuePerUnit": 49.5,
-            }
-        ],
-    }
+    order = reference_order(third_party_id)
     order.update(fields)
     return order
 

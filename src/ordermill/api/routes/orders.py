@@ -17,40 +17,14 @@ from ordermill.api.schemas import (
     parse_order,
 )
 from ordermill.errors import Conflict, InvalidInput, Problem
+from ordermill.flows.examples import reference_order
 from ordermill.flows.status import OrderStatus
 from ordermill.jsoncodec import dumps, loads
 from ordermill.storage.orders import OrderFilter
 
 router = APIRouter(prefix="/api/orders", tags=["orders"])
 
-ORDER_EXAMPLE = {
-    "spaceKey": "acme",
-    "flowKey": "made-to-order",
-    "thirdPartyOrderId": "WEB-1001",
-    "addresses": [{"addressType": "postal", "purpose": "shipping", "data": {"city": "Gent"}}],
-    "data": {"customerEmail": "jo@example.com"},
-    "orderLines": [
-        {
-            "orderId": "WEB-1001-1",
-            "title": "Custom bracelet",
-            "data": {},
-            "items": [
-                {
-                    "id": "item-1",
-                    "data": {"size": "M"},
-                    "tags": ["3dprint"],
-                    "items": [],
-                    "assets": [],
-                    "isAsset": False,
-                }
-            ],
-            "deadline": "2026-10-01T00:00:00.000Z",
-            "amountOfUnits": 2,
-            "valuePerUnit": 49.5,
-        }
-    ],
-    "start": True,
-}
+ORDER_EXAMPLE = {**reference_order(), "start": True}
 
 
 @router.post(
