@@ -28,37 +28,25 @@ def free_port() -> int:
         return port
 
 
-class ServeProcess:
-    """`ordermill serve` in a subprocess, restartable on the same database."""
+class CliProcess:
+    """An `ordermill` subcommand in a child process, logging to a file; restartable."""
 
-    def __init__(self, workdir: Path, env: dict[str, str]) -> None:
-        self.workdir = workdir
-        self.port = free_port()
-        self.env = {**os.environ, **env, "ORDERMILL_PORT": str(self.port)}
-        self.base_url = f"http://127.0.0.1:{self.port}"
+    def __init__(
+        self, args: list[str], env: dict[str, str], log_path: Path, cwd: Path | None = None
+    ) -> None:
+        self.args, self.env, self.log_path, self.cwd = args, env, log_path, cwd
         self.process: subprocess.Popen[bytes] | None = None
-        self.log_path = workdir / "serve.log"
 
-    def start(self, *args: str) -> ServeProcess:
-        log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            [ORDERMILL, "serve", *args],
-            cwd=self.workdir,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        log.close()
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"ordermill serve exited early:\n{self.log()}")
-            try:
-                if httpx2.get(f"{self.base_url}/healthz", timeout=1).status_code == 200:
-                    return self
-            except httpx2.TransportError:
-                time.sleep(0.1)
-        raise AssertionError(f"ordermill serve did not start in 30 s:\n{self.log()}")
+    def start(self) -> CliProcess:
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [ORDERMILL, *self.args],
+                cwd=self.cwd,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        return self
 
     def kill(self) -> None:
         """SIGKILL: no shutdown code runs, as in a crash."""
@@ -74,6 +62,31 @@ class ServeProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=10)
+
+
+class ServeProcess(CliProcess):
+    """`ordermill serve` in a subprocess, restartable on the same database."""
+
+    def __init__(self, workdir: Path, env: dict[str, str]) -> None:
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        full_env = {**os.environ, **env, "ORDERMILL_PORT": str(self.port)}
+        super().__init__(["serve"], full_env, workdir / "serve.log", cwd=workdir)
+
+    def start(self, *args: str) -> ServeProcess:
+        self.args = ["serve", *args]
+        super().start()
+        assert self.process is not None
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"ordermill serve exited early:\n{self.log()}")
+            try:
+                if httpx2.get(f"{self.base_url}/healthz", timeout=1).status_code == 200:
+                    return self
+            except httpx2.TransportError:
+                time.sleep(0.1)
+        raise AssertionError(f"ordermill serve did not start in 30 s:\n{self.log()}")
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

@@ -6,11 +6,11 @@ Bounded in time: each scenario gives up after a few minutes and says what it saw
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import time
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ import httpx2
 import psycopg
 import pytest
 
-from tests.acceptance.conftest import ADMIN_KEY, ORDERMILL, ServeProcess, free_port
+from tests.acceptance.conftest import ADMIN_KEY, ORDERMILL, CliProcess, ServeProcess, free_port
 from tests.support.factories import order_doc
 from tests.support.postgres import PostgresServer
 from tests.support.receiver import ReceiverProcess
@@ -55,35 +55,6 @@ def two_stage_flow(uri: str) -> dict[str, Any]:
             },
         ],
     }
-
-
-class Process:
-    """An `ordermill` subcommand in a child process with its own log file."""
-
-    def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
-        self.args, self.env, self.log = args, env, log
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> Process:
-        with self.log.open("ab") as out:
-            self.process = subprocess.Popen(
-                [ORDERMILL, *self.args], env=self.env, stdout=out, stderr=subprocess.STDOUT
-            )
-        return self
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
 
 
 @pytest.fixture
@@ -194,6 +165,25 @@ def assert_no_double_success(conninfo: str) -> None:
     assert tasks[0] == 2 * ORDERS
 
 
+@contextmanager
+def postgres_engine(
+    postgres_url: str, receiver: ReceiverProcess, tmp_path: Path
+) -> Iterator[tuple[str, dict[str, str], list[CliProcess]]]:
+    """A migrated database, one `ordermill api` and two workers; yields (base URL, env, workers)."""
+    port = free_port()
+    env = engine_env(postgres_url, receiver, tmp_path, port)
+    subprocess.run([ORDERMILL, "migrate"], env=env, check=True, capture_output=True, timeout=60)
+    api = CliProcess(["api"], env, tmp_path / "api.log").start()
+    workers = [CliProcess(["worker"], env, tmp_path / f"worker{i}.log").start() for i in range(2)]
+    try:
+        base_url = f"http://127.0.0.1:{port}"
+        wait_healthy(base_url)
+        yield base_url, env, workers
+    finally:
+        for process in (api, *workers):
+            process.stop()
+
+
 @pytest.mark.postgres
 def test_a_worker_killed_mid_run_loses_nothing_on_postgres(
     postgres_server: PostgresServer,
@@ -201,23 +191,13 @@ def test_a_worker_killed_mid_run_loses_nothing_on_postgres(
     slow_receiver: ReceiverProcess,
     tmp_path: Path,
 ) -> None:
-    port = free_port()
-    env = engine_env(postgres_url, slow_receiver, tmp_path, port)
-    base_url = f"http://127.0.0.1:{port}"
-    subprocess.run([ORDERMILL, "migrate"], env=env, check=True, capture_output=True, timeout=60)
-    api = Process(["api"], env, tmp_path / "api.log").start()
-    workers = [Process(["worker"], env, tmp_path / f"worker{i}.log").start() for i in range(2)]
-    try:
-        wait_healthy(base_url)
+    with postgres_engine(postgres_url, slow_receiver, tmp_path) as (base_url, env, workers):
         post_orders(base_url, slow_receiver, "PG")
         wait_deliveries(slow_receiver, ORDERS // 2)
         workers[0].kill()
-        workers[0] = Process(["worker"], env, tmp_path / "worker0b.log").start()
+        workers[0] = CliProcess(["worker"], env, tmp_path / "worker0b.log").start()
 
         wait_all_succeeded(base_url)
-    finally:
-        for process in (api, *workers):
-            process.stop()
 
     dbname = postgres_url.rsplit("/", 1)[-1]
     assert_no_double_success(postgres_server.conninfo(dbname))
@@ -231,14 +211,7 @@ def test_postgres_stopped_for_five_seconds_mid_run(
     slow_receiver: ReceiverProcess,
     tmp_path: Path,
 ) -> None:
-    port = free_port()
-    env = engine_env(postgres_url, slow_receiver, tmp_path, port)
-    base_url = f"http://127.0.0.1:{port}"
-    subprocess.run([ORDERMILL, "migrate"], env=env, check=True, capture_output=True, timeout=60)
-    api = Process(["api"], env, tmp_path / "api.log").start()
-    workers = [Process(["worker"], env, tmp_path / f"worker{i}.log").start() for i in range(2)]
-    try:
-        wait_healthy(base_url)
+    with postgres_engine(postgres_url, slow_receiver, tmp_path) as (base_url, _, _):
         post_orders(base_url, slow_receiver, "DOWN")
         wait_deliveries(slow_receiver, ORDERS // 3)
         postgres_server.stop("fast")
@@ -258,9 +231,6 @@ def test_postgres_stopped_for_five_seconds_mid_run(
             postgres_server.start()
 
         wait_all_succeeded(base_url)
-    finally:
-        for process in (api, *workers):
-            process.stop()
     assert "Traceback" not in (tmp_path / "api.log").read_text()
 
 
