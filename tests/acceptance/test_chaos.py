@@ -5,12 +5,9 @@ Bounded in time: each scenario gives up after a few minutes and says what it saw
 
 from __future__ import annotations
 
-import os
-import subprocess
 import time
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +15,8 @@ import httpx2
 import psycopg
 import pytest
 
-from tests.acceptance.conftest import ADMIN_KEY, ORDERMILL, CliProcess, ServeProcess, free_port
+from tests.acceptance.cluster import engine_env, postgres_cluster
+from tests.acceptance.conftest import ADMIN_KEY, ServeProcess
 from tests.support.factories import order_doc
 from tests.support.postgres import PostgresServer
 from tests.support.receiver import ReceiverProcess
@@ -64,36 +62,6 @@ def slow_receiver(tmp_path: Path) -> Iterator[ReceiverProcess]:
         yield receiver
     finally:
         receiver.stop()
-
-
-def engine_env(
-    database_url: str, receiver: ReceiverProcess, tmp_path: Path, port: int
-) -> dict[str, str]:
-    return {
-        **os.environ,
-        "ORDERMILL_DATABASE_URL": database_url,
-        "ORDERMILL_PORT": str(port),
-        "ORDERMILL_ADMIN_KEY": ADMIN_KEY,
-        "ORDERMILL_DATA_DIR": str(tmp_path / "data"),
-        "ORDERMILL_CONNECTOR_CA_FILE": str(receiver.ca_pem_path),
-        "ORDERMILL_CONNECTOR_ALLOW_NETWORKS": "127.0.0.1/32",
-        "ORDERMILL_LEASE_SECONDS": "3",
-        "ORDERMILL_POLL_INTERVAL_SECONDS": "0.2",
-        "ORDERMILL_WORKER_CONCURRENCY": "16",
-        "ORDERMILL_LOG_LEVEL": "WARNING",
-    }
-
-
-def wait_healthy(base_url: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx2.get(f"{base_url}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx2.TransportError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"{base_url} did not come up")
 
 
 def post_orders(base_url: str, receiver: ReceiverProcess, prefix: str) -> list[str]:
@@ -165,25 +133,6 @@ def assert_no_double_success(conninfo: str) -> None:
     assert tasks[0] == 2 * ORDERS
 
 
-@contextmanager
-def postgres_engine(
-    postgres_url: str, receiver: ReceiverProcess, tmp_path: Path
-) -> Iterator[tuple[str, dict[str, str], list[CliProcess]]]:
-    """A migrated database, one `ordermill api` and two workers; yields (base URL, env, workers)."""
-    port = free_port()
-    env = engine_env(postgres_url, receiver, tmp_path, port)
-    subprocess.run([ORDERMILL, "migrate"], env=env, check=True, capture_output=True, timeout=60)
-    api = CliProcess(["api"], env, tmp_path / "api.log").start()
-    workers = [CliProcess(["worker"], env, tmp_path / f"worker{i}.log").start() for i in range(2)]
-    try:
-        base_url = f"http://127.0.0.1:{port}"
-        wait_healthy(base_url)
-        yield base_url, env, workers
-    finally:
-        for process in (api, *workers):
-            process.stop()
-
-
 @pytest.mark.postgres
 def test_a_worker_killed_mid_run_loses_nothing_on_postgres(
     postgres_server: PostgresServer,
@@ -191,13 +140,13 @@ def test_a_worker_killed_mid_run_loses_nothing_on_postgres(
     slow_receiver: ReceiverProcess,
     tmp_path: Path,
 ) -> None:
-    with postgres_engine(postgres_url, slow_receiver, tmp_path) as (base_url, env, workers):
-        post_orders(base_url, slow_receiver, "PG")
+    with postgres_cluster(postgres_url, slow_receiver.ca_pem_path, tmp_path) as cluster:
+        post_orders(cluster.base_url, slow_receiver, "PG")
         wait_deliveries(slow_receiver, ORDERS // 2)
-        workers[0].kill()
-        workers[0] = CliProcess(["worker"], env, tmp_path / "worker0b.log").start()
+        cluster.workers[0].kill()
+        cluster.start_worker(0)
 
-        wait_all_succeeded(base_url)
+        wait_all_succeeded(cluster.base_url)
 
     dbname = postgres_url.rsplit("/", 1)[-1]
     assert_no_double_success(postgres_server.conninfo(dbname))
@@ -211,7 +160,8 @@ def test_postgres_stopped_for_five_seconds_mid_run(
     slow_receiver: ReceiverProcess,
     tmp_path: Path,
 ) -> None:
-    with postgres_engine(postgres_url, slow_receiver, tmp_path) as (base_url, _, _):
+    with postgres_cluster(postgres_url, slow_receiver.ca_pem_path, tmp_path) as cluster:
+        base_url = cluster.base_url
         post_orders(base_url, slow_receiver, "DOWN")
         wait_deliveries(slow_receiver, ORDERS // 3)
         postgres_server.stop("fast")
@@ -237,7 +187,8 @@ def test_postgres_stopped_for_five_seconds_mid_run(
 def test_the_single_sqlite_process_killed_mid_run_loses_nothing(
     slow_receiver: ReceiverProcess, tmp_path: Path
 ) -> None:
-    env = engine_env(f"sqlite+aiosqlite:///{tmp_path}/ordermill.db", slow_receiver, tmp_path, 0)
+    database_url = f"sqlite+aiosqlite:///{tmp_path}/ordermill.db"
+    env = engine_env(database_url, slow_receiver.ca_pem_path, tmp_path, 0)
     env = {key: value for key, value in env.items() if key != "ORDERMILL_PORT"}
     serve = ServeProcess(tmp_path, env).start()
     try:

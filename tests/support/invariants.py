@@ -319,3 +319,27 @@ def check_deliveries(
                 Violation("delivery-ids", None, f"delivery {delivery_id} belongs to no task")
             )
     return found
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """How far a run got: orders per status, and tasks still holding or awaiting work."""
+
+    orders: Mapping[str, int]
+    live_tasks: int
+
+    @property
+    def unsettled(self) -> int:
+        return sum(n for status, n in self.orders.items() if status not in FINAL)
+
+
+def snapshot(engine: Engine) -> Snapshot:
+    with engine.connect() as conn:
+        by_status = sqlalchemy.select(t.orders.c.status, sqlalchemy.func.count()).group_by(
+            t.orders.c.status
+        )
+        orders = {status: int(count) for status, count in conn.execute(by_status)}
+        live = sqlalchemy.select(sqlalchemy.func.count()).where(
+            t.tasks.c.status.in_(sorted(LIVE_TASKS))
+        )
+        return Snapshot(orders, int(conn.execute(live).scalar_one()))
