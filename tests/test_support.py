@@ -146,6 +146,20 @@ def test_postgres_survives_an_immediate_stop(postgres_server: PostgresServer) ->
         assert conn.execute("SELECT 1").fetchone() == (1,)
 
 
+@pytest.mark.postgres
+def test_postgres_restart_cuts_connections_and_keeps_port(postgres_server: PostgresServer) -> None:
+    if not postgres_server.managed:
+        pytest.skip("the server comes from ORDERMILL_TEST_POSTGRES_URL; it is not ours to stop")
+    port = postgres_server.port
+    with postgres_server.connect() as survivor:
+        postgres_server.restart()
+        with pytest.raises(psycopg.OperationalError):
+            survivor.execute("SELECT 1")
+    assert (postgres_server.port, postgres_server.is_running) == (port, True)
+    with postgres_server.connect() as conn:
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+
+
 # --- the https receiver ---------------------------------------------------------------------------
 
 
@@ -176,6 +190,26 @@ def test_receiver_answers_scripted_replies_in_order_then_repeats_the_last(
     assert answers[1].headers["retry-after"] == "3"
     assert answers[2].headers["content-type"] == "application/json"
     assert [r.json() for r in https_receiver.wait_for(4)] == [{"n": n} for n in range(4)]
+
+
+def test_receiver_responder_answers_from_the_request(https_receiver: HttpsReceiver) -> None:
+    """A responder sees each request: here the first attempt gets 503, later ones 201."""
+
+    def by_attempt(request: ReceivedRequest) -> Reply:
+        first = request.headers.get("ordermill-attempt") == "1"
+        return Reply(status=503) if first else Reply(status=201, body=request.json())
+
+    https_receiver.respond("/orders", by_attempt)
+    with client_for(https_receiver) as client:
+        answers = [
+            client.post(
+                https_receiver.url("/orders"), json={"n": n}, headers={"ordermill-attempt": str(n)}
+            )
+            for n in (1, 2)
+        ]
+        other = client.post(https_receiver.url("/elsewhere"), content=b"x")
+    assert [(r.status_code, r.content) for r in answers] == [(503, b""), (201, b'{"n": 2}')]
+    assert other.status_code == 201
 
 
 def test_receiver_answers_unscripted_paths_with_201_ok(https_receiver: HttpsReceiver) -> None:

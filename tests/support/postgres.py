@@ -283,6 +283,12 @@ class PostgresServer:
             return
         self._start()
 
+    def restart(self, mode: Literal["fast", "immediate", "smart"] = "fast") -> None:
+        """Stop the managed server and start it again on the same port: every client connection
+        is cut, as in a database fail-over. See `stop` for the modes."""
+        self.stop(mode)
+        self.start()
+
     def close(self, *, keep_files: bool = False) -> None:
         """Stop the managed server and delete its directory. Idempotent; external: no-op."""
         if self._closed:

@@ -86,6 +86,7 @@ class ReceivedRequest:
 
 
 BeforeHook = Callable[[ReceivedRequest], Awaitable[None] | None]
+Responder = Callable[[ReceivedRequest], "Reply"]
 
 
 @dataclass(frozen=True)
@@ -137,6 +138,9 @@ class HttpsReceiver:
     """A programmable https server on 127.0.0.1, run in a background thread.
 
     `script(path, replies)`: each request to `path` takes the next reply; the last one repeats.
+    `respond(path, responder)`: each request to `path` gets `responder(request)`, for answers that
+    depend on the request (its order, its attempt); it runs under the receiver's lock, so it must
+    be quick and must not block.
     Unscripted paths answer 201 `{"ok": true}`. `requests` is a snapshot of everything received;
     `wait_for(n)` blocks until n requests arrived. Errors raised by `before` hooks are collected
     in `errors` (the request gets a 500) and fail the test at fixture teardown.
@@ -162,6 +166,7 @@ class HttpsReceiver:
         self._cond = threading.Condition()
         self._requests: list[ReceivedRequest] = []
         self._scripts: dict[str, list[Reply]] = {}
+        self._responders: dict[str, Responder] = {}
         self._errors: list[BaseException] = []
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -193,6 +198,11 @@ class HttpsReceiver:
             raise ValueError("script() needs at least one Reply")
         with self._cond:
             self._scripts[_normalize(path)] = replies
+
+    def respond(self, path: str, responder: Responder) -> None:
+        """Answer every request to `path` with what `responder` returns for it."""
+        with self._cond:
+            self._responders[_normalize(path)] = responder
 
     @property
     def requests(self) -> list[ReceivedRequest]:
@@ -233,6 +243,7 @@ class HttpsReceiver:
         with self._cond:
             self.clear()
             self._scripts.clear()
+            self._responders.clear()
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -368,6 +379,9 @@ class HttpsReceiver:
         with self._cond:
             self._requests.append(record)
             self._cond.notify_all()
+            responder = self._responders.get(record.path)
+            if responder is not None:
+                return responder(record)
             script = self._scripts.get(record.path)
             if not script:
                 return self.default_reply
