@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -126,9 +126,17 @@ def postgres_cluster(
             process.stop()
 
 
-def wait_settled(database_url: str, *, timeout: float, quiet: float = 3.0) -> Snapshot:
-    """Poll the database until every order is final, or no task is live for `quiet` seconds
-    (an order stuck without live work never moves again); give up after `timeout`."""
+def wait_settled(
+    database_url: str,
+    *,
+    timeout: float,
+    quiet: float = 3.0,
+    busy: Callable[[], bool] = lambda: False,
+    between: Callable[[], None] = lambda: None,
+) -> Snapshot:
+    """Poll the database until every order is final, or no task is live (and the test is not
+    `busy` answering) for `quiet` seconds: an order stuck without live work never moves again.
+    `between` runs at each poll. Gives up after `timeout`."""
     engine = sync_engine(database_url)
     deadline = time.monotonic() + timeout
     idle_since: float | None = None
@@ -143,12 +151,13 @@ def wait_settled(database_url: str, *, timeout: float, quiet: float = 3.0) -> Sn
                 continue
             if now.unsettled == 0 or time.monotonic() > deadline:
                 return now
-            if now.live_tasks:
+            if now.live_tasks or busy():
                 idle_since = None
             elif idle_since is None:
                 idle_since = time.monotonic()
             elif time.monotonic() - idle_since >= quiet:
                 return now
+            between()
             time.sleep(0.25)
     finally:
         engine.dispose()
