@@ -1,5 +1,5 @@
 # Task running for ordermill. Every target builds .venv itself when needed.
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench soak clean
 
 run:  ## the service with its UI and a demo flow, on the embedded SQLite default
 	@scripts/bootstrap.sh
@@ -13,6 +13,11 @@ lint:
 	.venv/bin/ruff check src tests bench examples
 	.venv/bin/ruff format --check src tests bench examples
 	.venv/bin/mypy
+
+soak:  ## the chaos soak on PostgreSQL for 15 minutes (ORDERMILL_SOAK_SECONDS, ORDERMILL_SOAK_SEED)
+	@scripts/bootstrap.sh
+	ORDERMILL_SOAK_SECONDS=$${ORDERMILL_SOAK_SECONDS:-900} CI=true \
+		.venv/bin/pytest -m soak -s tests/acceptance/test_soak.py
 
 bench:  ## throughput, latency and CPU per order; prints figures and ratios to baselines
 	@scripts/bootstrap.sh
