@@ -64,7 +64,9 @@ def https_receiver(trust_ca: LocalCA) -> Iterator[HttpsReceiver]:
     finally:
         receiver.stop()
     if receiver.errors:
-        pytest.fail(f"https_receiver before-hooks raised: {receiver.errors!r}", pytrace=False)
+        pytest.fail(
+            f"https_receiver hooks or responders raised: {receiver.errors!r}", pytrace=False
+        )
 
 
 @pytest.fixture

@@ -212,6 +212,15 @@ def test_receiver_responder_answers_from_the_request(https_receiver: HttpsReceiv
     assert other.status_code == 201
 
 
+def test_receiver_reports_a_failing_responder_as_500_and_an_error(trust_ca: LocalCA) -> None:
+    with HttpsReceiver(trust_ca) as receiver:
+        receiver.respond("/orders", lambda request: Reply(status=int(request.body)))
+        with client_for(receiver) as client:
+            response = client.post(receiver.url("/orders"), content=b"not a status")
+        assert response.status_code == 500
+        assert [type(error) for error in receiver.errors] == [ValueError]
+
+
 def test_receiver_answers_unscripted_paths_with_201_ok(https_receiver: HttpsReceiver) -> None:
     with client_for(https_receiver) as client:
         response = client.post(https_receiver.url("anything"), content=b"x")

@@ -154,6 +154,7 @@ class Actions:
         self.cond = threading.Condition()
         self.stopped = False
         self.answers: Counter[tuple[str, int | None]] = Counter()
+        self.errors: list[BaseException] = []
         self.thread = threading.Thread(target=self._run, name="soak-actions", daemon=True)
         self.thread.start()
 
@@ -174,6 +175,12 @@ class Actions:
         self.http.close()
 
     def _run(self) -> None:
+        try:
+            self._loop()
+        except BaseException as exc:  # a thread has nowhere to raise; the test reads `errors`
+            self.errors.append(exc)
+
+    def _loop(self) -> None:
         while True:
             with self.cond:
                 while not self.stopped and (not self.queue or self.queue[0][0] > time.monotonic()):
@@ -204,6 +211,7 @@ class Soak:
         self.actions: Actions | None = None
         self.confirmed: Counter[tuple[str, int]] = Counter()
         self.started = 0.0
+        self.errors: list[BaseException] = []
 
     def kind_of(self, request: ReceivedRequest) -> tuple[Kind, random.Random, dict[str, Any]]:
         order = request.json()["order"]
@@ -292,6 +300,12 @@ class Soak:
 
     def post_orders(self, http: httpx2.Client, until: float) -> None:
         """Orders at `ORDERS_PER_SECOND` until `until`; each retried while the API is away."""
+        try:
+            self._post_orders(http, until)
+        except BaseException as exc:  # a thread has nowhere to raise; the test reads `errors`
+            self.errors.append(exc)
+
+    def _post_orders(self, http: httpx2.Client, until: float) -> None:
         weights = [kind.weight for kind in KINDS]
         for n in itertools.count():
             due = n / ORDERS_PER_SECOND
@@ -455,6 +469,7 @@ def test_chaos_soak_on_postgres(
         f"actions {dict(soak.actions.answers)}"
     )
     print(summary)
+    assert not soak.errors + soak.actions.errors, f"{summary}\n{soak.errors + soak.actions.errors}"
     assert not violations, f"{summary}\n{report(violations)}\n{logs}"
     off_script = "\n".join(f"  {order_id}: {what}" for order_id, what in list(wrong.items())[:30])
     assert not wrong, f"{summary}\noff-script:\n{off_script}"

@@ -140,10 +140,10 @@ class HttpsReceiver:
     `script(path, replies)`: each request to `path` takes the next reply; the last one repeats.
     `respond(path, responder)`: each request to `path` gets `responder(request)`, for answers that
     depend on the request (its order, its attempt); it runs under the receiver's lock, so it must
-    be quick and must not block.
+    be quick and must not block. What it raises is collected in `errors` like a hook's.
     Unscripted paths answer 201 `{"ok": true}`. `requests` is a snapshot of everything received;
-    `wait_for(n)` blocks until n requests arrived. Errors raised by `before` hooks are collected
-    in `errors` (the request gets a 500) and fail the test at fixture teardown.
+    `wait_for(n)` blocks until n requests arrived. Errors raised by `before` hooks and responders
+    are collected in `errors` (the request gets a 500) and fail the test at fixture teardown.
     """
 
     def __init__(
@@ -381,7 +381,11 @@ class HttpsReceiver:
             self._cond.notify_all()
             responder = self._responders.get(record.path)
             if responder is not None:
-                return responder(record)
+                try:
+                    return responder(record)
+                except Exception as exc:
+                    self._errors.append(exc)
+                    return Reply(status=500, body=f"responder failed: {exc!r}")
             script = self._scripts.get(record.path)
             if not script:
                 return self.default_reply
