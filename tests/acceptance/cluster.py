@@ -15,7 +15,15 @@ import httpx2
 import sqlalchemy
 
 from tests.acceptance.conftest import ADMIN_KEY, ORDERMILL, CliProcess, free_port
-from tests.support.invariants import Snapshot, snapshot, sync_engine
+from tests.support.invariants import (
+    Snapshot,
+    Violation,
+    check_database,
+    report,
+    snapshot,
+    sync_engine,
+)
+from tests.support.receiver import HttpsReceiver
 
 
 def engine_env(database_url: str, ca_file: Path, tmp_path: Path, port: int) -> dict[str, str]:
@@ -161,3 +169,30 @@ def wait_settled(
             time.sleep(0.25)
     finally:
         engine.dispose()
+
+
+RECONCILED = "ordermill_orders_reconciled_total"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The end of a run: the invariant checker's findings and the reconcile counter."""
+
+    violations: list[Violation]
+    reconciled: float  # summed over the processes running now
+    unexported: list[str]  # the /metrics URLs without the counter
+    logs: str
+
+    def assert_clean(self, summary: str) -> None:
+        assert not self.violations, f"{summary}\n{report(self.violations)}\n{self.logs}"
+        assert not self.unexported, f"{RECONCILED} is not exported by {self.unexported}: {summary}"
+        assert self.reconciled == 0, f"{RECONCILED} = {self.reconciled}: {summary}"
+
+
+def judge(cluster: Cluster, receiver: HttpsReceiver) -> Verdict:
+    """Read every process's reconcile counter while it runs, then check the database against
+    the invariants and the receiver's deliveries."""
+    reconciled, unexported = metric_total(cluster.metrics_urls(), RECONCILED)
+    database_url = cluster.env["ORDERMILL_DATABASE_URL"]
+    violations = check_database(database_url, deliveries=receiver.delivery_ids())
+    return Verdict(violations, reconciled, unexported, cluster.logs())

@@ -30,6 +30,26 @@ def flow_doc(
     }
 
 
+def rest_task(uri: str, key: str, next_: list[str], **extra: Any) -> dict[str, Any]:
+    """A consume-rest-api task definition posting to `uri`; `extra` adds or overrides fields."""
+    payload = {"uri": uri, **extra.pop("payload", {})}
+    task = {"key": key, "handlerKey": "consume-rest-api", "payload": payload, "next": next_}
+    return {"timeoutDuration": 5000, **task, **extra}
+
+
+def wait_task(key: str, duration_ms: int, next_: list[str]) -> dict[str, Any]:
+    return {"key": key, "handlerKey": "wait", "payload": {"durationMs": duration_ms}, "next": next_}
+
+
+def stage_doc(key: str, initial: list[str], tasks: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"key": key, "initialTaskDefinitionKeys": initial, "taskDefinitions": tasks}
+
+
+def staged_flow(key: str, name: str, *stages: dict[str, Any]) -> dict[str, Any]:
+    """A flow of space `acme` made of `stages` (see `stage_doc`)."""
+    return {"key": key, "name": name, "spaceKey": "acme", "stages": list(stages)}
+
+
 def order_doc(
     third_party_id: str = "WEB-1001", *, flow_key: str = "made-to-order", **extra: Any
 ) -> dict[str, Any]:

@@ -209,6 +209,16 @@ class HttpsReceiver:
         with self._cond:
             return list(self._requests)
 
+    def delivery_ids(self) -> list[tuple[str | None, str | None]]:
+        """Per request: the body's `context.deliveryId` and the `webhook-id` header."""
+        pairs = []
+        for request in self.requests:
+            delivery_id = None
+            with contextlib.suppress(ValueError, KeyError, TypeError):
+                delivery_id = request.json()["context"]["deliveryId"]
+            pairs.append((delivery_id, request.headers.get("webhook-id")))
+        return pairs
+
     @property
     def errors(self) -> list[BaseException]:
         with self._cond:
