@@ -66,6 +66,9 @@ class Event:
     task_key: str | None
     data: Any
 
+    def __str__(self) -> str:
+        return f"{self.id} {self.type}" + (f" {self.task_key}" if self.task_key else "")
+
     def before(self, other: Event) -> bool:
         """Committed before `other` was written, or in the same transaction."""
         return self.id < other.id or self.at == other.at
@@ -215,7 +218,11 @@ def check_order(run: OrderRun, *, outside_waits: bool = False) -> list[Violation
     waiting_outside = outside_waits and live == {"WAITING"}
     if run.status not in FINAL and not at_rest and not waiting_outside:
         work = "live work" if live else "no live work"
-        violation("not-final", f"{run.status} with {work}; tasks: {task_states or 'none'}")
+        last = ", ".join(str(e) for e in run.events[-4:])
+        violation(
+            "not-final",
+            f"{run.status} with {work}; tasks: {task_states or 'none'}; last events: {last}",
+        )
     if run.status not in ("CANCELLED", "CREATED") and run.status != expected_status(run):
         violation(
             "status-mismatch",
