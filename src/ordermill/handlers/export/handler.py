@@ -36,6 +36,7 @@ from ordermill.handlers.export.layout import (
 )
 from ordermill.handlers.export.sheet import SheetOrder, render_sheet
 from ordermill.handlers.netguard import OutboundClient, parse_networks
+from ordermill.private import private_dir
 
 Format = Literal["pdf", "manifest", "zip"]
 ALL_FORMATS: tuple[Format, ...] = ("pdf", "manifest", "zip")
@@ -107,7 +108,7 @@ class Export:
 
     async def run(self, ctx: TaskContext) -> Outcome:
         formats = set(ctx.payload.formats)
-        await asyncio.to_thread(self.work_dir.mkdir, parents=True, exist_ok=True)
+        await asyncio.to_thread(private_dir, self.work_dir)
         work = Path(await asyncio.to_thread(tempfile.mkdtemp, "", "export-", self.work_dir))
         try:
             outputs = await self._build(ctx, formats, work)
