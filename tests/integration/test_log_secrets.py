@@ -7,10 +7,8 @@ feedback token, a space's signing secret) and reads everything written to stderr
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import sys
 from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
@@ -26,6 +24,7 @@ from ordermill.logs import configure_logging, flush_logs
 from ordermill.service import Service
 from tests.integration.conftest import ADMIN_KEY, wait_for_status
 from tests.support.factories import flow_doc, order_doc
+from tests.support.logstate import logging_restored
 from tests.support.receiver import HttpsReceiver, Reply
 
 COOKIE = "ordermill_session=c2Vzc2lvbi1zZWNyZXQtdmFsdWU.sig-of-the-session"
@@ -44,11 +43,9 @@ class Logs:
 
 @pytest.fixture(params=["console", "json"])
 def logs(request: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str]) -> Iterator[Logs]:
-    configure_logging("INFO", request.param, secrets=[ADMIN_KEY])
-    yield Logs(capsys, request.param)
-    flush_logs()
-    with contextlib.redirect_stderr(sys.__stderr__):  # not to the capture, which closes first
-        configure_logging("INFO", "console")
+    with logging_restored():
+        configure_logging("INFO", request.param, secrets=[ADMIN_KEY])
+        yield Logs(capsys, request.param)
 
 
 def assert_clean(text: str, secrets: list[str]) -> None:

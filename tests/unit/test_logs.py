@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -21,6 +20,7 @@ from ordermill.logs import (
     configure_logging,
     flush_logs,
 )
+from tests.support.logstate import logging_restored
 
 
 @pytest.mark.parametrize(
@@ -87,15 +87,12 @@ def blocked_stderr() -> Iterator[BlockedStderr]:
     gate = threading.Event()
     blocked = BlockedStderr(gate)
     try:
-        with contextlib.redirect_stderr(blocked):
+        with logging_restored(), contextlib.redirect_stderr(blocked):
             configure_logging("INFO", "json")
             yield blocked
             gate.set()
-            flush_logs()
     finally:
         gate.set()
-        with contextlib.redirect_stderr(sys.__stderr__):
-            configure_logging("INFO", "console")
 
 
 def recurse(depth: int) -> None:
