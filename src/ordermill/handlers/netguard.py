@@ -23,14 +23,17 @@ import socket
 import ssl
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import aiohttp
-from aiohappyeyeballs import AddrInfoType
 from aiohttp.abc import ResolveResult
 from aiohttp.resolver import ThreadedResolver
 from yarl import URL
 
 from ordermill.errors import RetryableError, TargetRefused
+
+if TYPE_CHECKING:
+    from aiohappyeyeballs import AddrInfoType
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -128,11 +131,10 @@ def check_host(host: str, allowed: Iterable[IPNetwork]) -> str | None:
     """For the host aiohttp will dial (yarl's ``raw_host``): the refusal message, or None.
 
     IP literals are judged by their address, and ``localhost`` names as 127.0.0.1. A name whose
-    last label is a number is a legacy
-    IPv4 spelling (``127.1``, ``2130706433``, ``0177.0.0.1``, ``127.000.000.001``, ``0``) that the
-    system resolver would turn into an address: it is refused whatever the allowances, since no
-    real name ends in a number. Other names pass here; every address they resolve to is judged
-    in the resolver.
+    last label is a number is a legacy IPv4 spelling (``127.1``, ``2130706433``, ``0177.0.0.1``,
+    ``127.000.000.001``, ``0``) that the system resolver would turn into an address: it is
+    refused whatever the allowances, since no real name ends in a number. Other names pass
+    here; every address they resolve to is judged in the resolver.
     """
     bare = host.strip("[]")
     if "%" in bare:
