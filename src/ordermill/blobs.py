@@ -17,6 +17,7 @@ from typing import Protocol
 
 from ordermill.config import Settings
 from ordermill.errors import ConfigurationError, NotFound
+from ordermill.private import DIR_MODE, FILE_MODE, private_dir
 
 CHUNK_BYTES = 256 * 1024
 
@@ -85,9 +86,9 @@ class LocalBlobStore:
     async def put(self, key: str, source: BlobSource, content_type: str) -> None:
         await asyncio.to_thread(self._put, self.path_of(key), source)
 
-    @staticmethod
-    def _put(target: Path, source: BlobSource) -> None:
-        target.parent.mkdir(parents=True, exist_ok=True)
+    def _put(self, target: Path, source: BlobSource) -> None:
+        private_dir(self.root)
+        target.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
         # Write beside the target, then rename over it: readers never see half a file.
         partial = target.with_name(f".{target.name}.{secrets.token_hex(6)}.partial")
         try:
@@ -95,6 +96,7 @@ class LocalBlobStore:
                 partial.write_bytes(source)
             else:
                 shutil.copyfile(source, partial)
+            partial.chmod(FILE_MODE)
             partial.replace(target)
         finally:
             partial.unlink(missing_ok=True)

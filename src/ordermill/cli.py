@@ -24,7 +24,7 @@ from ordermill.errors import InvalidInput, OrdermillError, Problem
 from ordermill.flows.status import OrderStatus, TaskStatus
 from ordermill.flows.validation import validate_flow
 from ordermill.handlers.registry import build_registry
-from ordermill.logs import configure_logging
+from ordermill.logs import configure_logging_for
 
 app = typer.Typer(
     help="ordermill: an order-flow engine for made-to-order and digital manufacturing.",
@@ -112,7 +112,7 @@ def serve(
 ) -> None:
     """Run the API, the engine and the UI in one process (migrates the database first)."""
     settings = _settings()
-    configure_logging(settings.log_level, settings.log_format)
+    configure_logging_for(settings)
     _run(lambda: _prepare(settings, demo=demo))
     _uvicorn(settings, run_worker=True, demo=demo)
 
@@ -121,7 +121,7 @@ def serve(
 def api() -> None:
     """Run the API (and UI) only; run engines with `ordermill worker`."""
     settings = _settings()
-    configure_logging(settings.log_level, settings.log_format)
+    configure_logging_for(settings)
     _run(lambda: _prepare(settings, demo=False))
     _uvicorn(settings, run_worker=False, demo=False)
 
@@ -173,7 +173,7 @@ def worker(
     from ordermill.service import Service
 
     settings = _settings()
-    configure_logging(settings.log_level, settings.log_format)
+    configure_logging_for(settings)
 
     async def run() -> None:
         service = await Service.open(settings, run_migrations=False, pre_ping=False)

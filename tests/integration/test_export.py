@@ -4,7 +4,6 @@ network guard on item files — on both databases."""
 from __future__ import annotations
 
 import hashlib
-import ssl
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from pathlib import Path
@@ -16,7 +15,7 @@ import pytest
 
 from ordermill.errors import PermanentError, RetryableError, TargetRefused
 from ordermill.handlers.export.fetch import ByteBudget, GuardedFetcher
-from ordermill.handlers.netguard import check_literal, parse_networks
+from ordermill.handlers.netguard import OutboundClient, check_host, parse_networks
 from ordermill.service import Service
 from tests.integration.export_checks import (
     check_package,
@@ -91,7 +90,7 @@ async def test_an_item_file_on_a_loopback_address_is_refused_without_the_allowan
     (task,) = order["tasks"]
     assert task["error"] == {
         "class": "TargetRefused",
-        "message": f"asset 'model' of item 'item-1': {check_literal('127.0.0.1', ())}",
+        "message": f"asset 'model' of item 'item-1': {check_host('127.0.0.1', ())}",
     }
     assert "127.0.0.1 is a loopback address; allow it with" in task["error"]["message"]
     assert task["attempts"] == 1
@@ -105,8 +104,9 @@ async def test_an_item_file_on_a_loopback_address_is_refused_without_the_allowan
 @pytest.fixture
 async def fetcher(https_receiver: HttpsReceiver) -> AsyncIterator[GuardedFetcher]:
     """A fetcher trusting the test CA, closed before the receiver stops."""
-    context = ssl.create_default_context(cafile=str(https_receiver.ca_pem_path))
-    fetch = GuardedFetcher(context, "ordermill-test")
+    fetch = GuardedFetcher(
+        OutboundClient(ca_file=https_receiver.ca_pem_path, user_agent="ordermill-test")
+    )
     yield fetch
     await fetch.close()
 

@@ -9,7 +9,7 @@ import pytest
 from ordermill.handlers.netguard import (
     GuardedResolver,
     RefusedAddress,
-    check_literal,
+    check_host,
     parse_networks,
     refusal,
 )
@@ -57,13 +57,13 @@ def test_an_allowed_network_lets_its_addresses_through_and_no_others() -> None:
 
 
 def test_an_ip_literal_target_gets_a_message_that_says_how_to_allow_it() -> None:
-    message = check_literal("10.1.2.3", ())
+    message = check_host("10.1.2.3", ())
 
     assert message is not None
     assert message.startswith("target 10.1.2.3 is a private address; allow it with")
     assert "ORDERMILL_CONNECTOR_ALLOW_NETWORKS" in message
-    assert check_literal("erp.example.com", ()) is None
-    assert check_literal("[::1]", ()) is not None
+    assert check_host("erp.example.com", ()) is None
+    assert check_host("[::1]", ()) is not None
 
 
 async def test_the_resolver_refuses_a_name_that_resolves_only_to_loopback() -> None:

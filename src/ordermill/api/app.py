@@ -24,6 +24,7 @@ from ordermill.api.routes import (
     orders,
     spaces,
 )
+from ordermill.api.security import relative_slash_redirects
 from ordermill.config import Settings
 from ordermill.engine.worker import Worker
 from ordermill.service import Service
@@ -67,6 +68,7 @@ def create_app(settings: Settings, *, run_worker: bool = True, demo: bool = Fals
         lifespan=lifespan,
     )
     install_problem_handlers(app)
+    relative_slash_redirects(app.router)
 
     @app.exception_handler(BodyTooLarge)
     async def _too_large(request: Request, exc: BodyTooLarge) -> JSONResponse:

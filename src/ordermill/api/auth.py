@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 import time
 from dataclasses import dataclass
 from typing import Annotated
@@ -11,6 +10,7 @@ from fastapi import Depends, Request
 
 from ordermill.errors import Forbidden, InvalidInput, Problem, Unauthorized
 from ordermill.service import Service
+from ordermill.signatures import same_secret
 from ordermill.storage.spaces import hash_secret
 
 _CACHE_SECONDS = 5.0
@@ -55,7 +55,7 @@ async def authenticate(request: Request, service: ServiceDep) -> Principal:
         raise Unauthorized()
     token = token.strip()
     admin = service.settings.admin_key
-    if admin is not None and hmac.compare_digest(token, admin.get_secret_value()):
+    if admin is not None and same_secret(token, admin.get_secret_value()):
         return Principal(None, "admin")
     cache: dict[str, tuple[float, Principal]] = request.app.state.auth_cache
     digest = hash_secret(token)

@@ -1,36 +1,28 @@
 """``consume-rest-api``: POST the order to the user's own https endpoint (SPEC §5).
 
-One aiohttp session per set of network allowances keeps connections alive per host; the guard
-in its resolver decides which addresses may be dialled. Redirects are never followed.
+Requests go through the guarded ``OutboundClient``, which decides which addresses may be dialled
+and never follows redirects.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ssl
 import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar
-from urllib.parse import urlsplit
 
-import aiohttp
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from yarl import URL
 
 from ordermill.assets_view import merged_order_assets
 from ordermill.connector.signature import sign_headers
-from ordermill.errors import AttemptTimeout, PermanentError, RetryableError, TargetRefused
+from ordermill.errors import AttemptTimeout, PermanentError, RetryableError
 from ordermill.flows.model import RetryPolicy
 from ordermill.flows.retry import FailureKind, classify_http_status, parse_retry_after
 from ordermill.handlers.base import Outcome, Succeeded, TaskContext, Waiting
-from ordermill.handlers.netguard import (
-    GuardedResolver,
-    IPNetwork,
-    RefusedAddress,
-    check_literal,
-    parse_networks,
-)
+from ordermill.handlers.netguard import IPNetwork, OutboundClient, check_url, parse_networks
 from ordermill.jsoncodec import dumps
 
 RESPONSE_BODY_LIMIT = 64 * 1024
@@ -74,17 +66,20 @@ class ConsumeRestApiPayload(BaseModel):
     @field_validator("uri")
     @classmethod
     def _check_uri(cls, uri: str, info: ValidationInfo) -> str:
-        parts = urlsplit(uri)
-        if parts.scheme not in ("https", "http") or not parts.hostname:
+        try:
+            parts = URL(uri)
+        except (ValueError, UnicodeError):
+            parts = URL()
+        if parts.scheme not in ("https", "http") or not parts.host:
             raise ValueError("must be an absolute https URL such as https://erp.example.com/orders")
-        if parts.username or parts.password:
+        if parts.user or parts.password:
             raise ValueError("must not carry credentials in the URL")
         allow_http = set((info.context or {}).get("allow_http_hosts", ()))
-        if parts.scheme == "http" and parts.hostname not in allow_http:
+        if parts.scheme == "http" and parts.host not in allow_http:
             raise ValueError(
                 f"must use https; plain http is allowed only for the hosts named in "
                 f"ORDERMILL_CONNECTOR_ALLOW_HTTP or in the space's connectorAllowHttp "
-                f"({parts.hostname} is not)"
+                f"({parts.host} is not)"
             )
         return uri
 
@@ -150,37 +145,12 @@ class ConsumeRestApi:
         ca_file: Path | None = None,
         max_per_host: int = 16,
         user_agent: str = "ordermill",
+        client: OutboundClient | None = None,
     ) -> None:
         self.allow_networks = parse_networks(allow_networks)
-        self.ca_file = ca_file
         self.max_per_host = max_per_host
-        self.user_agent = user_agent
-        self._sessions: dict[tuple[IPNetwork, ...], aiohttp.ClientSession] = {}
+        self.client = client or OutboundClient(ca_file=ca_file, user_agent=user_agent)
         self._bulkheads: dict[str, asyncio.Semaphore] = {}
-        self._ssl: ssl.SSLContext | None = None
-
-    def _ssl_context(self) -> ssl.SSLContext:
-        if self._ssl is None:
-            context = ssl.create_default_context()
-            if self.ca_file is not None:
-                context.load_verify_locations(cafile=str(self.ca_file))
-            self._ssl = context
-        return self._ssl
-
-    def _session(self, allowed: tuple[IPNetwork, ...]) -> aiohttp.ClientSession:
-        session = self._sessions.get(allowed)
-        if session is None:
-            connector = aiohttp.TCPConnector(
-                resolver=GuardedResolver(allowed),
-                ssl=self._ssl_context(),
-                limit=0,
-                limit_per_host=0,
-                keepalive_timeout=30,
-            )
-            # trust_env=False: proxy variables in the environment must not reroute connectors.
-            session = aiohttp.ClientSession(connector=connector, trust_env=False)
-            self._sessions[allowed] = session
-        return session
 
     def _bulkhead(self, host: str) -> asyncio.Semaphore:
         semaphore = self._bulkheads.get(host)
@@ -191,14 +161,12 @@ class ConsumeRestApi:
     async def run(self, ctx: TaskContext) -> Outcome:
         payload: ConsumeRestApiPayload = ctx.payload
         allowed = self.allow_networks + parse_networks(ctx.allow_networks)
-        host = urlsplit(payload.uri).hostname or ""
-        refused = check_literal(host, allowed)
-        if refused is not None:
-            raise TargetRefused(refused)
+        target = check_url(payload.uri, allowed)
+        host = target.host or ""
         body = connector_body(ctx)
         headers = {
             "Content-Type": "application/json",
-            "User-Agent": self.user_agent,
+            "User-Agent": self.client.user_agent,
             "webhook-id": ctx.delivery_id,
             "ordermill-attempt": str(ctx.attempt),
             **sign(body, ctx.delivery_id, ctx.now, ctx.signing_secrets),
@@ -213,7 +181,7 @@ class ConsumeRestApi:
         else:
             await bulkhead.acquire()
         try:
-            status, text, retry_after = await self._post(ctx, payload.uri, body, headers, allowed)
+            status, text, retry_after = await self._post(ctx, target, body, headers, allowed)
         finally:
             bulkhead.release()
         ctx.log.status_code = status
@@ -237,17 +205,18 @@ class ConsumeRestApi:
     async def _post(
         self,
         ctx: TaskContext,
-        uri: str,
+        target: URL,
         body: bytes,
         headers: dict[str, str],
         allowed: tuple[IPNetwork, ...],
     ) -> tuple[int, str, float | None]:
-        session = self._session(allowed)
         started = time.monotonic()
         try:
             async with (
                 asyncio.timeout(ctx.timeout_seconds),
-                session.post(uri, data=body, headers=headers, allow_redirects=False) as response,
+                self.client.request(
+                    "POST", target, allowed=allowed, headers=headers, data=body
+                ) as response,
             ):
                 raw = await response.content.read(RESPONSE_BODY_LIMIT)
                 retry_after_ms = parse_retry_after(response.headers.get("Retry-After"), ctx.now)
@@ -262,20 +231,6 @@ class ConsumeRestApi:
             raise AttemptTimeout(
                 f"no answer within {ctx.timeout_seconds:g} s (gave up after {elapsed:.1f} s)"
             ) from exc
-        except aiohttp.ClientConnectorDNSError as exc:
-            if isinstance(exc.os_error, RefusedAddress):
-                raise TargetRefused(str(exc.os_error)) from exc
-            raise RetryableError(f"could not resolve the connector host: {exc.os_error}") from exc
-        except aiohttp.ClientSSLError as exc:
-            raise RetryableError(f"TLS failed: {exc}") from exc
-        except (aiohttp.ClientError, OSError) as exc:
-            raise RetryableError(f"connection failed: {exc}") from exc
 
     async def close(self) -> None:
-        if self._sessions:
-            for session in self._sessions.values():
-                await session.close()
-            self._sessions.clear()
-            # TLS transports finish closing on the next loop iterations; let them, so none is
-            # left for the garbage collector to complain about.
-            await asyncio.sleep(0.1)
+        await self.client.close()

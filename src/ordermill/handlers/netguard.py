@@ -1,17 +1,39 @@
-"""The outbound network guard: connectors reach only public addresses unless allowed.
+"""The outbound network guard: tenant-given URLs reach only public addresses unless allowed.
 
-The guard sits in the HTTP client's resolver, so the addresses it checks are the very addresses
-that get dialled: there is no window for DNS rebinding between the check and the connection.
+Every request ordermill makes to a URL a tenant wrote (connector calls, export downloads) goes
+through ``OutboundClient``, the one guarded seam. It decides three times, each on what is really
+dialled:
+
+1. before the request, on the host as aiohttp will use it, i.e. after yarl has normalised it
+   (IDNA, Unicode digits and full stops, case): ``https://１２７.０.０.１/`` is judged as
+   127.0.0.1, and legacy IPv4 spellings (``127.1``, ``2130706433``, ``0x7f.0.0.1``) are refused;
+2. in the resolver, on every address a host name resolves to: only allowed addresses are
+   handed to the connector, so there is no window for DNS rebinding;
+3. in the socket factory, on the address each socket is about to connect to, which also covers
+   IP literals that aiohttp dials without asking the resolver.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import ipaddress
+import re
 import socket
-from collections.abc import Iterable
+import ssl
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
 
+import aiohttp
 from aiohttp.abc import ResolveResult
 from aiohttp.resolver import ThreadedResolver
+from yarl import URL
+
+from ordermill.errors import RetryableError, TargetRefused
+
+if TYPE_CHECKING:
+    from aiohappyeyeballs import AddrInfoType
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -35,6 +57,8 @@ _REFUSED: tuple[tuple[str, str], ...] = (
     ("240.0.0.0/4", "a reserved address"),
     ("::/128", "the unspecified address"),
     ("::1/128", "a loopback address"),
+    ("::/96", "an IPv4-compatible address"),  # deprecated; ::127.0.0.1 is one
+    ("::ffff:0:0:0/96", "an IPv4-translated address"),
     ("100::/64", "a discard-only address"),
     ("2001:db8::/32", "a documentation address"),
     ("fd00:ec2::254/128", "a cloud metadata address"),  # before fc00::/7, which holds it
@@ -53,6 +77,12 @@ _SIXTOFOUR = ipaddress.ip_network("2002::/16")
 
 class RefusedAddress(OSError):
     """A connector target resolved to an address the guard refuses."""
+
+
+# A label the system resolver reads as a number: decimal, octal (leading 0) or hex (0x).
+_NUMERIC_LABEL = re.compile(r"(0x[0-9a-f]*|[0-9]+)", re.IGNORECASE)
+_OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_CANONICAL_IPV4 = re.compile(rf"{_OCTET}(\.{_OCTET}){{3}}")
 
 
 def parse_networks(cidrs: Iterable[str]) -> tuple[IPNetwork, ...]:
@@ -97,14 +127,70 @@ def refusal_message(host: str, address: str, reason: str) -> str:
     )
 
 
-def check_literal(host: str, allowed: Iterable[IPNetwork]) -> str | None:
-    """For a host that is an IP literal: the refusal message, or None. Names return None."""
+def check_host(host: str, allowed: Iterable[IPNetwork]) -> str | None:
+    """For the host aiohttp will dial (yarl's ``raw_host``): the refusal message, or None.
+
+    IP literals are judged by their address, and ``localhost`` names as 127.0.0.1. A name whose
+    last label is a number is a legacy IPv4 spelling (``127.1``, ``2130706433``, ``0177.0.0.1``,
+    ``127.000.000.001``, ``0``) that the system resolver would turn into an address: it is
+    refused whatever the allowances, since no real name ends in a number. Other names pass
+    here; every address they resolve to is judged in the resolver.
+    """
+    bare = host.strip("[]")
+    if "%" in bare:
+        return (
+            f"target {host} is not a host ordermill dials "
+            "(percent-encoded names and IPv6 zone identifiers are refused)"
+        )
+    name = bare.rstrip(".") if bare.count(":") == 0 else bare
+    if name.lower() == "localhost" or name.lower().endswith(".localhost"):
+        name = "127.0.0.1"  # RFC 6761: loopback by definition, whatever a resolver says
     try:
-        address = ipaddress.ip_address(host.strip("[]"))
+        address = ipaddress.ip_address(name)
     except ValueError:
+        if _NUMERIC_LABEL.fullmatch(name.rsplit(".", 1)[-1]):
+            return (
+                f"target {host} is not a canonical IPv4 address; write an address as four "
+                "decimal numbers without leading zeros, such as 93.184.216.34"
+            )
         return None
     reason = refusal(address, allowed)
     return None if reason is None else refusal_message(host, str(address), reason)
+
+
+def check_url(url: str | URL, allowed: Iterable[IPNetwork]) -> URL:
+    """``url`` as aiohttp will request it, once its host passed ``check_host``.
+
+    Raises ``TargetRefused`` (never worth a retry) for a refused or unusable target.
+    """
+    try:
+        target = url if isinstance(url, URL) else URL(url)
+    except (ValueError, UnicodeError) as exc:
+        raise TargetRefused(f"{str(url)!r} is not a URL ordermill can request: {exc}") from exc
+    host = target.raw_host
+    if target.scheme not in ("https", "http") or not host:
+        raise TargetRefused(f"{str(url)!r} is not an absolute https URL")
+    if target.user is not None or target.password is not None:
+        raise TargetRefused("the URL must not carry credentials")
+    refused = check_host(host, allowed)
+    if refused is not None:
+        raise TargetRefused(refused)
+    return target
+
+
+def guarded_socket_factory(allowed: Iterable[IPNetwork]) -> Callable[[AddrInfoType], socket.socket]:
+    """A socket factory that refuses to open a socket towards a refused address."""
+    allowed = tuple(allowed)
+
+    def open_socket(addr_info: AddrInfoType) -> socket.socket:
+        family, type_, proto, _, sockaddr = addr_info
+        shown = str(sockaddr[0])
+        reason = refusal(ipaddress.ip_address(shown.split("%")[0]), allowed)
+        if reason is not None:
+            raise RefusedAddress(refusal_message(shown, shown, reason))
+        return socket.socket(family=family, type=type_, proto=proto)
+
+    return open_socket
 
 
 class GuardedResolver(ThreadedResolver):
@@ -130,3 +216,93 @@ class GuardedResolver(ThreadedResolver):
             # Only addresses that passed the check are ever handed to the connector.
             raise RefusedAddress(refused[0] if refused else f"{host} did not resolve")
         return checked
+
+
+class OutboundClient:
+    """The one way ordermill requests a URL a tenant wrote: guarded, without redirects or proxies.
+
+    One aiohttp session per set of allowances keeps connections alive per host. Failures come
+    out as handler errors: ``TargetRefused`` for a refused target (never retried),
+    ``RetryableError`` for connection, name resolution and TLS failures. Timeouts are the
+    caller's: ``TimeoutError`` passes through.
+    """
+
+    def __init__(self, *, ca_file: Path | None = None, user_agent: str = "ordermill") -> None:
+        self.ca_file = ca_file
+        self.user_agent = user_agent
+        self._sessions: dict[tuple[IPNetwork, ...], aiohttp.ClientSession] = {}
+        self._ssl: ssl.SSLContext | None = None
+
+    def _ssl_context(self) -> ssl.SSLContext:
+        if self._ssl is None:
+            context = ssl.create_default_context()
+            if self.ca_file is not None:
+                context.load_verify_locations(cafile=str(self.ca_file))
+            self._ssl = context
+        return self._ssl
+
+    def _session(self, allowed: tuple[IPNetwork, ...]) -> aiohttp.ClientSession:
+        session = self._sessions.get(allowed)
+        if session is None:
+            connector = aiohttp.TCPConnector(
+                resolver=GuardedResolver(allowed),
+                socket_factory=guarded_socket_factory(allowed),
+                ssl=self._ssl_context(),
+                limit=0,
+                limit_per_host=0,
+                keepalive_timeout=30,
+            )
+            # trust_env=False: proxy variables in the environment must not reroute requests.
+            session = aiohttp.ClientSession(
+                connector=connector, trust_env=False, headers={"User-Agent": self.user_agent}
+            )
+            self._sessions[allowed] = session
+        return session
+
+    @contextlib.asynccontextmanager
+    async def request(
+        self,
+        method: str,
+        url: str | URL,
+        *,
+        allowed: tuple[IPNetwork, ...],
+        label: str = "",
+        headers: Mapping[str, str] | None = None,
+        data: bytes | None = None,
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        """Send one request to ``url``; the response while the block runs."""
+        prefix = f"{label}: " if label else ""
+        try:
+            target = check_url(url, allowed)
+        except TargetRefused as exc:
+            raise TargetRefused(prefix + exc.message) from exc
+        session = self._session(allowed)
+        try:
+            async with session.request(
+                method, target, headers=headers, data=data, allow_redirects=False
+            ) as response:
+                yield response
+        except TimeoutError:
+            raise
+        except aiohttp.ClientConnectorError as exc:
+            if isinstance(exc.os_error, RefusedAddress):
+                raise TargetRefused(prefix + str(exc.os_error)) from exc
+            if isinstance(exc, aiohttp.ClientConnectorDNSError):
+                raise RetryableError(
+                    f"{prefix}could not resolve {target.host}: {exc.os_error}"
+                ) from exc
+            if isinstance(exc, aiohttp.ClientSSLError):
+                raise RetryableError(f"{prefix}TLS failed: {exc}") from exc
+            raise RetryableError(f"{prefix}connection failed: {exc}") from exc
+        except (aiohttp.ClientError, OSError) as exc:
+            raise RetryableError(f"{prefix}connection failed: {exc}") from exc
+
+    async def close(self) -> None:
+        if self._sessions:
+            sessions = list(self._sessions.values())
+            self._sessions.clear()
+            for session in sessions:
+                await session.close()
+            # TLS transports finish closing on the next loop iterations; let them, so none is
+            # left for the garbage collector to complain about.
+            await asyncio.sleep(0.1)

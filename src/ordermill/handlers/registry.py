@@ -10,7 +10,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Iterable, Mapping
 from importlib.metadata import entry_points
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
@@ -18,6 +18,9 @@ from ordermill.config import Settings
 from ordermill.errors import ConfigurationError, Problem
 from ordermill.flows.model import RetryPolicy, TaskDefinition
 from ordermill.handlers.base import Handler
+
+if TYPE_CHECKING:
+    from ordermill.handlers.netguard import OutboundClient
 
 ENTRY_POINT_GROUP = "ordermill.handlers"
 
@@ -149,18 +152,22 @@ class HandlerRegistry:
 
 def builtin_handlers(settings: Settings) -> list[Handler]:
     from ordermill.handlers.connector import ConsumeRestApi
+    from ordermill.handlers.netguard import OutboundClient
     from ordermill.handlers.wait import Wait
 
+    # One guarded client for every request to a tenant-given URL.
+    client = OutboundClient(
+        ca_file=settings.connector_ca_file, user_agent=settings.connector_user_agent
+    )
     return [
         ConsumeRestApi(
             allow_networks=tuple(settings.connector_allow_networks),
-            ca_file=settings.connector_ca_file,
             max_per_host=settings.connector_max_per_host,
-            user_agent=settings.connector_user_agent,
+            client=client,
         ),
         *mail_handlers(settings),
         Wait(),
-        export_handler(settings),
+        export_handler(settings, client),
     ]
 
 
@@ -198,7 +205,7 @@ def mail_handlers(settings: Settings) -> list[Handler]:
     ]
 
 
-def export_handler(settings: Settings) -> Handler:
+def export_handler(settings: Settings, client: OutboundClient | None = None) -> Handler:
     """export, storing its files in the blob store the settings choose."""
     from ordermill.blobs import build_blob_store
     from ordermill.handlers.export import Export
@@ -213,6 +220,7 @@ def export_handler(settings: Settings) -> Handler:
         max_file_bytes=settings.export_max_file_bytes,
         max_order_bytes=settings.export_max_order_bytes,
         user_agent=settings.connector_user_agent,
+        client=client,
     )
 
 

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from ordermill.errors import DatabaseUnavailable, StorageError
 from ordermill.jsoncodec import dumps_text, loads
+from ordermill.private import private_file
 from ordermill.storage.sqlite import inline_connector
 
 
@@ -68,7 +69,7 @@ class Database:
         self.dialect = parsed.get_backend_name()
         if self.dialect == "sqlite":
             if parsed.database and parsed.database != ":memory:":
-                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+                private_file(Path(parsed.database))
             self.writer = _sqlite_engine(
                 url, immediate=True, synchronous=sqlite_synchronous, pool_size=1
             )

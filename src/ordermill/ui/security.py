@@ -48,9 +48,10 @@ class SecurityHeaders:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
-                headers += HEADERS
-                if not is_static:
-                    headers.append((b"cache-control", b"no-store"))
+                extra = [*HEADERS] if is_static else [*HEADERS, (b"cache-control", b"no-store")]
+                # A page that chose its own value (the answer links: no-referrer) keeps it.
+                present = {name.lower() for name, _ in headers}
+                headers += [(name, value) for name, value in extra if name not in present]
                 message["headers"] = headers
             await send(message)
 

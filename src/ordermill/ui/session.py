@@ -17,6 +17,7 @@ from fastapi import Depends, Request, Response
 
 from ordermill.errors import NotFound, OrdermillError
 from ordermill.service import Service
+from ordermill.signatures import same_secret
 from ordermill.storage.spaces import ApiKey
 
 COOKIE = "ordermill_session"
@@ -71,7 +72,7 @@ class SessionSigner:
     def read(self, cookie: str, now: float) -> tuple[str, int] | None:
         """The (space key, key id) of a genuine, unexpired cookie, else None."""
         payload, _, signature = cookie.partition(".")
-        if not hmac.compare_digest(self._mac("session", payload), signature):
+        if not same_secret(signature, self._mac("session", payload)):
             return None
         try:
             space_key, key_id, expires = _unb64(payload).decode().split("\n")
@@ -131,7 +132,7 @@ async def check_csrf(request: Request, expected: str) -> None:
         form = await request.form()
         field = form.get(CSRF_FIELD)
         sent = field if isinstance(field, str) else None
-    if sent is None or not hmac.compare_digest(sent, expected):
+    if not same_secret(sent, expected):
         raise CsrfRejected()
 
 

@@ -11,6 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from ordermill import metrics
 from ordermill.api.auth import PrincipalDep, ServiceDep
+from ordermill.api.security import docs_csp
 from ordermill.errors import StorageError
 from ordermill.storage import migrate
 
@@ -71,10 +72,14 @@ async def handlers(_: PrincipalDep, service: ServiceDep) -> dict[str, Any]:
 @router.get("/api/docs", include_in_schema=False)
 async def docs(request: Request) -> HTMLResponse:
     static = request.app.url_path_for("api-static", path="")
-    return get_swagger_ui_html(
+    page = get_swagger_ui_html(
         openapi_url=request.app.openapi_url or "/api/openapi.json",
         title="ordermill API",
         swagger_js_url=f"{static}swagger/swagger-ui-bundle.js",
         swagger_css_url=f"{static}swagger/swagger-ui.css",
         swagger_favicon_url=f"{static}swagger/favicon-32x32.png",
     )
+    page.headers["Content-Security-Policy"] = docs_csp(bytes(page.body).decode())
+    page.headers["X-Content-Type-Options"] = "nosniff"
+    page.headers["Referrer-Policy"] = "same-origin"
+    return page

@@ -8,18 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import BinaryIO
-from urllib.parse import urlsplit
-
-import aiohttp
 
 from ordermill.blobs import BlobStore
 from ordermill.errors import AttemptTimeout, PermanentError, RetryableError, TargetRefused
 from ordermill.flows.retry import FailureKind, classify_http_status
-from ordermill.handlers.netguard import GuardedResolver, IPNetwork, RefusedAddress, check_literal
+from ordermill.handlers.netguard import IPNetwork, OutboundClient, check_url
 
 WRITE_BYTES = 1024 * 1024
 
@@ -103,23 +99,10 @@ async def copy_blob(
 
 
 class GuardedFetcher:
-    """GETs outside files with the connectors' rules: the network guard, https, no redirects."""
+    """GETs outside files through the guarded outbound client: https, no redirects."""
 
-    def __init__(self, ssl_context: ssl.SSLContext, user_agent: str) -> None:
-        self.ssl_context = ssl_context
-        self.user_agent = user_agent
-        self._sessions: dict[tuple[IPNetwork, ...], aiohttp.ClientSession] = {}
-
-    def _session(self, allowed: tuple[IPNetwork, ...]) -> aiohttp.ClientSession:
-        session = self._sessions.get(allowed)
-        if session is None:
-            connector = aiohttp.TCPConnector(
-                resolver=GuardedResolver(allowed), ssl=self.ssl_context, limit=0
-            )
-            # trust_env=False: proxy variables in the environment must not reroute fetches.
-            session = aiohttp.ClientSession(connector=connector, trust_env=False)
-            self._sessions[allowed] = session
-        return session
+    def __init__(self, client: OutboundClient) -> None:
+        self.client = client
 
     async def fetch(
         self,
@@ -133,25 +116,19 @@ class GuardedFetcher:
         seconds: float,
     ) -> tuple[int, str]:
         """Download ``url`` to ``target``; its size and SHA-256. Raises HandlerErrors."""
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        if parts.scheme not in ("https", "http") or not host:
-            raise PermanentError(f"{label}: {url!r} is not an absolute https URL")
-        if parts.scheme == "http" and host not in allow_http_hosts:
+        try:
+            checked = check_url(url, allowed)
+        except TargetRefused as exc:
+            raise TargetRefused(f"{label}: {exc.message}") from exc
+        if checked.scheme == "http" and checked.host not in allow_http_hosts:
             raise PermanentError(
                 f"{label}: plain http is allowed only for the hosts named in "
-                f"ORDERMILL_CONNECTOR_ALLOW_HTTP ({host} is not); use https"
+                f"ORDERMILL_CONNECTOR_ALLOW_HTTP ({checked.host} is not); use https"
             )
-        refused = check_literal(host, allowed)
-        if refused is not None:
-            raise TargetRefused(f"{label}: {refused}")
-        session = self._session(allowed)
         try:
             async with (
                 asyncio.timeout(seconds),
-                session.get(
-                    url, headers={"User-Agent": self.user_agent}, allow_redirects=False
-                ) as response,
+                self.client.request("GET", checked, allowed=allowed, label=label) as response,
             ):
                 self._check_status(label, response.status)
                 budget.check_declared(label, response.content_length)
@@ -160,12 +137,6 @@ class GuardedFetcher:
                 )
         except TimeoutError as exc:
             raise AttemptTimeout(f"{label}: the download took longer than {seconds:g} s") from exc
-        except aiohttp.ClientConnectorDNSError as exc:
-            if isinstance(exc.os_error, RefusedAddress):
-                raise TargetRefused(f"{label}: {exc.os_error}") from exc
-            raise RetryableError(f"{label}: could not resolve {host}: {exc.os_error}") from exc
-        except (aiohttp.ClientError, OSError) as exc:
-            raise RetryableError(f"{label}: the download failed: {exc}") from exc
 
     @staticmethod
     def _check_status(label: str, status: int) -> None:
@@ -180,10 +151,4 @@ class GuardedFetcher:
         raise PermanentError(message, status_code=status)
 
     async def close(self) -> None:
-        if self._sessions:
-            for session in self._sessions.values():
-                await session.close()
-            self._sessions.clear()
-            # TLS transports finish closing on the next loop iterations; let them, so none is
-            # left for the garbage collector to complain about.
-            await asyncio.sleep(0.1)
+        await self.client.close()

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import shutil
-import ssl
 import tempfile
 from pathlib import Path
 from typing import ClassVar, Literal
@@ -36,7 +35,8 @@ from ordermill.handlers.export.layout import (
     write_zip,
 )
 from ordermill.handlers.export.sheet import SheetOrder, render_sheet
-from ordermill.handlers.netguard import parse_networks
+from ordermill.handlers.netguard import OutboundClient, parse_networks
+from ordermill.private import private_dir
 
 Format = Literal["pdf", "manifest", "zip"]
 ALL_FORMATS: tuple[Format, ...] = ("pdf", "manifest", "zip")
@@ -93,6 +93,7 @@ class Export:
         max_file_bytes: int = 100 * 1024 * 1024,
         max_order_bytes: int = 1024 * 1024 * 1024,
         user_agent: str = "ordermill",
+        client: OutboundClient | None = None,
     ) -> None:
         self.blobs = blobs
         self.public_url = public_url.rstrip("/")
@@ -101,14 +102,13 @@ class Export:
         self.allow_http_hosts = allow_http_hosts
         self.max_file_bytes = max_file_bytes
         self.max_order_bytes = max_order_bytes
-        context = ssl.create_default_context()
-        if ca_file is not None:
-            context.load_verify_locations(cafile=str(ca_file))
-        self.fetcher = GuardedFetcher(context, user_agent)
+        self.fetcher = GuardedFetcher(
+            client or OutboundClient(ca_file=ca_file, user_agent=user_agent)
+        )
 
     async def run(self, ctx: TaskContext) -> Outcome:
         formats = set(ctx.payload.formats)
-        await asyncio.to_thread(self.work_dir.mkdir, parents=True, exist_ok=True)
+        await asyncio.to_thread(private_dir, self.work_dir)
         work = Path(await asyncio.to_thread(tempfile.mkdtemp, "", "export-", self.work_dir))
         try:
             outputs = await self._build(ctx, formats, work)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 import secrets
 import time
 from typing import Annotated
@@ -10,6 +9,7 @@ from typing import Annotated
 from fastapi import Form, Request, Response
 
 from ordermill.service import Service
+from ordermill.signatures import same_secret
 from ordermill.ui.routing import ui_router
 from ordermill.ui.session import (
     COOKIE,
@@ -67,7 +67,7 @@ async def signin(
 ) -> Response:
     # Double submit: the form's token must equal the cookie set with the form.
     expected = request.cookies.get(SIGNIN_COOKIE, "")
-    if not expected or not hmac.compare_digest(expected, csrf):
+    if not expected or not same_secret(csrf, expected):
         raise CsrfRejected()
     service: Service = request.app.state.service
     key = await service.store.spaces.authenticate(api_key.strip()) if api_key.strip() else None
