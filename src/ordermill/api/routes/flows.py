@@ -27,6 +27,13 @@ def _space_of(document: Any) -> str | None:
     return None
 
 
+def _other_key(document: Any, key: str | None) -> list[Problem]:
+    """A body that names a key other than the one in the URL is refused."""
+    if key is None or not isinstance(document, dict) or document.get("key") in (None, key):
+        return []
+    return [Problem("/key", f"must be {key!r}, the key in the URL")]
+
+
 @router.post("", status_code=201, summary="Create a flow")
 async def create_flow(
     principal: PrincipalDep, service: ServiceDep, response: Response, document: Any = FLOW_BODY
@@ -63,11 +70,18 @@ async def list_flows(
 
 @router.post("/validate", summary="Validate a flow without saving it")
 async def validate(
-    principal: PrincipalDep, service: ServiceDep, document: Any = FLOW_BODY
+    principal: PrincipalDep,
+    service: ServiceDep,
+    document: Any = FLOW_BODY,
+    key: str | None = Query(
+        None, description="The key the flow would be saved under (PUT /api/flows/{key})."
+    ),
 ) -> dict[str, Any]:
-    """Always 200: ``valid`` tells the verdict and ``problems`` lists every problem found."""
+    """Always 200: ``valid`` tells the verdict and ``problems`` lists every problem found.
+    With ``key``, the body is checked as ``PUT /api/flows/{key}`` would check it."""
     space_key = principal.space_key or _space_of(document)
-    problems = await service.validate_flow(space_key, document)
+    problems = _other_key(document, key)
+    problems += await service.validate_flow(space_key, document, default_key=key)
     return {"valid": not problems, "problems": [p.as_dict() for p in problems]}
 
 
@@ -95,13 +109,12 @@ async def put_flow(
     response: Response,
     document: Any = FLOW_BODY,
 ) -> dict[str, Any]:
+    """The body may leave out ``key`` (it is the key in the URL) and ``name`` (it defaults to
+    the key), so a bare ``{"stages": [...]}`` document is enough."""
     space_key = principal.space(_space_of(document))
-    if isinstance(document, dict):
-        if "key" not in document:
-            document = {"key": key, **document}
-        elif document["key"] != key:
-            raise InvalidInput([Problem("/key", f"must be {key!r}, the key in the URL")])
-    flow, changed = await service.save_flow(space_key, document)
+    if problems := _other_key(document, key):
+        raise InvalidInput(problems)
+    flow, changed = await service.save_flow(space_key, document, default_key=key)
     if changed and flow.current_version == 1:
         response.status_code = 201
     return flow_out(flow)
