@@ -112,12 +112,12 @@ class Service:
         return self.registry.with_context(allow_http_hosts=tuple(hosts))
 
     async def validate_flow(
-        self, space_key: str | None, document: object, *, default_key: str | None = None
+        self, space_key: str | None, document: object, *, saved_under: str | None = None
     ) -> list[Problem]:
-        """Every problem of ``document``; ``default_key`` is the key it is saved under when it
+        """Every problem of ``document``; ``saved_under`` is the key it is saved under when it
         names none (the key in the URL)."""
         space = await self._space_or_none(space_key)
-        problems = validate_flow(document, self.catalog_for(space), default_key=default_key)
+        problems = validate_flow(document, self.catalog_for(space), saved_under=saved_under)
         if space_key is not None and isinstance(document, dict):
             declared = document.get("spaceKey")
             if isinstance(declared, str) and declared != space_key:
@@ -130,19 +130,19 @@ class Service:
         return problems
 
     async def parse_flow(
-        self, space_key: str, document: object, *, default_key: str | None = None
+        self, space_key: str, document: object, *, saved_under: str | None = None
     ) -> FlowDefinition:
-        problems = await self.validate_flow(space_key, document, default_key=default_key)
+        problems = await self.validate_flow(space_key, document, saved_under=saved_under)
         if problems:
             raise InvalidFlow(problems)
         catalog = self.catalog_for(await self.store.spaces.get_space(space_key))
-        return parse_flow(document, catalog, default_key=default_key)
+        return parse_flow(document, catalog, saved_under=saved_under)
 
     async def save_flow(
-        self, space_key: str, document: object, *, default_key: str | None = None
+        self, space_key: str, document: object, *, saved_under: str | None = None
     ) -> tuple[FlowRecord, bool]:
         """Validate and store a flow; a changed flow becomes a new version."""
-        definition = await self.parse_flow(space_key, document, default_key=default_key)
+        definition = await self.parse_flow(space_key, document, saved_under=saved_under)
         return await self.store.flows.save(space_key, definition)
 
     async def _space_or_none(self, space_key: str | None) -> Space | None:

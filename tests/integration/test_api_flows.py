@@ -174,7 +174,7 @@ async def test_put_whose_body_names_another_key_is_refused(
 
     assert response.status_code == 400
     assert response.json()["problems"] == [
-        {"pointer": "/key", "message": "must be 'made-to-order', the key in the URL"}
+        {"pointer": "/key", "message": "must be 'made-to-order', the key it is saved under"}
     ]
 
 
@@ -405,5 +405,7 @@ async def test_validate_with_a_key_checks_the_body_as_put_would(
     assert keyed.json() == {"valid": True, "problems": []}
     assert other.json() == {
         "valid": False,
-        "problems": [{"pointer": "/key", "message": "must be 'seed-flow', the key in the URL"}],
+        "problems": [
+            {"pointer": "/key", "message": "must be 'seed-flow', the key it is saved under"}
+        ],
     }

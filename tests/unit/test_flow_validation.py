@@ -152,8 +152,8 @@ def test_reference_example_is_valid_once_wrapped_with_key_and_name() -> None:
 def test_the_bare_reference_document_needs_only_the_key_it_is_saved_under() -> None:
     bare = {"stages": REFERENCE_STAGES}
     assert problems(bare) == [("/key", "required field 'key' is missing")]
-    assert validate_flow(bare, CATALOG, default_key="seed-flow") == []
-    flow = parse_flow(bare, CATALOG, default_key="seed-flow")
+    assert validate_flow(bare, CATALOG, saved_under="seed-flow") == []
+    flow = parse_flow(bare, CATALOG, saved_under="seed-flow")
     assert (flow.key, flow.name) == ("seed-flow", "seed-flow")
 
 
@@ -166,15 +166,18 @@ def test_a_missing_name_defaults_to_the_key_even_a_short_one() -> None:
 def test_a_name_that_is_given_is_checked_whatever_the_key_source() -> None:
     bare = {"name": "abc", "stages": REFERENCE_STAGES}
     assert [
-        (p.pointer, p.message) for p in validate_flow(bare, CATALOG, default_key="seed-flow")
+        (p.pointer, p.message) for p in validate_flow(bare, CATALOG, saved_under="seed-flow")
     ] == [("/name", "must have at least 5 characters")]
     assert problems({**bare, "key": "seed-flow"}) == [("/name", "must have at least 5 characters")]
 
 
-def test_the_document_key_wins_over_the_default_and_both_are_checked() -> None:
+def test_a_document_key_must_be_the_key_it_is_saved_under_and_both_are_checked() -> None:
     doc = {"key": "own-key", "stages": REFERENCE_STAGES}
-    assert parse_flow(doc, CATALOG, default_key="other").key == "own-key"
-    bad_default = validate_flow({"stages": REFERENCE_STAGES}, CATALOG, default_key="no spaces")
+    assert parse_flow(doc, CATALOG, saved_under="own-key").key == "own-key"
+    assert [(p.pointer, p.message) for p in validate_flow(doc, CATALOG, saved_under="other")] == [
+        ("/key", "must be 'other', the key it is saved under")
+    ]
+    bad_default = validate_flow({"stages": REFERENCE_STAGES}, CATALOG, saved_under="no spaces")
     assert [(p.pointer, p.message) for p in bad_default] == [
         (
             "/key",

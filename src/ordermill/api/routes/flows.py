@@ -8,7 +8,7 @@ from fastapi import APIRouter, Body, Query, Response
 
 from ordermill.api.auth import PrincipalDep, ServiceDep
 from ordermill.api.schemas import flow_out, version_out
-from ordermill.errors import Conflict, InvalidInput, NotFound, Problem
+from ordermill.errors import Conflict, NotFound
 from ordermill.flows.examples import reference_flow
 from ordermill.flows.schema import flow_json_schema
 
@@ -25,13 +25,6 @@ def _space_of(document: Any) -> str | None:
     if isinstance(document, dict) and isinstance(document.get("spaceKey"), str):
         return str(document["spaceKey"])
     return None
-
-
-def _other_key(document: Any, key: str | None) -> list[Problem]:
-    """A body that names a key other than the one in the URL is refused."""
-    if key is None or not isinstance(document, dict) or document.get("key") in (None, key):
-        return []
-    return [Problem("/key", f"must be {key!r}, the key in the URL")]
 
 
 @router.post("", status_code=201, summary="Create a flow")
@@ -80,8 +73,7 @@ async def validate(
     """Always 200: ``valid`` tells the verdict and ``problems`` lists every problem found.
     With ``key``, the body is checked as ``PUT /api/flows/{key}`` would check it."""
     space_key = principal.space_key or _space_of(document)
-    problems = _other_key(document, key)
-    problems += await service.validate_flow(space_key, document, default_key=key)
+    problems = await service.validate_flow(space_key, document, saved_under=key)
     return {"valid": not problems, "problems": [p.as_dict() for p in problems]}
 
 
@@ -112,9 +104,7 @@ async def put_flow(
     """The body may leave out ``key`` (it is the key in the URL) and ``name`` (it defaults to
     the key), so a bare ``{"stages": [...]}`` document is enough."""
     space_key = principal.space(_space_of(document))
-    if problems := _other_key(document, key):
-        raise InvalidInput(problems)
-    flow, changed = await service.save_flow(space_key, document, default_key=key)
+    flow, changed = await service.save_flow(space_key, document, saved_under=key)
     if changed and flow.current_version == 1:
         response.status_code = 201
     return flow_out(flow)
