@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from tests.acceptance.conftest import Api, ServeProcess, free_port
 from tests.acceptance.test_cli import run
@@ -20,6 +23,17 @@ def remote(api: Api, serve: ServeProcess) -> dict[str, str]:
     }
 
 
+@pytest.fixture
+def env(api: Api, serve: ServeProcess) -> dict[str, str]:
+    return remote(api, serve)
+
+
+@pytest.fixture
+def flow(https_receiver: HttpsReceiver) -> dict[str, Any]:
+    """The reference page's example flow, calling the test receiver."""
+    return example_flow(https_receiver.url("/orders"))
+
+
 def write(path: Path, document: dict[str, Any]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(document, indent=2))
@@ -27,10 +41,8 @@ def write(path: Path, document: dict[str, Any]) -> Path:
 
 
 def test_push_creates_a_flow_then_says_unchanged_then_makes_a_new_version(
-    tmp_path: Path, serve: ServeProcess, api: Api, https_receiver: HttpsReceiver
+    tmp_path: Path, api: Api, env: dict[str, str], flow: dict[str, Any]
 ) -> None:
-    env = remote(api, serve)
-    flow = example_flow(https_receiver.url("/orders"))
     path = write(tmp_path / "flows" / "seed-flow.json", flow)
 
     created = run("flows", "push", str(path), cwd=tmp_path, env=env)
@@ -49,10 +61,8 @@ def test_push_creates_a_flow_then_says_unchanged_then_makes_a_new_version(
 
 
 def test_push_with_a_key_and_several_files_with_their_own_keys(
-    tmp_path: Path, serve: ServeProcess, api: Api, https_receiver: HttpsReceiver
+    tmp_path: Path, api: Api, env: dict[str, str], flow: dict[str, Any]
 ) -> None:
-    env = remote(api, serve)
-    flow = example_flow(https_receiver.url("/orders"))
     bare = write(tmp_path / "seed.json", flow)
     keyed = write(tmp_path / "b.json", {"key": "keyed-flow", "name": "Keyed flow", **flow})
 
@@ -69,14 +79,14 @@ def test_push_with_a_key_and_several_files_with_their_own_keys(
 
 
 def test_an_invalid_file_prints_the_problem_table_and_nothing_is_saved(
-    tmp_path: Path, serve: ServeProcess, api: Api, https_receiver: HttpsReceiver
+    tmp_path: Path, api: Api, env: dict[str, str], flow: dict[str, Any]
 ) -> None:
-    good = write(tmp_path / "good-flow.json", example_flow(https_receiver.url("/orders")))
-    broken = example_flow(https_receiver.url("/orders"))
+    good = write(tmp_path / "good-flow.json", flow)
+    broken = copy.deepcopy(flow)
     broken["stages"][0]["taskDefinitions"][0]["handlerKey"] = "consume-rest-apii"
     bad = write(tmp_path / "bad-flow.json", broken)
 
-    result = run("flows", "push", str(good), str(bad), cwd=tmp_path, env=remote(api, serve))
+    result = run("flows", "push", str(good), str(bad), cwd=tmp_path, env=env)
 
     assert result.returncode == 1
     assert f"{bad}: 1 problem(s)" in result.stdout
@@ -87,9 +97,8 @@ def test_an_invalid_file_prints_the_problem_table_and_nothing_is_saved(
 
 
 def test_dry_run_checks_with_the_servers_handlers_and_space_and_saves_nothing(
-    tmp_path: Path, serve: ServeProcess, api: Api
+    tmp_path: Path, api: Api, env: dict[str, str]
 ) -> None:
-    env = remote(api, serve)
     plain_http = write(tmp_path / "plain.json", example_flow("http://erp.example.com/orders"))
     https = write(tmp_path / "https.json", example_flow("https://erp.example.com/orders"))
 
@@ -105,10 +114,8 @@ def test_dry_run_checks_with_the_servers_handlers_and_space_and_saves_nothing(
 
 
 def test_pull_prints_the_flow_file_that_push_takes_back_unchanged(
-    tmp_path: Path, serve: ServeProcess, api: Api, https_receiver: HttpsReceiver
+    tmp_path: Path, env: dict[str, str], flow: dict[str, Any]
 ) -> None:
-    env = remote(api, serve)
-    flow = example_flow(https_receiver.url("/orders"))
     path = write(tmp_path / "seed-flow.json", flow)
     assert run("flows", "push", str(path), cwd=tmp_path, env=env).returncode == 0
     write(path, {**flow, "name": "Seed flow (EU)"})
@@ -129,10 +136,9 @@ def test_pull_prints_the_flow_file_that_push_takes_back_unchanged(
 
 
 def test_list_shows_each_flow_with_its_version(
-    tmp_path: Path, serve: ServeProcess, api: Api, https_receiver: HttpsReceiver
+    tmp_path: Path, serve: ServeProcess, env: dict[str, str], flow: dict[str, Any]
 ) -> None:
-    env = remote(api, serve)
-    path = write(tmp_path / "seed-flow.json", example_flow(https_receiver.url("/orders")))
+    path = write(tmp_path / "seed-flow.json", flow)
     assert run("flows", "push", str(path), cwd=tmp_path, env=env).returncode == 0
 
     result = run("flows", "list", cwd=tmp_path, env=env)
@@ -144,9 +150,8 @@ def test_list_shows_each_flow_with_its_version(
 
 
 def test_a_wrong_url_a_wrong_key_and_an_unknown_flow_are_explained(
-    tmp_path: Path, serve: ServeProcess, api: Api
+    tmp_path: Path, serve: ServeProcess, env: dict[str, str]
 ) -> None:
-    env = remote(api, serve)
     nobody = f"http://127.0.0.1:{free_port()}"
 
     refused = run("flows", "list", "--url", nobody, cwd=tmp_path, env=env)

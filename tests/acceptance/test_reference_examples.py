@@ -17,6 +17,7 @@ import pytest
 
 from tests.acceptance.conftest import Api, ServeProcess
 from tests.acceptance.test_cli import run
+from tests.acceptance.test_flows_as_code import remote
 from tests.support.factories import order_doc
 from tests.support.receiver import HttpsReceiver, ReceivedRequest, Reply
 from tests.support.reference import connector_body, example_flow, example_task, shape_problems
@@ -41,11 +42,7 @@ def save_with_push(api: Api, flow: dict[str, Any], tmp_path: Path, serve: ServeP
     path = tmp_path / "flows" / "seed-flow.json"
     path.parent.mkdir()
     path.write_text(json.dumps(flow, indent=2))
-    env = {
-        "ORDERMILL_URL": serve.base_url,
-        "ORDERMILL_API_KEY": api.headers["Authorization"].removeprefix("Bearer "),
-    }
-    result = run("flows", "push", str(path), cwd=tmp_path, env=env)
+    result = run("flows", "push", str(path), cwd=tmp_path, env=remote(api, serve))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "seed-flow created (version 1)" in result.stdout
 

@@ -343,24 +343,24 @@ def _refs(node: object) -> list[str]:
     return []
 
 
-# --- the reference page's bare {"stages": [...]} document ---------------------------------------
+# --- the reference page's BARE {"stages": [...]} document ---------------------------------------
+
+BARE = example_flow(URI)
 
 
 async def test_put_accepts_the_reference_pages_bare_document_and_names_it_after_its_key(
     client: httpx2.AsyncClient, acme: dict[str, str]
 ) -> None:
-    bare = example_flow(URI)
-
-    created = await client.put("/api/flows/seed-flow", json=bare, headers=acme)
-    again = await client.put("/api/flows/seed-flow", json=bare, headers=acme)
+    created = await client.put("/api/flows/seed-flow", json=BARE, headers=acme)
+    again = await client.put("/api/flows/seed-flow", json=BARE, headers=acme)
 
     assert created.status_code == 201, created.text
-    expected = {"key": "seed-flow", "name": "seed-flow", **bare}
+    expected = {"key": "seed-flow", "name": "seed-flow", **BARE}
     assert created.json() == stored_flow(expected, version=1)
     assert again.status_code == 200
     assert again.json()["version"] == 1
     named = await client.put(
-        "/api/flows/seed-flow", json={**bare, "name": "Seed flow (EU)"}, headers=acme
+        "/api/flows/seed-flow", json={**BARE, "name": "Seed flow (EU)"}, headers=acme
     )
     assert (named.json()["name"], named.json()["version"]) == ("Seed flow (EU)", 2)
 
@@ -368,11 +368,9 @@ async def test_put_accepts_the_reference_pages_bare_document_and_names_it_after_
 async def test_post_still_needs_the_key_and_a_given_name_is_still_checked(
     client: httpx2.AsyncClient, acme: dict[str, str]
 ) -> None:
-    bare = example_flow(URI)
-
-    posted = await client.post("/api/flows", json=bare, headers=acme)
+    posted = await client.post("/api/flows", json=BARE, headers=acme)
     short_name = await client.put(
-        "/api/flows/seed-flow", json={**bare, "name": "abc"}, headers=acme
+        "/api/flows/seed-flow", json={**BARE, "name": "abc"}, headers=acme
     )
 
     assert posted.status_code == 400
@@ -390,12 +388,10 @@ async def test_post_still_needs_the_key_and_a_given_name_is_still_checked(
 async def test_validate_with_a_key_checks_the_body_as_put_would(
     client: httpx2.AsyncClient, acme: dict[str, str]
 ) -> None:
-    bare = example_flow(URI)
-
-    keyless = await client.post("/api/flows/validate", json=bare, headers=acme)
-    keyed = await client.post("/api/flows/validate?key=seed-flow", json=bare, headers=acme)
+    keyless = await client.post("/api/flows/validate", json=BARE, headers=acme)
+    keyed = await client.post("/api/flows/validate?key=seed-flow", json=BARE, headers=acme)
     other = await client.post(
-        "/api/flows/validate?key=seed-flow", json={**bare, "key": "other"}, headers=acme
+        "/api/flows/validate?key=seed-flow", json={**BARE, "key": "other"}, headers=acme
     )
 
     assert keyless.json() == {
