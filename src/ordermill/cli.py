@@ -328,7 +328,13 @@ def flows_push(
                 err.print("Nothing was saved.")
                 return False
             for file, document in documents:
-                result = await remote.push(key_for(document, file, key), document, dry_run=dry_run)
+                try:
+                    result = await remote.push(
+                        key_for(document, file, key), document, dry_run=dry_run
+                    )
+                except InvalidInput as exc:  # what only saving checks, such as the space
+                    _print_problems(file, exc.problems)
+                    return False
                 if result.outcome is Pushed.VALID:
                     out.print(f"{file}: {result.key} valid (--dry-run: not saved)")
                 elif result.outcome is Pushed.UNCHANGED:

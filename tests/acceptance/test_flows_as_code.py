@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.acceptance.conftest import Api, ServeProcess, free_port
+from tests.acceptance.conftest import ADMIN_KEY, Api, ServeProcess, free_port
 from tests.acceptance.test_cli import run
 from tests.support.receiver import HttpsReceiver
 from tests.support.reference import example_flow
@@ -169,3 +169,21 @@ def test_a_wrong_url_a_wrong_key_and_an_unknown_flow_are_explained(
     assert "error: flow 'nope' does not exist in space 'acme'" in unknown.stderr
     assert no_key.returncode == 2
     assert "--api-key" in no_key.stderr
+
+
+def test_the_admin_key_works_in_the_space_named_with_space(
+    tmp_path: Path, serve: ServeProcess, api: Api, flow: dict[str, Any]
+) -> None:
+    admin = {"ORDERMILL_URL": serve.base_url, "ORDERMILL_API_KEY": ADMIN_KEY}
+    path = write(tmp_path / "seed-flow.json", flow)
+
+    unnamed = run("flows", "push", str(path), cwd=tmp_path, env=admin)
+    pushed = run("flows", "push", str(path), "--space", "acme", cwd=tmp_path, env=admin)
+    listed = run("flows", "list", "--space", "acme", cwd=tmp_path, env=admin)
+
+    assert unnamed.returncode == 1
+    assert "the admin key must name the space (spaceKey)" in unnamed.stdout
+    assert pushed.returncode == 0, pushed.stdout + pushed.stderr
+    assert "seed-flow created (version 1)" in pushed.stdout
+    assert "seed-flow" in listed.stdout
+    assert api.get("/api/flows/seed-flow")["spaceKey"] == "acme"
