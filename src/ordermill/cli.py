@@ -25,6 +25,7 @@ from ordermill.flows.status import OrderStatus, TaskStatus
 from ordermill.flows.validation import validate_flow
 from ordermill.handlers.registry import build_registry
 from ordermill.logs import configure_logging
+from ordermill.remote import Pushed, RemoteApi, flow_file, key_for, read_flow_file
 
 app = typer.Typer(
     help="ordermill: an order-flow engine for made-to-order and digital manufacturing.",
@@ -228,10 +229,8 @@ def flows_validate(
     ] = None,
 ) -> None:
     """Print every problem of a flow with its JSON pointer, or "valid"."""
-    from ordermill.remote import key_for, read_flow_file
-
     settings = _settings()
-    document = _read_flow_file(file, read_flow_file)
+    document = _read_flow_file(file)
     registry = build_registry(settings).with_context(
         allow_http_hosts=tuple(settings.connector_allow_http)
     )
@@ -254,9 +253,9 @@ def flows_validate(
         )
 
 
-def _read_flow_file(file: Path, read: Callable[[Path], dict[str, Any]]) -> dict[str, Any]:
+def _read_flow_file(file: Path) -> dict[str, Any]:
     try:
-        return read(file)
+        return read_flow_file(file)
     except InvalidInput as exc:
         err.print(f"[red]{exc.message}[/red]", soft_wrap=True, highlight=False)
         raise typer.Exit(1) from exc
@@ -308,12 +307,10 @@ def flows_push(
 
     Every file is validated by the server first; if one is invalid, nothing is saved.
     """
-    from ordermill.remote import Pushed, RemoteApi, key_for, read_flow_file
-
     if key is not None and len(files) > 1:
         err.print("--key names the key of one file; give one FILE with it.")
         raise typer.Exit(2)
-    documents = [(file, _read_flow_file(file, read_flow_file)) for file in files]
+    documents = [(file, _read_flow_file(file)) for file in files]
 
     async def run() -> bool:
         async with RemoteApi.connect(url, api_key, space) as remote:
@@ -337,8 +334,6 @@ def flows_push(
                     return False
                 if result.outcome is Pushed.VALID:
                     out.print(f"{file}: {result.key} valid (--dry-run: not saved)")
-                elif result.outcome is Pushed.UNCHANGED:
-                    out.print(f"{file}: {result.key} unchanged (version {result.version})")
                 else:
                     out.print(f"{file}: {result.key} {result.outcome} (version {result.version})")
             return True
@@ -361,7 +356,6 @@ def flows_pull(
     space: SpaceKey = None,
 ) -> None:
     """Print a flow as a flow file (key, name, stages), which push takes back unchanged."""
-    from ordermill.remote import RemoteApi, flow_file
 
     async def run() -> dict[str, Any]:
         async with RemoteApi.connect(url, api_key, space) as remote:
@@ -379,7 +373,6 @@ def flows_pull(
 @flows_app.command("list")
 def flows_list(api_key: ApiKey, url: ServerUrl = DEFAULT_URL, space: SpaceKey = None) -> None:
     """List the space's flows with their current version."""
-    from ordermill.remote import RemoteApi
 
     async def run() -> list[dict[str, Any]]:
         async with RemoteApi.connect(url, api_key, space) as remote:

@@ -114,8 +114,8 @@ class Service:
     async def validate_flow(
         self, space_key: str | None, document: object, *, saved_under: str | None = None
     ) -> list[Problem]:
-        """Every problem of ``document``; ``saved_under`` is the key it is saved under when it
-        names none (the key in the URL)."""
+        """Every problem of ``document``. ``saved_under`` is the key it is saved under (the key
+        in the URL): the document may then leave its ``key`` out, and must not name another."""
         space = await self._space_or_none(space_key)
         problems = validate_flow(document, self.catalog_for(space), saved_under=saved_under)
         if space_key is not None and isinstance(document, dict):
