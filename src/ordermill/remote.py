@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 
@@ -105,7 +106,9 @@ class RemoteApi:
         return items
 
     async def get_flow(self, key: str, version: int | None = None) -> dict[str, Any]:
-        path = f"/api/flows/{key}" if version is None else f"/api/flows/{key}/versions/{version}"
+        path = f"/api/flows/{quote(key, safe='')}"
+        if version is not None:
+            path += f"/versions/{version}"
         return await self._call("GET", path)
 
     async def push(self, key: str | None, document: dict[str, Any], *, dry_run: bool) -> PushResult:
@@ -115,16 +118,17 @@ class RemoteApi:
         if dry_run or key is None:
             query = {} if key is None else {"key": key}
             verdict = await self._call("POST", "/api/flows/validate", document, query)
-            if not verdict["valid"]:
-                problems = [Problem(p["pointer"], p["message"]) for p in verdict["problems"]]
+            problems = [Problem(p["pointer"], p["message"]) for p in verdict["problems"]]
+            if key is None:  # the server reports the missing key among the problems
+                raise InvalidFlow(problems or [Problem("/key", "required field 'key' is missing")])
+            if problems:
                 raise InvalidFlow(problems)
-            assert key is not None, "a flow without a key is never valid"
             return PushResult(key, Pushed.VALID, None)
         try:
             before: int | None = (await self.get_flow(key))["version"]
         except NotFound:
             before = None
-        saved = await self._call("PUT", f"/api/flows/{key}", document)
+        saved = await self._call("PUT", f"/api/flows/{quote(key, safe='')}", document)
         version = int(saved["version"])
         if before is None:
             return PushResult(key, Pushed.CREATED, version)
