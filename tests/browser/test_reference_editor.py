@@ -39,8 +39,7 @@ def test_a_flow_made_in_the_ui_without_a_name_takes_the_pasted_example_and_runs_
     assert stored["stages"] == example_flow(uri)["stages"]
     order_id = api.post("/api/orders", order_doc("WEB-U1", flow_key="seed-flow")).json()["id"]
     assert api.wait_for(order_id, "SUCCESS", "FAILURE", "UNHEALTHY")["status"] == "SUCCESS"
-    (request,) = https_receiver.requests
-    assert_documented_delivery(request, order_id, "task-1")
+    assert_documented_delivery(https_receiver.requests, order_id, "task-1")
 
 
 def test_a_pasted_document_naming_another_key_is_refused_on_its_line(
