@@ -19,6 +19,15 @@ FLOW_BODY = Body(
         "reference": {"summary": "The reference connector flow", "value": reference_flow()}
     },
 )
+SAVED_FLOW_BODY = Body(
+    openapi_examples={
+        "reference": {"summary": "The reference connector flow", "value": reference_flow()},
+        "bare": {
+            "summary": "Only the stages: the key is the URL's, the name defaults to it",
+            "value": {"stages": reference_flow()["stages"]},
+        },
+    },
+)
 
 
 def _space_of(document: Any) -> str | None:
@@ -99,7 +108,7 @@ async def put_flow(
     principal: PrincipalDep,
     service: ServiceDep,
     response: Response,
-    document: Any = FLOW_BODY,
+    document: Any = SAVED_FLOW_BODY,
 ) -> dict[str, Any]:
     """The body may leave out ``key`` (it is the key in the URL) and ``name`` (it defaults to
     the key), so a bare ``{"stages": [...]}`` document is enough."""
