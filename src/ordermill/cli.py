@@ -1,4 +1,4 @@
-"""The ``ordermill`` command: serve, api, worker, migrate, flows, spaces, orders."""
+"""The ``ordermill`` command: serve, api, worker, migrate, flows, spaces, orders, connector."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from ordermill.flows.status import OrderStatus, TaskStatus
 from ordermill.flows.validation import validate_flow
 from ordermill.handlers.registry import build_registry
 from ordermill.logs import configure_logging_for
+from ordermill.remote import Pushed, RemoteApi, flow_file, key_for, read_flow_file
 
 app = typer.Typer(
     help="ordermill: an order-flow engine for made-to-order and digital manufacturing.",
@@ -222,30 +223,174 @@ def migrate() -> None:
 @flows_app.command("validate")
 def flows_validate(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="A flow JSON file.")],
+    key: Annotated[
+        str | None,
+        typer.Option(help="The key it is saved under (default: its own key, else its file name)."),
+    ] = None,
 ) -> None:
     """Print every problem of a flow with its JSON pointer, or "valid"."""
     settings = _settings()
-    try:
-        document = json.loads(file.read_text())
-    except json.JSONDecodeError as exc:
-        err.print(
-            f"[red]{file}[/red]: not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
-        )
-        raise typer.Exit(1) from exc
+    document = _read_flow_file(file)
     registry = build_registry(settings).with_context(
         allow_http_hosts=tuple(settings.connector_allow_http)
     )
-    problems = validate_flow(document, registry)
-    if not problems:
-        out.print(f"{file}: [green]valid[/green]")
-        return
+    saved_under = key_for(document, file, key)
+    problems = validate_flow(document, registry, saved_under=saved_under)
+    if problems:
+        _print_problems(file, problems)
+        if "key" not in document and saved_under is None:
+            err.print(f"{file} has no key: give one with --key KEY.")
+        raise typer.Exit(1)
+    out.print(f"{file}: [green]valid[/green]")
+    if document.get("key") is None:
+        push = f"ordermill flows push {file}" + (f" --key {key}" if key is not None else "")
+        source = "--key" if key is not None else "its file name"
+        out.print(
+            f"It has no key of its own; it is saved under [bold]{saved_under}[/bold] ({source}): "
+            f"`{push}` or PUT /api/flows/{saved_under}.",
+            soft_wrap=True,
+            highlight=False,
+        )
+
+
+def _read_flow_file(file: Path) -> dict[str, Any]:
+    try:
+        return read_flow_file(file)
+    except InvalidInput as exc:
+        err.print(f"[red]{exc.message}[/red]", soft_wrap=True, highlight=False)
+        raise typer.Exit(1) from exc
+
+
+def _print_problems(file: Path | str, problems: list[Problem]) -> None:
     table = Table(title=f"{file}: {len(problems)} problem(s)", title_justify="left")
     table.add_column("pointer", style="cyan", no_wrap=True)
     table.add_column("problem")
     for problem in problems:
         table.add_row(problem.pointer or "/", problem.message)
     out.print(table)
-    raise typer.Exit(1)
+
+
+ServerUrl = Annotated[
+    str, typer.Option("--url", envvar="ORDERMILL_URL", help="The server's base URL.")
+]
+ApiKey = Annotated[
+    str,
+    typer.Option(
+        "--api-key", envvar="ORDERMILL_API_KEY", help="A space API key.", show_default=False
+    ),
+]
+SpaceKey = Annotated[
+    str | None, typer.Option("--space", help="The space (needed with the admin key only).")
+]
+DEFAULT_URL = "http://127.0.0.1:8000"
+
+
+@flows_app.command("push")
+def flows_push(
+    files: Annotated[
+        list[Path], typer.Argument(exists=True, dir_okay=False, help="Flow JSON files.")
+    ],
+    api_key: ApiKey,
+    url: ServerUrl = DEFAULT_URL,
+    key: Annotated[
+        str | None,
+        typer.Option(
+            help="Save the one FILE under this key (default: its key, else its file name)."
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Validate on the server; save nothing.")
+    ] = False,
+    space: SpaceKey = None,
+) -> None:
+    """Save flow files on a server: each becomes a new version, or is unchanged.
+
+    Every file is validated by the server first; if one is invalid, nothing is saved.
+    """
+    if key is not None and len(files) > 1:
+        err.print("--key names the key of one file; give one FILE with it.")
+        raise typer.Exit(2)
+    documents = [(file, _read_flow_file(file)) for file in files]
+
+    async def run() -> bool:
+        async with RemoteApi.connect(url, api_key, space) as remote:
+            invalid = False
+            for file, document in documents:
+                try:
+                    await remote.push(key_for(document, file, key), document, dry_run=True)
+                except InvalidInput as exc:
+                    _print_problems(file, exc.problems)
+                    invalid = True
+            if invalid:
+                err.print("Nothing was saved.")
+                return False
+            for file, document in documents:
+                try:
+                    result = await remote.push(
+                        key_for(document, file, key), document, dry_run=dry_run
+                    )
+                except InvalidInput as exc:  # what only saving checks, such as the space
+                    _print_problems(file, exc.problems)
+                    return False
+                if result.outcome is Pushed.VALID:
+                    out.print(f"{file}: {result.key} valid (--dry-run: not saved)")
+                else:
+                    out.print(f"{file}: {result.key} {result.outcome} (version {result.version})")
+            return True
+
+    if not _run(run):
+        raise typer.Exit(1)
+
+
+@flows_app.command("pull")
+def flows_pull(
+    key: Annotated[str, typer.Argument(help="The flow key.")],
+    api_key: ApiKey,
+    url: ServerUrl = DEFAULT_URL,
+    version: Annotated[
+        int | None, typer.Option(min=1, help="This version, not the current one.")
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", dir_okay=False, help="Write it to this file.")
+    ] = None,
+    space: SpaceKey = None,
+) -> None:
+    """Print a flow as a flow file (key, name, stages), which push takes back unchanged."""
+
+    async def run() -> dict[str, Any]:
+        async with RemoteApi.connect(url, api_key, space) as remote:
+            return await remote.get_flow(key, version)
+
+    flow = _run(run)
+    text = json.dumps(flow_file(flow), indent=2, ensure_ascii=False) + "\n"
+    if output is None:
+        sys.stdout.write(text)
+        return
+    output.write_text(text)
+    out.print(f"Wrote {output}: {key} version {flow['version']}.")
+
+
+@flows_app.command("list")
+def flows_list(api_key: ApiKey, url: ServerUrl = DEFAULT_URL, space: SpaceKey = None) -> None:
+    """List the space's flows with their current version."""
+
+    async def run() -> list[dict[str, Any]]:
+        async with RemoteApi.connect(url, api_key, space) as remote:
+            return await remote.list_flows()
+
+    flows = _run(run)
+    table = Table(title=f"{len(flows)} flow(s) at {url}", title_justify="left")
+    for column in ("key", "name", "version", "orders", "updated"):
+        table.add_column(column)
+    for flow in flows:
+        table.add_row(
+            flow["key"],
+            flow["name"],
+            str(flow["version"]),
+            str(flow["orderCount"]),
+            flow["updatedAt"],
+        )
+    out.print(table)
 
 
 @spaces_app.command("create")

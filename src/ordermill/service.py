@@ -111,9 +111,13 @@ class Service:
             hosts += space.allow_http_hosts
         return self.registry.with_context(allow_http_hosts=tuple(hosts))
 
-    async def validate_flow(self, space_key: str | None, document: object) -> list[Problem]:
+    async def validate_flow(
+        self, space_key: str | None, document: object, *, saved_under: str | None = None
+    ) -> list[Problem]:
+        """Every problem of ``document``. ``saved_under`` is the key it is saved under (the key
+        in the URL): the document may then leave its ``key`` out, and must not name another."""
         space = await self._space_or_none(space_key)
-        problems = validate_flow(document, self.catalog_for(space))
+        problems = validate_flow(document, self.catalog_for(space), saved_under=saved_under)
         if space_key is not None and isinstance(document, dict):
             declared = document.get("spaceKey")
             if isinstance(declared, str) and declared != space_key:
@@ -125,15 +129,20 @@ class Service:
                 )
         return problems
 
-    async def parse_flow(self, space_key: str, document: object) -> FlowDefinition:
-        problems = await self.validate_flow(space_key, document)
+    async def parse_flow(
+        self, space_key: str, document: object, *, saved_under: str | None = None
+    ) -> FlowDefinition:
+        problems = await self.validate_flow(space_key, document, saved_under=saved_under)
         if problems:
             raise InvalidFlow(problems)
-        return parse_flow(document, self.catalog_for(await self.store.spaces.get_space(space_key)))
+        catalog = self.catalog_for(await self.store.spaces.get_space(space_key))
+        return parse_flow(document, catalog, saved_under=saved_under)
 
-    async def save_flow(self, space_key: str, document: object) -> tuple[FlowRecord, bool]:
+    async def save_flow(
+        self, space_key: str, document: object, *, saved_under: str | None = None
+    ) -> tuple[FlowRecord, bool]:
         """Validate and store a flow; a changed flow becomes a new version."""
-        definition = await self.parse_flow(space_key, document)
+        definition = await self.parse_flow(space_key, document, saved_under=saved_under)
         return await self.store.flows.save(space_key, definition)
 
     async def _space_or_none(self, space_key: str | None) -> Space | None:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from tests.acceptance.conftest import ORDERMILL
 from tests.support.factories import flow_doc
+from tests.support.reference import FLOW_FILE, FLOW_URI, copy_text
 
 
 def run(
@@ -93,3 +94,26 @@ def test_a_bad_setting_is_named(tmp_path: Path) -> None:
 
     assert result.returncode == 2
     assert "ORDERMILL_CONNECTOR_ALLOW_NETWORKS" in result.stderr
+
+
+def test_flows_validate_accepts_the_reference_pages_bare_document_and_names_its_key(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "seed.json"
+    path.write_text(copy_text(FLOW_FILE).replace(FLOW_URI, "https://erp.example.com/orders"))
+    unusable = tmp_path / "my flow.json"
+    unusable.write_text(path.read_text())
+
+    by_name = run("flows", "validate", str(path), cwd=tmp_path)
+    by_option = run("flows", "validate", str(unusable), "--key", "seed-flow", cwd=tmp_path)
+    keyless = run("flows", "validate", str(unusable), cwd=tmp_path)
+
+    assert by_name.returncode == 0, by_name.stdout + by_name.stderr
+    assert f"{path}: valid" in by_name.stdout
+    assert "it is saved under seed (its file name)" in by_name.stdout
+    assert f"`ordermill flows push {path}` or PUT /api/flows/seed." in by_name.stdout
+    assert by_option.returncode == 0
+    assert "it is saved under seed-flow (--key)" in by_option.stdout
+    assert keyless.returncode == 1
+    assert "required field 'key' is missing" in keyless.stdout
+    assert "has no key: give one with --key KEY." in keyless.stderr

@@ -13,6 +13,7 @@ import pytest
 from tests.acceptance.conftest import Api, ServeProcess
 from tests.support.factories import flow_doc, order_doc
 from tests.support.receiver import HttpsReceiver, ReceivedRequest, Reply
+from tests.support.reference import connector_body
 
 FAST_RETRY = {
     "maxAttempts": 5,
@@ -20,15 +21,6 @@ FAST_RETRY = {
     "backoffCoefficient": 1.0,
     "maxIntervalMs": 100,
 }
-DOCUMENTED_ORDER_KEYS = [
-    "spaceKey",
-    "flowKey",
-    "thirdPartyOrderId",
-    "updateUrl",
-    "addresses",
-    "data",
-    "orderLines",
-]
 
 
 def _feedback_path(request: ReceivedRequest) -> str:
@@ -50,7 +42,7 @@ def test_connector_receives_the_documented_body_and_the_order_succeeds(
     assert request.headers["content-type"] == "application/json"
     body = request.json()
     assert list(body) == ["order", "context"]
-    assert list(body["order"]) == DOCUMENTED_ORDER_KEYS
+    assert list(body["order"]) == list(connector_body()["order"])
     expected = {k: v for k, v in sent.items() if k != "start"}
     assert {k: v for k, v in body["order"].items() if k != "updateUrl"} == expected
     assert body["order"]["updateUrl"].startswith("http://127.0.0.1:")

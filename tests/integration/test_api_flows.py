@@ -10,6 +10,7 @@ import httpx2
 
 from tests.integration.matchers import INSTANT, SHA256_HEX
 from tests.support.factories import flow_doc
+from tests.support.reference import example_flow
 
 URI = "https://erp.example.com/orders"
 PROBLEM_JSON = "application/problem+json"
@@ -173,7 +174,7 @@ async def test_put_whose_body_names_another_key_is_refused(
 
     assert response.status_code == 400
     assert response.json()["problems"] == [
-        {"pointer": "/key", "message": "must be 'made-to-order', the key in the URL"}
+        {"pointer": "/key", "message": "must be 'made-to-order', the key it is saved under"}
     ]
 
 
@@ -294,7 +295,7 @@ async def test_flow_schema_is_a_json_schema_of_the_flow_format(client: httpx2.As
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     assert schema["type"] == "object"
     assert schema["additionalProperties"] is False
-    assert schema["required"] == ["key", "name", "stages"]
+    assert schema["required"] == ["stages"]
     assert sorted(schema["properties"]) == ["key", "name", "spaceKey", "stages"]
     assert sorted(schema["$defs"]) == ["key", "retry", "stage", "taskDefinition"]
     assert sorted(schema["$defs"]["taskDefinition"]["properties"]) == sorted(
@@ -340,3 +341,67 @@ def _refs(node: object) -> list[str]:
     if isinstance(node, list):
         return [ref for value in node for ref in _refs(value)]
     return []
+
+
+# --- the reference page's BARE {"stages": [...]} document ---------------------------------------
+
+BARE = example_flow(URI)
+
+
+async def test_put_accepts_the_reference_pages_bare_document_and_names_it_after_its_key(
+    client: httpx2.AsyncClient, acme: dict[str, str]
+) -> None:
+    created = await client.put("/api/flows/seed-flow", json=BARE, headers=acme)
+    again = await client.put("/api/flows/seed-flow", json=BARE, headers=acme)
+
+    assert created.status_code == 201, created.text
+    expected = {"key": "seed-flow", "name": "seed-flow", **BARE}
+    assert created.json() == stored_flow(expected, version=1)
+    assert again.status_code == 200
+    assert again.json()["version"] == 1
+    named = await client.put(
+        "/api/flows/seed-flow", json={**BARE, "name": "Seed flow (EU)"}, headers=acme
+    )
+    assert (named.json()["name"], named.json()["version"]) == ("Seed flow (EU)", 2)
+
+
+async def test_post_still_needs_the_key_and_a_given_name_is_still_checked(
+    client: httpx2.AsyncClient, acme: dict[str, str]
+) -> None:
+    posted = await client.post("/api/flows", json=BARE, headers=acme)
+    short_name = await client.put(
+        "/api/flows/seed-flow", json={**BARE, "name": "abc"}, headers=acme
+    )
+
+    assert posted.status_code == 400
+    assert posted.json()["problems"] == [
+        {"pointer": "/key", "message": "required field 'key' is missing"}
+    ]
+    assert short_name.status_code == 400
+    assert short_name.json()["problems"] == [
+        {"pointer": "/name", "message": "must have at least 5 characters"}
+    ]
+    listed = (await client.get("/api/flows", headers=acme)).json()["items"]
+    assert listed == []
+
+
+async def test_validate_with_a_key_checks_the_body_as_put_would(
+    client: httpx2.AsyncClient, acme: dict[str, str]
+) -> None:
+    keyless = await client.post("/api/flows/validate", json=BARE, headers=acme)
+    keyed = await client.post("/api/flows/validate?key=seed-flow", json=BARE, headers=acme)
+    other = await client.post(
+        "/api/flows/validate?key=seed-flow", json={**BARE, "key": "other"}, headers=acme
+    )
+
+    assert keyless.json() == {
+        "valid": False,
+        "problems": [{"pointer": "/key", "message": "required field 'key' is missing"}],
+    }
+    assert keyed.json() == {"valid": True, "problems": []}
+    assert other.json() == {
+        "valid": False,
+        "problems": [
+            {"pointer": "/key", "message": "must be 'seed-flow', the key it is saved under"}
+        ],
+    }

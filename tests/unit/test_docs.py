@@ -171,3 +171,13 @@ def test_links_between_documentation_pages_lead_somewhere() -> None:
             elif anchor and linked.suffix == ".md" and anchor not in anchors(linked):
                 broken.append(f"{page.relative_to(ROOT)} → {target}#{anchor}")
     assert broken == []
+
+
+def test_the_command_table_of_the_cli_reference_lists_every_command() -> None:
+    """Each command (not group) is a row of the table at the top of docs/reference/cli.md."""
+    rows = set(re.findall(r"^\| \[`(ordermill [a-z ]+)`\]", CLI_DOC.read_text(), re.MULTILINE))
+    commands = {
+        name for name, command in cli_commands().items() if not hasattr(command, "commands")
+    }
+    assert sorted(commands - rows) == []
+    assert sorted(rows - commands) == []

@@ -149,6 +149,44 @@ def test_reference_example_is_valid_once_wrapped_with_key_and_name() -> None:
     assert problems(wrapped) == []
 
 
+def test_the_bare_reference_document_needs_only_the_key_it_is_saved_under() -> None:
+    bare = {"stages": REFERENCE_STAGES}
+    assert problems(bare) == [("/key", "required field 'key' is missing")]
+    assert validate_flow(bare, CATALOG, saved_under="seed-flow") == []
+    flow = parse_flow(bare, CATALOG, saved_under="seed-flow")
+    assert (flow.key, flow.name) == ("seed-flow", "seed-flow")
+
+
+def test_a_missing_name_defaults_to_the_key_even_a_short_one() -> None:
+    flow = parse_flow({"key": "seed", "stages": REFERENCE_STAGES}, CATALOG)
+    assert (flow.key, flow.name) == ("seed", "seed")
+    assert parse_flow({"key": "seed", "name": None, "stages": REFERENCE_STAGES}, CATALOG) == flow
+
+
+def test_a_name_that_is_given_is_checked_whatever_the_key_source() -> None:
+    bare = {"name": "abc", "stages": REFERENCE_STAGES}
+    assert [
+        (p.pointer, p.message) for p in validate_flow(bare, CATALOG, saved_under="seed-flow")
+    ] == [("/name", "must have at least 5 characters")]
+    assert problems({**bare, "key": "seed-flow"}) == [("/name", "must have at least 5 characters")]
+
+
+def test_a_document_key_must_be_the_key_it_is_saved_under_and_both_are_checked() -> None:
+    doc = {"key": "own-key", "stages": REFERENCE_STAGES}
+    assert parse_flow(doc, CATALOG, saved_under="own-key").key == "own-key"
+    assert [(p.pointer, p.message) for p in validate_flow(doc, CATALOG, saved_under="other")] == [
+        ("/key", "must be 'other', the key it is saved under")
+    ]
+    bad_default = validate_flow({"stages": REFERENCE_STAGES}, CATALOG, saved_under="no spaces")
+    assert [(p.pointer, p.message) for p in bad_default] == [
+        (
+            "/key",
+            "'no spaces' is not a valid key: use 1 to 128 letters, digits, '.', '_' or '-', "
+            "starting with a letter or a digit",
+        )
+    ]
+
+
 def test_wire_form_of_a_parsed_flow_parses_to_the_same_flow() -> None:
     doc = document(
         stage(
@@ -214,7 +252,6 @@ def test_document_that_is_not_an_object_is_one_problem_at_the_root(
 def test_every_missing_required_field_is_reported_where_it_belongs() -> None:
     assert problems({}) == [
         ("/key", "required field 'key' is missing"),
-        ("/name", "required field 'name' is missing"),
         ("/stages", "required field 'stages' is missing"),
     ]
     assert problems(document({"taskDefinitions": [{}]})) == [

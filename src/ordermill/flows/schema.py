@@ -46,15 +46,22 @@ FLOW_JSON_SCHEMA: dict[str, Any] = {
     "description": "An order flow: named, ordered stages of task definitions (SPEC §2).",
     "type": "object",
     "additionalProperties": False,
-    "required": ["key", "name", "stages"],
+    "required": ["stages"],
     "properties": {
-        "key": {"$ref": "#/$defs/key"},
-        "name": {
-            "type": "string",
-            "minLength": MIN_NAME_LENGTH,
-            "maxLength": MAX_NAME_LENGTH,
-            "description": f"at least {MIN_NAME_LENGTH} characters besides surrounding spaces",
+        "key": {
+            "$ref": "#/$defs/key",
+            "description": "required unless the flow is saved under a key named elsewhere "
+            "(PUT /api/flows/{key}, ordermill flows push --key)",
         },
+        "name": _optional(
+            {
+                "type": "string",
+                "minLength": MIN_NAME_LENGTH,
+                "maxLength": MAX_NAME_LENGTH,
+                "description": f"at least {MIN_NAME_LENGTH} characters besides surrounding "
+                "spaces; the key when left out",
+            }
+        ),
         "spaceKey": _optional({"$ref": "#/$defs/key"}),
         "stages": {
             "type": "array",

@@ -4,6 +4,11 @@ The document is the camelCase wire JSON, already decoded. Choices beyond the SPE
 
 - ``payload`` and ``next`` may be left out (they default to ``{}`` and ``[]``), and every
   optional field may be ``null``, which means the same as leaving it out.
+- ``name`` may be left out: it defaults to the flow's key. A name that is given is checked.
+- ``key`` may be left out when the caller knows the key the flow is saved under (the key in
+  ``PUT /api/flows/{key}``, ``flows push --key``): pass it as ``saved_under``; a ``key`` that
+  is given must then equal it. So the reference page's bare ``{"stages": [...]}`` document is
+  a valid flow to save under a key.
 - A missing required field is reported at the pointer where it belongs (``/stages/0/key``).
 - A flow over the size bounds (100 stages, 500 task definitions) is reported once at
   ``/stages`` and its stages are not examined further. A payload may nest objects and arrays
@@ -63,16 +68,24 @@ class HandlerCatalog(Protocol):
     def validate_payload(self, key: str, payload: object) -> list[Problem]: ...
 
 
-def validate_flow(document: object, catalog: HandlerCatalog) -> list[Problem]:
-    """Every problem with a wire flow document; an empty list means it is valid. Never raises."""
-    reader = _FlowReader(catalog)
+def validate_flow(
+    document: object, catalog: HandlerCatalog, *, saved_under: str | None = None
+) -> list[Problem]:
+    """Every problem with a wire flow document; an empty list means it is valid. Never raises.
+
+    ``saved_under`` is the key the flow is saved under (the key in the URL); the document may
+    then leave out its ``key``. Without it the document must have a ``key``.
+    """
+    reader = _FlowReader(catalog, saved_under)
     reader.read(document)
     return reader.problems
 
 
-def parse_flow(document: object, catalog: HandlerCatalog) -> FlowDefinition:
+def parse_flow(
+    document: object, catalog: HandlerCatalog, *, saved_under: str | None = None
+) -> FlowDefinition:
     """The flow a valid wire document describes; raises InvalidFlow listing every problem."""
-    reader = _FlowReader(catalog)
+    reader = _FlowReader(catalog, saved_under)
     flow = reader.read(document)
     if flow is None or reader.problems:
         raise InvalidFlow(reader.problems)
@@ -86,19 +99,28 @@ _ReadTask = tuple[graph.TaskLinks, TaskDefinition | None] | None
 
 
 class _FlowReader(FieldReader):
-    def __init__(self, catalog: HandlerCatalog) -> None:
+    def __init__(self, catalog: HandlerCatalog, saved_under: str | None) -> None:
         super().__init__()
         self._catalog = catalog
+        self._saved_under = saved_under
         self._stage_keys: dict[str, str] = {}  # key → pointer of its first use
         self._task_keys: dict[str, tuple[int, str]] = {}  # key → (stage index, first pointer)
 
     def read(self, document: object) -> FlowDefinition | None:
-        flow = self.read_object(document, "", FLOW_FIELDS, ("key", "name", "stages"))
+        keyless = self._saved_under is not None
+        required = ("stages",) if keyless else ("key", "stages")
+        flow = self.read_object(document, "", FLOW_FIELDS, required)
         if flow is None:
             return None
-        key = self._key(flow, "key", "")
-        name = self.string(flow, "name", "")
-        if name is not None and len(name.strip()) < MIN_NAME_LENGTH:
+        key = self._key(flow, "key", "", optional=keyless)
+        if key is None and flow.get("key") is None:
+            key = self._check_key(self._saved_under, "/key")
+        elif keyless and key is not None and key != self._saved_under:
+            self.report("/key", f"must be {self._saved_under!r}, the key it is saved under")
+        name = self.string(flow, "name", "", optional=True)
+        if name is None and flow.get("name") is None:
+            name = key
+        elif name is not None and len(name.strip()) < MIN_NAME_LENGTH:
             self.report("/name", f"must have at least {MIN_NAME_LENGTH} characters")
         elif name is not None and len(name) > MAX_NAME_LENGTH:
             self.report("/name", f"must have at most {MAX_NAME_LENGTH} characters")
@@ -114,10 +136,12 @@ class _FlowReader(FieldReader):
     def _key(
         self, container: Mapping[str, object], name: str, at: str, *, optional: bool = False
     ) -> str | None:
-        value = self.string(container, name, at, optional=optional)
+        return self._check_key(self.string(container, name, at, optional=optional), child(at, name))
+
+    def _check_key(self, value: str | None, at: str) -> str | None:
         if value is not None and not KEY_PATTERN.fullmatch(value):
             self.report(
-                child(at, name),
+                at,
                 f"{quote(value)} is not a valid key: use 1 to 128 letters, digits, '.', '_' "
                 "or '-', starting with a letter or a digit",
             )

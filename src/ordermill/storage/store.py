@@ -27,6 +27,7 @@ from ordermill.storage.advance import UnitOfWork, advance_order, apply_plan, set
 from ordermill.storage.assets import assets_of_orders
 from ordermill.storage.confirmations import ConfirmationStore
 from ordermill.storage.database import Database
+from ordermill.storage.eventlog import log_committed
 from ordermill.storage.feedback import (
     Feedback,
     due_waiting,
@@ -81,9 +82,11 @@ class Store(OrderReads):
         async with self.db.transaction() as conn:
             uow = UnitOfWork(conn, self.clock.now(), self.token_secret)
             yield uow
+            committed = uow.events
             await uow.flush_events()
             if uow.new_tasks and not self.db.is_sqlite:
                 await notify(conn)
+        log_committed(committed)
         if uow.new_tasks:
             for listener in self._listeners:
                 listener()

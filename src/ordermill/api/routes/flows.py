@@ -8,7 +8,7 @@ from fastapi import APIRouter, Body, Query, Response
 
 from ordermill.api.auth import PrincipalDep, ServiceDep
 from ordermill.api.schemas import flow_out, version_out
-from ordermill.errors import Conflict, InvalidInput, NotFound, Problem
+from ordermill.errors import Conflict, NotFound
 from ordermill.flows.examples import reference_flow
 from ordermill.flows.schema import flow_json_schema
 
@@ -17,6 +17,15 @@ router = APIRouter(prefix="/api/flows", tags=["flows"])
 FLOW_BODY = Body(
     openapi_examples={
         "reference": {"summary": "The reference connector flow", "value": reference_flow()}
+    },
+)
+SAVED_FLOW_BODY = Body(
+    openapi_examples={
+        "reference": {"summary": "The reference connector flow", "value": reference_flow()},
+        "bare": {
+            "summary": "Only the stages: the key is the URL's, the name defaults to it",
+            "value": {"stages": reference_flow()["stages"]},
+        },
     },
 )
 
@@ -63,11 +72,17 @@ async def list_flows(
 
 @router.post("/validate", summary="Validate a flow without saving it")
 async def validate(
-    principal: PrincipalDep, service: ServiceDep, document: Any = FLOW_BODY
+    principal: PrincipalDep,
+    service: ServiceDep,
+    document: Any = FLOW_BODY,
+    key: str | None = Query(
+        None, description="The key the flow would be saved under (PUT /api/flows/{key})."
+    ),
 ) -> dict[str, Any]:
-    """Always 200: ``valid`` tells the verdict and ``problems`` lists every problem found."""
+    """Always 200: ``valid`` tells the verdict and ``problems`` lists every problem found.
+    With ``key``, the body is checked as ``PUT /api/flows/{key}`` would check it."""
     space_key = principal.space_key or _space_of(document)
-    problems = await service.validate_flow(space_key, document)
+    problems = await service.validate_flow(space_key, document, saved_under=key)
     return {"valid": not problems, "problems": [p.as_dict() for p in problems]}
 
 
@@ -93,15 +108,12 @@ async def put_flow(
     principal: PrincipalDep,
     service: ServiceDep,
     response: Response,
-    document: Any = FLOW_BODY,
+    document: Any = SAVED_FLOW_BODY,
 ) -> dict[str, Any]:
+    """The body may leave out ``key`` (it is the key in the URL) and ``name`` (it defaults to
+    the key), so a bare ``{"stages": [...]}`` document is enough."""
     space_key = principal.space(_space_of(document))
-    if isinstance(document, dict):
-        if "key" not in document:
-            document = {"key": key, **document}
-        elif document["key"] != key:
-            raise InvalidInput([Problem("/key", f"must be {key!r}, the key in the URL")])
-    flow, changed = await service.save_flow(space_key, document)
+    flow, changed = await service.save_flow(space_key, document, saved_under=key)
     if changed and flow.current_version == 1:
         response.status_code = 201
     return flow_out(flow)

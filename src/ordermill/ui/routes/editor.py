@@ -37,23 +37,43 @@ class Checked:
     preview: Graph | None  # None when the text is not JSON, so nothing can be drawn
 
 
+def flow_document(name: str, parsed: object) -> object:
+    """The flow the editor holds: its text is the stages array, or a whole flow document such
+    as the reference page's ``{"stages": [...]}``. The Name field fills in a missing name; an
+    empty one leaves the name to default to the key."""
+    document = dict(parsed) if isinstance(parsed, dict) else {"stages": parsed}
+    if name.strip() and document.get("name") is None:
+        document["name"] = name
+    return document
+
+
 async def check(service: Service, session: Session, key: str, name: str, text: str) -> Checked:
     """Run the server's validator on the editor's content and place each problem on a line."""
     try:
-        stages = json.loads(text)
+        parsed = json.loads(text)
     except json.JSONDecodeError as exc:
         message = f"this is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
         return Checked([Located("/stages", message, exc.lineno)], None)
-    document = {"key": key, "name": name, "stages": stages}
-    problems = await service.validate_flow(session.space_key, document)
-    lines = pointer_lines(text)
-    located = [_locate(problem, lines) for problem in problems]
+    problems = await service.validate_flow(
+        session.space_key, flow_document(name, parsed), saved_under=key
+    )
+    located = _located(problems, text, parsed)
+    stages = parsed.get("stages") if isinstance(parsed, dict) else parsed
     return Checked(located, flow_graph(stages_of_document(stages)))
 
 
-def _locate(problem: Problem, lines: dict[str, int]) -> Located:
+def _located(problems: list[Problem], text: str, parsed: object) -> list[Located]:
+    lines = pointer_lines(text)
+    whole = isinstance(parsed, dict)
+    return [_locate(problem, lines, whole=whole) for problem in problems]
+
+
+def _locate(problem: Problem, lines: dict[str, int], *, whole: bool) -> Located:
+    """The line of a problem: pointers are into the document, the text may be its stages."""
     line = None
-    if problem.pointer == "/stages" or problem.pointer.startswith("/stages/"):
+    if whole:
+        line = line_of(lines, problem.pointer)
+    elif problem.pointer == "/stages" or problem.pointer.startswith("/stages/"):
         line = line_of(lines, problem.pointer.removeprefix("/stages"))
     return Located(problem.pointer, problem.message, line)
 
@@ -84,7 +104,8 @@ async def flow_page(
         order_count=order_count,
         versions=versions,
         shown=shown,
-        name=definition.name,
+        # A flow without a name of its own is named after its key: the field stays empty.
+        name="" if definition.name == definition.key else definition.name,
         text=text,
         graph=graph,
         checked=Checked([], graph),
@@ -117,13 +138,13 @@ async def save(
             "error",
         )
         return render(request, "partials/problems.html", checked=checked, oob=True, toasts=[toast])
+    parsed = json.loads(stages)
     try:
         saved, changed = await service.save_flow(
-            session.space_key, {"key": key, "name": name, "stages": json.loads(stages)}
+            session.space_key, flow_document(name, parsed), saved_under=key
         )
     except InvalidInput as exc:  # a handler or the space changed between check and save
-        lines = pointer_lines(stages)
-        checked = Checked([_locate(p, lines) for p in exc.problems], checked.preview)
+        checked = Checked(_located(exc.problems, stages, parsed), checked.preview)
         toast = Toast("Not saved: the flow is invalid.", "error")
         return render(request, "partials/problems.html", checked=checked, toasts=[toast])
     if not changed:

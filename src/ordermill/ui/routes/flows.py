@@ -17,8 +17,11 @@ router = ui_router()
 
 
 def template_flow(key: str, name: str) -> dict[str, Any]:
-    """New flows start from the reference one-task flow (SPEC §2.1)."""
-    return reference_flow(key, name)
+    """New flows start from the reference one-task flow (SPEC §2.1); no name: the key's."""
+    flow = reference_flow(key, name)
+    if not name:
+        del flow["name"]
+    return flow
 
 
 async def _list_page(
