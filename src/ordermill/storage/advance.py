@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ordermill.flows.model import FlowDefinition
@@ -27,6 +27,7 @@ _INSERT_TASKS = insert(t.tasks).returning(t.tasks.c.id, sort_by_parameter_order=
 # RETURNING lets SQLAlchemy send a batch as one multi-row INSERT ("insertmanyvalues")
 # instead of one execution per row on PostgreSQL.
 _INSERT_EVENTS = insert(t.events).returning(t.events.c.id)
+_LOCK_ORDER = select(t.orders.c.status).where(t.orders.c.id == bindparam("id")).with_for_update()
 
 
 def feedback_token(secret: str, delivery_id: str) -> str:
@@ -79,9 +80,14 @@ async def advance_order(
     *,
     actor: str = "engine",
 ) -> OrderStatus:
-    """Create the tasks that became runnable and bring the order's status up to date."""
+    """Create the tasks that became runnable and bring the order's status up to date.
+
+    The order's row is locked before its tasks are read: two transactions that each end one
+    predecessor of a join then take turns, and the second sees the first's write, so the join
+    is never missed (READ COMMITTED alone would let each miss the other's).
+    """
     conn = uow.conn
-    order = (await conn.execute(select(t.orders.c.status).where(t.orders.c.id == order_id))).one()
+    order = (await conn.execute(_LOCK_ORDER, {"id": order_id})).one()
     rows = (
         await conn.execute(
             select(t.tasks.c.task_key, t.tasks.c.status).where(t.tasks.c.order_id == order_id)

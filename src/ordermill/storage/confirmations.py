@@ -186,7 +186,7 @@ class ConfirmationStore:
         if space_key is not None:
             query = query.where(t.orders.c.space_key == space_key)
         async with self._unit() as uow:
-            row = (await uow.conn.execute(query.with_for_update(of=t.tasks))).first()
+            row = (await uow.conn.execute(query.with_for_update(of=[t.orders, t.tasks]))).first()
             current = None if row is None else confirmation_of(row)
             if row is None or current is None:
                 raise NotFound(f"there is no open confirmation {confirmation_id!r}")

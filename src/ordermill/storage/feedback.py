@@ -68,7 +68,7 @@ async def find_target(uow: UnitOfWork, token: str) -> FeedbackTarget:
             )
             .join(t.orders, t.orders.c.id == t.tasks.c.order_id)
             .where(t.tasks.c.feedback_token_hash == hash_secret(token))
-            .with_for_update(of=t.tasks)
+            .with_for_update(of=[t.orders, t.tasks])
         )
     ).first()
     if row is None:
@@ -295,7 +295,8 @@ async def due_waiting(uow: UnitOfWork, limit: int) -> list[Any]:
                 )
                 .order_by(t.tasks.c.due_at)
                 .limit(limit)
-                .with_for_update(of=t.tasks, skip_locked=True)
+                # An order busy in another transaction is skipped; its timer fires next round.
+                .with_for_update(of=[t.orders, t.tasks], skip_locked=True)
             )
         ).all()
     )

@@ -78,8 +78,12 @@ _LOCK_TASKS = (
     .where(t.tasks.c.id.in_(_IDS))
     .with_for_update()
 )
+# Orders are locked in id order, and before their tasks, by every writer: no deadlock.
 _LOCK_ORDERS = (
-    select(t.orders.c.id, t.orders.c.status).where(t.orders.c.id.in_(_IDS)).with_for_update()
+    select(t.orders.c.id, t.orders.c.status)
+    .where(t.orders.c.id.in_(_IDS))
+    .order_by(t.orders.c.id)
+    .with_for_update()
 )
 _TASK_STATES = select(t.tasks.c.order_id, t.tasks.c.task_key, t.tasks.c.status).where(
     t.tasks.c.order_id.in_(_IDS)
@@ -182,6 +186,11 @@ async def record_completions(uow: UnitOfWork, completions: Sequence[Completion])
     (the lease passed to another worker) is reported False and changes nothing.
     """
     conn, now = uow.conn, uow.now
+    order_ids = sorted({done.task.order_id for done in completions})
+    orders = {
+        row.id: OrderStatus(row.status)
+        for row in await conn.execute(_LOCK_ORDERS, {"ids": order_ids})
+    }
     ids = [done.task.task_id for done in completions]
     current = {row.id: row for row in await conn.execute(_LOCK_TASKS, {"ids": ids})}
     fresh = [done for done in completions if _holds_lease(current.get(done.task.task_id), done)]
@@ -204,7 +213,7 @@ async def record_completions(uow: UnitOfWork, completions: Sequence[Completion])
         )
     ended = [done for done in fresh if done.status in _ENDED]
     if ended:
-        await _advance_orders(uow, ended)
+        await _advance_orders(uow, ended, orders)
     return [done.task.task_id in applied for done in completions]
 
 
@@ -262,14 +271,12 @@ def _event_data(done: Completion) -> dict[str, Any]:
     return data
 
 
-async def _advance_orders(uow: UnitOfWork, ended: Sequence[Completion]) -> None:
-    """Plan every order that had a task end, reading all of their state in two statements."""
+async def _advance_orders(
+    uow: UnitOfWork, ended: Sequence[Completion], orders: dict[str, OrderStatus]
+) -> None:
+    """Plan every order that had a task end; their rows are locked, their tasks read at once."""
     order_ids = sorted({done.task.order_id for done in ended})
     flows = {done.task.order_id: done.task.flow for done in ended}
-    orders = {
-        row.id: OrderStatus(row.status)
-        for row in await uow.conn.execute(_LOCK_ORDERS, {"ids": order_ids})
-    }
     statuses: dict[str, dict[str, TaskStatus]] = {order_id: {} for order_id in order_ids}
     for row in await uow.conn.execute(_TASK_STATES, {"ids": order_ids}):
         statuses[row.order_id][row.task_key] = TaskStatus(row.status)
