@@ -19,7 +19,8 @@ from ordermill.config import Settings
 from ordermill.flows.status import TaskStatus
 from ordermill.flows.work import AttemptRecord, ClaimedTask, Completion, Wake
 from ordermill.service import Service
-from ordermill.storage.feedback import due_waiting, fire_due
+from ordermill.storage import writer
+from ordermill.storage.feedback import due_waiting, timer_change
 from tests.integration.conftest import order_doc, wait_for_status
 from tests.integration.handler_flows import post_flow, task
 from tests.support.receiver import HttpsReceiver, Reply
@@ -119,7 +120,7 @@ async def test_a_timer_and_a_completion_that_overlap_both_count_for_the_join(
         completing: asyncio.Task[list[bool]] | None = None
         async with service.store.unit() as uow:
             [row] = await due_waiting(uow, 10)
-            await fire_due(uow, row, second["c"].flow)
+            await writer.apply(uow, [timer_change(row, second["c"].flow)])
             completing = asyncio.create_task(
                 service.store.complete([_done(second["b"], TaskStatus.SUCCEEDED)])
             )

@@ -58,6 +58,7 @@ def completion_of_outcome(
         due_at=outcome.until,
         wake=Wake.FIRE if outcome.fire else Wake.TIMEOUT,
         result=outcome.result,
+        heartbeat_ms=outcome.heartbeat_ms,
     )
 
 

@@ -121,8 +121,15 @@ class OperatorAction:
     task_key: str | None = None  # the task, for a redelivery
 
 
+@dataclass(frozen=True)
+class Replan:
+    """Nothing happened to a task: bring the order up to date with its tasks (at intake, and
+    when the reconcile pass finds an order with no live work)."""
+
+
 Event = (
-    Claimed
+    Replan
+    | Claimed
     | AttemptEnded
     | FeedbackReceived
     | TimerFired
@@ -192,6 +199,11 @@ def decide(flow: FlowDefinition, state: OrderState, event: Event) -> Decision | 
     """The one answer to ``event`` in ``state``: a decision to apply, or a refusal."""
     if isinstance(event, OperatorAction):
         return _operator(flow, state, event)
+    if isinstance(event, Replan):
+        decision = _move(flow, state, {})
+        if isinstance(decision, Decision) and not decision.events:
+            return Refusal("the order is up to date with its tasks")
+        return decision
     current = state.task(event.task_key)
     if current is None:
         return Refusal(f"the order has no task {event.task_key!r}")
@@ -234,9 +246,10 @@ def _feedback(
     final = _FINAL[event.kind]
     if cancelled:
         return Refusal("the order was cancelled; feedback is no longer accepted")
-    if current in (TaskStatus.SUCCEEDED, TaskStatus.FAILED):
-        if current is final:
-            return Decision(state, note=Note.DUPLICATE)
+    if current is final:
+        return Decision(state, note=Note.DUPLICATE)
+    if current is TaskStatus.SUCCEEDED or (current is TaskStatus.FAILED and not event.held):
+        # Held feedback came before the attempt's own answer, so it wins over a failure.
         return Refusal(f"the task already ended as {current.value}")
     if current is TaskStatus.RUNNING and not event.held:
         return Decision(state, note=Note.HELD)

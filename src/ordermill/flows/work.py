@@ -112,3 +112,4 @@ class Completion:
     result: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
     assets: tuple[AssetRecord, ...] = ()
+    heartbeat_ms: int | None = None  # WAITING: each progress note pushes due_at this far ahead

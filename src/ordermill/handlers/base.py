@@ -39,6 +39,7 @@ class Waiting:
     until: datetime
     fire: bool = False
     result: dict[str, Any] | None = None
+    heartbeat_ms: int | None = None  # each progress note pushes ``until`` this far from now
 
 
 Outcome = Succeeded | Waiting

@@ -14,15 +14,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, select, update
+from sqlalchemy import Select, select
 
 from ordermill.clock import Clock
 from ordermill.errors import Conflict, InvalidInput, NotFound, Problem
+from ordermill.flows.lifecycle import ConfirmationAnswered, Refusal
 from ordermill.flows.model import FlowDefinition
 from ordermill.flows.order import parse_instant
 from ordermill.flows.status import OrderStatus, TaskStatus
 from ordermill.storage import tables as t
-from ordermill.storage.advance import UnitOfWork, advance_order
+from ordermill.storage import writer
+from ordermill.storage.advance import UnitOfWork
 from ordermill.storage.database import Database
 
 HANDLER_KEY = "manual-confirmation"
@@ -191,10 +193,11 @@ class ConfirmationStore:
             if row is None or current is None:
                 raise NotFound(f"there is no open confirmation {confirmation_id!r}")
             _check_open(current, OrderStatus(row.order_status))
-            await _record_answer(uow, row, confirm=confirm, actor=actor, comment=comment)
-            await advance_order(
-                uow, row.order_id, await self._flow_of(row.flow_id, row.flow_version), actor=actor
-            )
+            flow = await self._flow_of(row.flow_id, row.flow_version)
+            change = _answer(row, flow, confirm=confirm, actor=actor, comment=comment, now=uow.now)
+            [answer] = await writer.apply(uow, [change])
+            if isinstance(answer, Refusal):
+                raise answer.error()
         return await self.get(space_key, confirmation_id)
 
 
@@ -208,42 +211,39 @@ def _check_open(current: Confirmation, order_status: OrderStatus) -> None:
         raise Conflict("the order was cancelled; the confirmation no longer takes answers")
 
 
-async def _record_answer(
-    uow: UnitOfWork, row: Any, *, confirm: bool, actor: str, comment: str | None
-) -> None:
-    answer = {"confirmed": confirm, "by": actor, "at": uow.now.isoformat(), "comment": comment}
-    result = {**row.result, "answer": answer}
+def _answer(
+    row: Any,
+    flow: FlowDefinition,
+    *,
+    confirm: bool,
+    actor: str,
+    comment: str | None,
+    now: datetime,
+) -> writer.Change:
+    """The answer as a lifecycle change: the task succeeds (confirmed) or fails (rejected)."""
+    answer = {"confirmed": confirm, "by": actor, "at": now.isoformat(), "comment": comment}
     error = None
     if not confirm:
         error = {"class": "ConfirmationRejected", "message": comment or f"rejected by {actor}"}
-    await uow.conn.execute(
-        update(t.tasks)
-        .where(t.tasks.c.id == row.task_id)
-        .values(
-            status=(TaskStatus.SUCCEEDED if confirm else TaskStatus.FAILED).value,
-            result=result,
-            error=error,
-            due_at=None,
-            wake=None,
-            updated_at=uow.now,
-            ended_at=uow.now,
-        )
-    )
     kind = "confirmed" if confirm else "rejected"
-    uow.event(
-        row.order_id,
-        f"confirmation.{kind}",
-        task_key=row.task_key,
-        actor=actor,
-        data={"confirmationId": row.delivery_id, "comment": comment},
-    )
     data: dict[str, Any] = {"by": "confirmation"}
     if error is not None:
         data["error"] = error["message"]
-    uow.event(
+    return writer.Change(
         row.order_id,
-        "task.succeeded" if confirm else "task.failed",
-        task_key=row.task_key,
+        flow,
+        ConfirmationAnswered(row.task_key, confirmed=confirm),
+        values={"result": {**row.result, "answer": answer}, "error": error},
+        events=(
+            writer.Entry(
+                f"confirmation.{kind}",
+                row.task_key,
+                data={"confirmationId": row.delivery_id, "comment": comment},
+                actor=actor,
+            ),
+            writer.Entry(
+                "task.succeeded" if confirm else "task.failed", row.task_key, data=data, actor=actor
+            ),
+        ),
         actor=actor,
-        data=data,
     )
