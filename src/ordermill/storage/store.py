@@ -64,6 +64,7 @@ from ordermill.storage.work import (
     make_claimed,
     record_completions,
     select_claimable,
+    stranded_orders,
 )
 
 Listener = Callable[[], None]
@@ -262,6 +263,29 @@ class Store(OrderReads):
             if changes:
                 await writer.apply(uow, changes)
         return len(rows)
+
+    async def reconcile(self, limit: int = 200) -> int:
+        """Re-apply the core to orders IN_PROGRESS with no live work; returns how many moved.
+
+        Every write of an order's state plans its next tasks in the same transaction, so this
+        finds nothing unless a bug left an order behind. Each repair is written to the
+        order's timeline as ``order.reconciled``.
+        """
+        async with self.unit() as uow:
+            rows = await stranded_orders(uow.conn, limit)
+            if not rows:
+                return 0
+            changes = [
+                writer.Change(
+                    row.id,
+                    await self.flow_of(row.flow_id, row.flow_version),
+                    Replan(),
+                    events=(writer.Entry("order.reconciled", actor="engine"),),
+                )
+                for row in rows
+            ]
+            answers = await writer.apply(uow, changes)
+        return sum(isinstance(answer, Decision) for answer in answers)
 
     async def gauges(self) -> tuple[dict[str, int], int, datetime | None]:
         """Orders by status, runnable tasks, and the due time of the oldest runnable one."""

@@ -10,12 +10,12 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import BindParameter, bindparam, insert, select, update
+from sqlalchemy import BindParameter, bindparam, exists, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ordermill.flows.lifecycle import AttemptEnded, Decision, Outcome
 from ordermill.flows.model import FlowDefinition
-from ordermill.flows.status import TaskStatus
+from ordermill.flows.status import OrderStatus, TaskStatus
 from ordermill.flows.work import AttemptRecord, ClaimedTask, Completion
 from ordermill.storage import tables as t
 from ordermill.storage import writer
@@ -235,3 +235,21 @@ async def extend_leases(
         )
         .values(lease_expires_at=until)
     )
+
+
+_LIVE = [s.value for s in TaskStatus if s.is_active]
+_STRANDED = (
+    select(t.orders.c.id, t.orders.c.flow_id, t.orders.c.flow_version)
+    .where(
+        t.orders.c.status == OrderStatus.IN_PROGRESS.value,
+        ~exists().where(t.tasks.c.order_id == t.orders.c.id, t.tasks.c.status.in_(_LIVE)),
+    )
+    .order_by(t.orders.c.id)
+    .limit(bindparam("limit"))
+    .with_for_update(of=t.orders, skip_locked=True)
+)
+
+
+async def stranded_orders(conn: AsyncConnection, limit: int) -> list[Any]:
+    """Orders IN_PROGRESS with nothing PENDING, RUNNING or WAITING (timers are WAITING)."""
+    return list((await conn.execute(_STRANDED, {"limit": limit})).all())
