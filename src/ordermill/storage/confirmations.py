@@ -188,14 +188,18 @@ class ConfirmationStore:
         if space_key is not None:
             query = query.where(t.orders.c.space_key == space_key)
         async with self._unit() as uow:
-            row = (await uow.conn.execute(query.with_for_update(of=[t.orders, t.tasks]))).first()
+            row = (await uow.conn.execute(query)).first()
+            if row is not None:
+                # The order's row first (as every writer does), then the answer read afresh.
+                locked = await writer.lock_orders(uow, [row.order_id])
+                row = (await uow.conn.execute(query)).first()
             current = None if row is None else confirmation_of(row)
             if row is None or current is None:
                 raise NotFound(f"there is no open confirmation {confirmation_id!r}")
             _check_open(current, OrderStatus(row.order_status))
             flow = await self._flow_of(row.flow_id, row.flow_version)
             change = _answer(row, flow, confirm=confirm, actor=actor, comment=comment, now=uow.now)
-            [answer] = await writer.apply(uow, [change])
+            [answer] = await writer.apply(uow, [change], locked)
             if isinstance(answer, Refusal):
                 raise answer.error()
         return await self.get(space_key, confirmation_id)
