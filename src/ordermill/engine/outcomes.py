@@ -59,6 +59,7 @@ def completion_of_outcome(
         wake=Wake.FIRE if outcome.fire else Wake.TIMEOUT,
         result=outcome.result,
         heartbeat_ms=outcome.heartbeat_ms,
+        question=outcome.question,
     )
 
 

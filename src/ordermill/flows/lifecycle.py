@@ -248,8 +248,7 @@ def _feedback(
         return Refusal("the order was cancelled; feedback is no longer accepted")
     if current is final:
         return Decision(state, note=Note.DUPLICATE)
-    if current is TaskStatus.SUCCEEDED or (current is TaskStatus.FAILED and not event.held):
-        # Held feedback came before the attempt's own answer, so it wins over a failure.
+    if current in (TaskStatus.SUCCEEDED, TaskStatus.FAILED):
         return Refusal(f"the task already ended as {current.value}")
     if current is TaskStatus.RUNNING and not event.held:
         return Decision(state, note=Note.HELD)

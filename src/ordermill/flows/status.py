@@ -61,8 +61,7 @@ TASK_TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
         {TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.TIMED_OUT, TaskStatus.CANCELLED}
     ),
     TaskStatus.SUCCEEDED: frozenset({TaskStatus.PENDING}),  # an operator's redelivery
-    # An operator's retry; or final success feedback the connector sent before its failing answer.
-    TaskStatus.FAILED: frozenset({TaskStatus.PENDING, TaskStatus.SUCCEEDED}),
+    TaskStatus.FAILED: frozenset({TaskStatus.PENDING}),
     TaskStatus.TIMED_OUT: frozenset({TaskStatus.PENDING, TaskStatus.SUCCEEDED, TaskStatus.FAILED}),
     TaskStatus.CANCELLED: frozenset(),
 }

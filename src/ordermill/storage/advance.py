@@ -88,6 +88,7 @@ def new_task_row(
         "delivery_epoch": uow.now,
         "feedback_token_hash": hash_secret(feedback_token(uow.token_secret, delivery_id)),
         "result": None,
+        "asks_question": False,
         "error": None,
         "created_at": uow.now,
         "updated_at": uow.now,

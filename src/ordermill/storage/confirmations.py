@@ -1,7 +1,8 @@
-"""Manual confirmations: the inbox of waiting ``manual-confirmation`` tasks, and their answers.
+"""Manual confirmations: the inbox of tasks waiting for a person's answer, and the answers.
 
-A confirmation is not a table of its own: it is a ``manual-confirmation`` task that has opened
-(its result holds the rendered title and description), addressed by the task's delivery id.
+A confirmation is not a table of its own: it is a task whose handler asked a question (its
+outcome's ``Question``, shown in its result as ``confirmation``), addressed by the task's
+delivery id.
 An answer ends the task, records who gave it, and moves the order on, in one transaction.
 """
 
@@ -27,7 +28,6 @@ from ordermill.storage import writer
 from ordermill.storage.advance import UnitOfWork
 from ordermill.storage.database import Database
 
-HANDLER_KEY = "manual-confirmation"
 STATUSES = ("pending", "answered", "all")
 LIST_LIMIT = 500
 _OPEN = (TaskStatus.WAITING.value, TaskStatus.TIMED_OUT.value)
@@ -82,7 +82,7 @@ def _columns() -> Select[Any]:
             t.orders.c.status.label("order_status"),
         )
         .join(t.orders, t.orders.c.id == t.tasks.c.order_id)
-        .where(t.tasks.c.handler_key == HANDLER_KEY)
+        .where(t.tasks.c.asks_question.is_(True))
     )
 
 

@@ -169,6 +169,8 @@ tasks = Table(
     Column("wake", String(16)),
     # A WAITING task's heartbeat: each progress note pushes its deadline this far ahead.
     Column("heartbeat_ms", Integer),
+    # The task waits for a person's answer (its question is in result.confirmation).
+    Column("asks_question", Boolean, nullable=False, server_default=text("false")),
     Column("lease_owner", String(64)),
     Column("lease_expires_at", UTCDateTime),
     Column("delivery_id", String(64), nullable=False, unique=True),

@@ -209,6 +209,9 @@ def _task_values(done: Completion) -> dict[str, Any]:
         values["heartbeat_ms"] = done.heartbeat_ms
     if done.result is not None:
         values["result"] = done.result
+    if done.question is not None:
+        values["result"] = {**(done.result or {}), "confirmation": done.question.wire()}
+        values["asks_question"] = True
     return values
 
 
