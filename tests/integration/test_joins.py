@@ -8,7 +8,8 @@ must see the other's write, or `d` is never queued and the order stays IN_PROGRE
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -95,6 +96,20 @@ async def _claim(service: Service, *keys: str) -> dict[str, ClaimedTask]:
     return {task.task_key: task for task in claimed}
 
 
+@asynccontextmanager
+async def engine_off(
+    make_settings: Callable[..., Settings], flow: dict[str, Any]
+) -> AsyncIterator[Service]:
+    """The service with no worker running, space `acme` and ``flow`` saved in it."""
+    service = await Service.open(make_settings())
+    try:
+        await service.store.spaces.create_space("acme")
+        await service.save_flow("acme", flow)
+        yield service
+    finally:
+        await service.close()
+
+
 async def test_a_timer_and_a_completion_that_overlap_both_count_for_the_join(
     make_settings: Callable[..., Settings],
 ) -> None:
@@ -104,10 +119,7 @@ async def test_a_timer_and_a_completion_that_overlap_both_count_for_the_join(
     tasks without that lock, neither transaction would see both predecessors and `d` would
     never be queued.
     """
-    service = await Service.open(make_settings())
-    try:
-        await service.store.spaces.create_space("acme")
-        await service.save_flow("acme", join_flow("https://127.0.0.1:9"))
+    async with engine_off(make_settings, join_flow("https://127.0.0.1:9")) as service:
         body = order_doc("RACE-1", flow_key="split-and-join")
         order, _ = await service.create_order(body, start=True, actor="test")
         first = await _claim(service, "a")
@@ -136,5 +148,3 @@ async def test_a_timer_and_a_completion_that_overlap_both_count_for_the_join(
             "c": TaskStatus.SUCCEEDED,
             "d": TaskStatus.PENDING,
         }
-    finally:
-        await service.close()

@@ -64,6 +64,10 @@ _OUTCOME_STATUS = {
 }
 
 
+# The outcome an attempt that ended in each status had (flows.work.Completion.status).
+OUTCOME_OF_STATUS = {status: outcome for outcome, status in _OUTCOME_STATUS.items()}
+
+
 class FeedbackKind(StrEnum):
     PROGRESS = "progress"
     SUCCESS = "success"

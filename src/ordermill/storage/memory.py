@@ -17,6 +17,7 @@ from typing import Any
 from ordermill.clock import Clock
 from ordermill.errors import NotFound
 from ordermill.flows.lifecycle import (
+    OUTCOME_OF_STATUS,
     AttemptEnded,
     Claimed,
     ConfirmationAnswered,
@@ -27,7 +28,6 @@ from ordermill.flows.lifecycle import (
     Note,
     OperatorAction,
     OrderState,
-    Outcome,
     Refusal,
     Replan,
     TimerFired,
@@ -37,14 +37,6 @@ from ordermill.flows.lifecycle import (
 from ordermill.flows.model import FlowDefinition
 from ordermill.flows.status import OrderStatus, TaskStatus
 from ordermill.flows.work import ClaimedTask, Completion, Wake
-
-_OUTCOME_OF_STATUS = {
-    TaskStatus.SUCCEEDED: Outcome.SUCCEEDED,
-    TaskStatus.WAITING: Outcome.WAITING,
-    TaskStatus.PENDING: Outcome.RETRYABLE,
-    TaskStatus.FAILED: Outcome.PERMANENT,
-    TaskStatus.TIMED_OUT: Outcome.TIMED_OUT,
-}
 
 
 @dataclass
@@ -175,7 +167,7 @@ class MemoryStore:
             if not fresh:
                 applied.append(False)
                 continue
-            event = AttemptEnded(done.task.task_key, _OUTCOME_OF_STATUS[done.status])
+            event = AttemptEnded(done.task.task_key, OUTCOME_OF_STATUS[done.status])
             answer = self._apply(order, event)
             assert isinstance(answer, Decision), answer
             assert task is not None

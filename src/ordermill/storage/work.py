@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import BindParameter, bindparam, exists, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ordermill.flows.lifecycle import AttemptEnded, Decision, Outcome
+from ordermill.flows.lifecycle import OUTCOME_OF_STATUS, AttemptEnded, Decision
 from ordermill.flows.model import FlowDefinition
 from ordermill.flows.status import OrderStatus, TaskStatus
 from ordermill.flows.work import AttemptRecord, ClaimedTask, Completion
@@ -161,13 +161,6 @@ _EVENT_OF_STATUS = {
     TaskStatus.FAILED: "task.failed",
     TaskStatus.TIMED_OUT: "task.timed_out",
 }
-_OUTCOME_OF_STATUS = {
-    TaskStatus.SUCCEEDED: Outcome.SUCCEEDED,
-    TaskStatus.WAITING: Outcome.WAITING,
-    TaskStatus.PENDING: Outcome.RETRYABLE,
-    TaskStatus.FAILED: Outcome.PERMANENT,
-    TaskStatus.TIMED_OUT: Outcome.TIMED_OUT,
-}
 
 
 async def record_completions(uow: UnitOfWork, completions: Sequence[Completion]) -> list[bool]:
@@ -180,7 +173,7 @@ async def record_completions(uow: UnitOfWork, completions: Sequence[Completion])
         writer.Change(
             done.task.order_id,
             done.task.flow,
-            AttemptEnded(done.task.task_key, _OUTCOME_OF_STATUS[done.status]),
+            AttemptEnded(done.task.task_key, OUTCOME_OF_STATUS[done.status]),
             values=_task_values(done),
             events=(
                 writer.Entry(
