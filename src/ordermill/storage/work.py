@@ -180,7 +180,7 @@ async def record_completions(uow: UnitOfWork, completions: Sequence[Completion])
                     _EVENT_OF_STATUS[done.status], done.task.task_key, data=_event_data(done)
                 ),
             ),
-            lease=(done.task.lease_owner, done.task.attempt),
+            lease=writer.Lease(done.task.task_id, done.task.lease_owner, done.task.attempt),
         )
         for done in completions
     ]

@@ -1,8 +1,8 @@
 """The one writer of task and order statuses: lock, read, decide, write, in one transaction.
 
 ``apply`` takes a batch of lifecycle events for any number of orders. It locks the orders'
-rows in id order (then their tasks), so two writers never deadlock and never decide on state
-the other is changing; it reads each order's state, asks the pure core
+rows in id order (then the tasks whose lease an outcome holds), so two writers never deadlock
+and never decide on state the other is changing; it reads each order's state, asks the pure core
 (``ordermill.flows.lifecycle``) what every event means, and writes the task changes, the new
 tasks, the orders' statuses and versions, and the timeline, in a fixed number of statements
 for the whole batch (group commit). An event the core refuses changes nothing.
@@ -39,19 +39,21 @@ _LOCK_ORDERS = (
     .order_by(t.orders.c.id)
     .with_for_update()
 )
-_LOCK_TASKS = (
-    select(
-        t.tasks.c.id,
-        t.tasks.c.order_id,
-        t.tasks.c.task_key,
-        t.tasks.c.status,
-        t.tasks.c.attempts,
-        t.tasks.c.lease_owner,
-    )
-    .where(t.tasks.c.order_id.in_(_IDS))
-    .order_by(t.tasks.c.id)
-    .with_for_update()
+# The tasks whose lease an outcome claims to hold; a reclaim (which takes no order lock) waits.
+_LOCK_LEASED = (
+    select(t.tasks.c.id).where(t.tasks.c.id.in_(_IDS)).order_by(t.tasks.c.id).with_for_update()
 )
+# Read after the order locks, so every status written under them is seen. Only claims
+# (PENDING to RUNNING, nothing the planner tells apart) may move concurrently; this read
+# does not block them.
+_TASK_STATES = select(
+    t.tasks.c.id,
+    t.tasks.c.order_id,
+    t.tasks.c.task_key,
+    t.tasks.c.status,
+    t.tasks.c.attempts,
+    t.tasks.c.lease_owner,
+).where(t.tasks.c.order_id.in_(_IDS))
 _ORDER_STATUS = (
     update(t.orders)
     .where(t.orders.c.id == bindparam("b_id"))
@@ -93,6 +95,13 @@ class LockedOrder:
 
 
 @dataclass(frozen=True)
+class Lease:
+    task_id: int
+    owner: str
+    attempt: int
+
+
+@dataclass(frozen=True)
 class Entry:
     """A timeline entry a change brings besides the core's (written only if it applies)."""
 
@@ -112,18 +121,22 @@ class Change:
     values: Mapping[str, Any] = field(default_factory=dict)  # result, error, due_at, wake
     events: tuple[Entry, ...] = ()
     actor: str = "engine"  # who moved the order, for its order.* entries
-    lease: tuple[str, int] | None = None  # (owner, attempt) an attempt's outcome holds
+    lease: Lease | None = None  # the lease an attempt's outcome holds
 
 
-async def lock_orders(uow: UnitOfWork, order_ids: Sequence[str]) -> dict[str, LockedOrder]:
-    """Lock the orders' rows in id order, then their tasks, and read their state."""
+async def lock_orders(
+    uow: UnitOfWork, order_ids: Sequence[str], leased: Sequence[int] = ()
+) -> dict[str, LockedOrder]:
+    """Lock the orders' rows in id order (then the ``leased`` tasks), and read their state."""
     ids = sorted(set(order_ids))
     orders = {
         row.id: OrderStatus(row.status)
         for row in await uow.conn.execute(_LOCK_ORDERS, {"ids": ids})
     }
+    if leased:
+        await uow.conn.execute(_LOCK_LEASED, {"ids": sorted(set(leased))})
     tasks: dict[str, dict[str, TaskRow]] = {order_id: {} for order_id in orders}
-    for row in await uow.conn.execute(_LOCK_TASKS, {"ids": ids}):
+    for row in await uow.conn.execute(_TASK_STATES, {"ids": ids}):
         tasks[row.order_id][row.task_key] = TaskRow(
             row.id, TaskStatus(row.status), row.attempts, row.lease_owner
         )
@@ -143,7 +156,8 @@ async def apply(
 ) -> list[Decision | Refusal]:
     """Decide every change in turn and write all decisions; ``locked`` when already read."""
     if locked is None:
-        locked = await lock_orders(uow, [change.order_id for change in changes])
+        leased = [change.lease.task_id for change in changes if change.lease is not None]
+        locked = await lock_orders(uow, [change.order_id for change in changes], leased)
     batch = _Batch(uow)
     answers: list[Decision | Refusal] = []
     for change in changes:
@@ -163,12 +177,8 @@ def _decide(change: Change, order: LockedOrder) -> Decision | Refusal:
     if change.lease is not None:
         assert isinstance(change.event, AttemptEnded)
         task = order.tasks.get(change.event.task_key)
-        owner, attempt = change.lease
-        if task is None or (task.status, task.lease_owner, task.attempts) != (
-            TaskStatus.RUNNING,
-            owner,
-            attempt,
-        ):
+        held = (TaskStatus.RUNNING, change.lease.owner, change.lease.attempt)
+        if task is None or (task.status, task.lease_owner, task.attempts) != held:
             return Refusal("the attempt's lease passed to another worker")
     return decide(change.flow, order.state, change.event)
 
