@@ -1,4 +1,4 @@
-"""The unit of work every write runs in, and the rows of tasks the lifecycle writer creates.
+"""The unit of work every write runs in, and the feedback token of a task's updateUrl.
 
 A unit collects the timeline entries of its transaction and counts the tasks it made runnable,
 so the caller can wake workers once it commits. Status changes go through
@@ -16,12 +16,7 @@ from typing import Any
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ordermill.flows.model import FlowDefinition
-from ordermill.flows.planner import TaskRef
-from ordermill.flows.status import TaskStatus
 from ordermill.storage import tables as t
-from ordermill.storage.ids import new_id
-from ordermill.storage.spaces import hash_secret
 
 _INSERT_EVENTS = insert(t.events).returning(t.events.c.id)
 
@@ -67,30 +62,3 @@ class UnitOfWork:
         if self.events:
             await self.conn.execute(_INSERT_EVENTS, self.events)
             self.events = []
-
-
-def new_task_row(
-    uow: UnitOfWork, order_id: str, flow: FlowDefinition, ref: TaskRef
-) -> dict[str, Any]:
-    handler_key = flow.stages[ref.stage_index].task_definition(ref.task_key).handler_key
-    delivery_id = new_id("dlv_")
-    return {
-        "order_id": order_id,
-        "stage_index": ref.stage_index,
-        "stage_key": ref.stage_key,
-        "task_key": ref.task_key,
-        "handler_key": handler_key,
-        "status": TaskStatus.PENDING.value,
-        "attempts": 0,
-        "budget_base": 0,
-        "due_at": uow.now,
-        "delivery_id": delivery_id,
-        "delivery_epoch": uow.now,
-        "feedback_token_hash": hash_secret(feedback_token(uow.token_secret, delivery_id)),
-        "result": None,
-        "asks_question": False,
-        "error": None,
-        "created_at": uow.now,
-        "updated_at": uow.now,
-        "ended_at": None,
-    }

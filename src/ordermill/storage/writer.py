@@ -28,9 +28,12 @@ from ordermill.flows.lifecycle import (
     decide,
 )
 from ordermill.flows.model import FlowDefinition
+from ordermill.flows.planner import TaskRef
 from ordermill.flows.status import OrderStatus, TaskStatus
 from ordermill.storage import tables as t
-from ordermill.storage.advance import UnitOfWork, new_task_row
+from ordermill.storage.advance import UnitOfWork, feedback_token
+from ordermill.storage.ids import new_id
+from ordermill.storage.spaces import hash_secret
 
 _IDS: BindParameter[Any] = bindparam("ids", expanding=True)
 _LOCK_ORDERS = (
@@ -217,7 +220,7 @@ class _Batch:
             data = None if note.data is None else dict(note.data)
             uow.event(change.order_id, note.type, task_key=note.task_key, actor=actor, data=data)
         for ref in decision.start:
-            self.new_tasks.append(new_task_row(uow, change.order_id, change.flow, ref))
+            self.new_tasks.append(_new_task_row(uow, change.order_id, change.flow, ref))
             order.tasks[ref.task_key] = TaskRow(-1, TaskStatus.PENDING, 0, None)
         self.orders.setdefault(change.order_id, None)
         if decision.state.status is not order.state.status:
@@ -257,6 +260,33 @@ class _Batch:
             await uow.conn.execute(_ORDER_STATUS, moved)
         if touched:
             await uow.conn.execute(_ORDER_VERSION, touched)
+
+
+def _new_task_row(
+    uow: UnitOfWork, order_id: str, flow: FlowDefinition, ref: TaskRef
+) -> dict[str, Any]:
+    handler_key = flow.stages[ref.stage_index].task_definition(ref.task_key).handler_key
+    delivery_id = new_id("dlv_")
+    return {
+        "order_id": order_id,
+        "stage_index": ref.stage_index,
+        "stage_key": ref.stage_key,
+        "task_key": ref.task_key,
+        "handler_key": handler_key,
+        "status": TaskStatus.PENDING.value,
+        "attempts": 0,
+        "budget_base": 0,
+        "due_at": uow.now,
+        "delivery_id": delivery_id,
+        "delivery_epoch": uow.now,
+        "feedback_token_hash": hash_secret(feedback_token(uow.token_secret, delivery_id)),
+        "result": None,
+        "asks_question": False,
+        "error": None,
+        "created_at": uow.now,
+        "updated_at": uow.now,
+        "ended_at": None,
+    }
 
 
 def _columns(uow: UnitOfWork, task: TaskRow, old: TaskStatus, new: TaskStatus) -> dict[str, Any]:
