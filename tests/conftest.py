@@ -14,9 +14,36 @@ from pathlib import Path
 
 import pytest
 
+from ordermill.metrics import REGISTRY
 from tests.support.postgres import PostgresServer, PostgresUnavailableError, skip_or_fail
 from tests.support.receiver import HttpsReceiver, LocalCA
 from tests.support.smtp import SmtpServer
+
+# --- the lifecycle alarm ------------------------------------------------------------------------
+
+
+def _reconciled() -> float:
+    return REGISTRY.get_sample_value("ordermill_orders_reconciled_total") or 0.0
+
+
+@pytest.fixture(autouse=True)
+def no_order_is_reconciled(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Every in-process engine leaves ``ordermill_orders_reconciled_total`` where it was.
+
+    The reconcile pass moves on orders left IN_PROGRESS with no live work; that only happens
+    when a write was lost, so any test that makes it count fails, unless it lost that write
+    on purpose and says how many (``request.node.expected_reconciles``).
+    """
+    before = _reconciled()
+    yield
+    moved = _reconciled() - before
+    expected = getattr(request.node, "expected_reconciles", 0)
+    if moved != expected:
+        pytest.fail(
+            f"the reconcile pass moved {moved:g} order(s), expected {expected}: a lifecycle bug",
+            pytrace=False,
+        )
+
 
 # --- PostgreSQL ---------------------------------------------------------------------------------
 

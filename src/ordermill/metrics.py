@@ -45,6 +45,12 @@ LEASE_EXPIRIES = Counter(
     "Tasks reclaimed by this process after another worker's lease expired.",
     registry=REGISTRY,
 )
+ORDERS_RECONCILED = Counter(
+    "ordermill_orders_reconciled",
+    "Orders the reconcile pass of this process found IN_PROGRESS with no live work and moved "
+    "on; anything but zero is a bug.",
+    registry=REGISTRY,
+)
 BULKHEAD_QUEUED = Gauge(
     "ordermill_bulkhead_queued",
     "Tasks in this process waiting for a free slot of their target host.",

@@ -9,6 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from ordermill.errors import PermanentError
+from ordermill.flows.work import Question
 from ordermill.handlers.base import Waiting
 from ordermill.handlers.confirmation import ManualConfirmation, answer_path
 from ordermill.testing import EPOCH, RecordingMailer, make_context
@@ -30,13 +31,11 @@ async def test_the_task_waits_until_its_timeout_with_the_rendered_question() -> 
     assert outcome == Waiting(
         until=EPOCH + timedelta(minutes=10),
         fire=False,
-        result={
-            "confirmation": {
-                "title": "Print WEB-1001?",
-                "description": "Size M",
-                "assignees": ["Boss <boss@example.com>", "deputy@example.com"],
-            }
-        },
+        question=Question(
+            title="Print WEB-1001?",
+            description="Size M",
+            assignees=("Boss <boss@example.com>", "deputy@example.com"),
+        ),
     )
     assert mailer.sent == []
 
@@ -53,8 +52,8 @@ async def test_notify_mails_each_assignee_their_own_signed_links() -> None:
     outcome = await confirm.run(ctx)
 
     assert isinstance(outcome, Waiting)
-    assert outcome.result is not None
-    assert outcome.result["confirmation"]["notified"] == PAYLOAD["assignees"]
+    assert outcome.question is not None
+    assert list(outcome.question.notified or ()) == PAYLOAD["assignees"]
     assert [envelope for _, envelope in mailer.sent] == [
         ["boss@example.com"],
         ["deputy@example.com"],

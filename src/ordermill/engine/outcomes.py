@@ -58,6 +58,8 @@ def completion_of_outcome(
         due_at=outcome.until,
         wake=Wake.FIRE if outcome.fire else Wake.TIMEOUT,
         result=outcome.result,
+        heartbeat_ms=outcome.heartbeat_ms,
+        question=outcome.question,
     )
 
 

@@ -54,6 +54,7 @@ class WorkStore(Protocol):
         self, owner: str, task_ids: list[int], lease_seconds: float
     ) -> None: ...
     async def fire_due(self, limit: int = 200) -> int: ...
+    async def reconcile(self, limit: int = 200) -> int: ...
 
 
 class SpaceLookup(Protocol):
@@ -70,6 +71,7 @@ class WorkerOptions:
     poll_interval: float = 0.5
     batch_size: int = 64
     shutdown_grace: float = 10.0
+    reconcile_interval: float = 5.0  # seconds between reconcile passes
 
 
 def worker_name() -> str:
@@ -337,15 +339,26 @@ class Worker:
             self._slot_freed.set()
 
     async def _timer_loop(self) -> None:
+        last_reconcile = -float("inf")
         while True:
             try:
                 while await self.store.fire_due() > 0:
                     pass
+                if time.monotonic() - last_reconcile >= self.options.reconcile_interval:
+                    last_reconcile = time.monotonic()
+                    await self._reconcile()
             except StorageError as exc:
                 log.warning("firing timers failed; retrying", error=str(exc))
             except NotFound:
                 pass
             await asyncio.sleep(self.options.poll_interval)
+
+    async def _reconcile(self) -> None:
+        """At start-up and every few seconds: move on orders left with no live work."""
+        moved = await self.store.reconcile()
+        if moved:
+            metrics.ORDERS_RECONCILED.inc(moved)
+            log.error("orders in progress had no live work; reconciled", orders=moved)
 
     async def _lease_loop(self) -> None:
         while True:

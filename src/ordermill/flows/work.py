@@ -44,6 +44,27 @@ class AssetRecord:
 
 
 @dataclass(frozen=True)
+class Question:
+    """What a task that waits for a person's answer asks, and who was told."""
+
+    title: str
+    description: str | None = None
+    assignees: tuple[str, ...] = ()
+    notified: tuple[str, ...] | None = None  # message ids of the notifications sent
+
+    def wire(self) -> dict[str, Any]:
+        """The question as the task's result shows it (``result.confirmation``)."""
+        shown: dict[str, Any] = {
+            "title": self.title,
+            "description": self.description,
+            "assignees": list(self.assignees),
+        }
+        if self.notified is not None:
+            shown["notified"] = list(self.notified)
+        return shown
+
+
+@dataclass(frozen=True)
 class ClaimedTask:
     """A task claimed by a worker, with everything its handler needs."""
 
@@ -112,3 +133,5 @@ class Completion:
     result: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
     assets: tuple[AssetRecord, ...] = ()
+    heartbeat_ms: int | None = None  # WAITING: each progress note pushes due_at this far ahead
+    question: Question | None = None  # WAITING for a person's answer to this

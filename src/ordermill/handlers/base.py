@@ -16,7 +16,7 @@ from typing import Any, ClassVar, Protocol
 from pydantic import BaseModel
 
 from ordermill.flows.model import RetryPolicy
-from ordermill.flows.work import AssetRecord
+from ordermill.flows.work import AssetRecord, Question
 from ordermill.links import LinkSigner
 
 
@@ -39,6 +39,8 @@ class Waiting:
     until: datetime
     fire: bool = False
     result: dict[str, Any] | None = None
+    heartbeat_ms: int | None = None  # each progress note pushes ``until`` this far from now
+    question: Question | None = None  # the task waits for a person's answer to this
 
 
 Outcome = Succeeded | Waiting

@@ -9,13 +9,14 @@ signed, expiring Confirm and Reject links. The answer itself arrives through the
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 from jinja2 import Environment
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from ordermill.errors import PermanentError
 from ordermill.flows.model import RetryPolicy
+from ordermill.flows.work import Question
 from ordermill.handlers.base import Outcome, TaskContext, Waiting
 from ordermill.handlers.email import checked_mailbox, compose, mailbox, message_id
 from ordermill.handlers.mailer import Mailer
@@ -94,14 +95,11 @@ class ManualConfirmation:
             else None
         )
         until = ctx.now + timedelta(seconds=ctx.timeout_seconds)
-        confirmation: dict[str, Any] = {
-            "title": title,
-            "description": description,
-            "assignees": list(payload.assignees),
-        }
+        notified = None
         if payload.notify:
-            confirmation["notified"] = await self._notify(ctx, payload, title, description)
-        return Waiting(until=until, fire=False, result={"confirmation": confirmation})
+            notified = tuple(await self._notify(ctx, payload, title, description))
+        question = Question(title, description, tuple(payload.assignees), notified)
+        return Waiting(until=until, fire=False, question=question)
 
     async def _notify(
         self,

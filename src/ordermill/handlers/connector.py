@@ -192,7 +192,11 @@ class ConsumeRestApi:
             if not payload.sends_feedback:
                 return Succeeded(result)
             wait_ms = payload.feedback_timeout_duration or int(ctx.timeout_seconds * 1000)
-            return Waiting(until=ctx.now + timedelta(milliseconds=wait_ms), result=result)
+            return Waiting(
+                until=ctx.now + timedelta(milliseconds=wait_ms),
+                result=result,
+                heartbeat_ms=payload.heartbeat_timeout_duration,
+            )
         message = f"the connector answered {status}"
         if 300 <= status < 400:
             message += " (a redirect; redirects are not followed)"

@@ -1,7 +1,8 @@
-"""Manual confirmations: the inbox of waiting ``manual-confirmation`` tasks, and their answers.
+"""Manual confirmations: the inbox of tasks waiting for a person's answer, and the answers.
 
-A confirmation is not a table of its own: it is a ``manual-confirmation`` task that has opened
-(its result holds the rendered title and description), addressed by the task's delivery id.
+A confirmation is not a table of its own: it is a task whose handler asked a question (its
+outcome's ``Question``, shown in its result as ``confirmation``), addressed by the task's
+delivery id.
 An answer ends the task, records who gave it, and moves the order on, in one transaction.
 """
 
@@ -14,18 +15,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, select, update
+from sqlalchemy import Select, select
 
 from ordermill.clock import Clock
 from ordermill.errors import Conflict, InvalidInput, NotFound, Problem
+from ordermill.flows.lifecycle import ConfirmationAnswered, Refusal
 from ordermill.flows.model import FlowDefinition
 from ordermill.flows.order import parse_instant
 from ordermill.flows.status import OrderStatus, TaskStatus
 from ordermill.storage import tables as t
-from ordermill.storage.advance import UnitOfWork, advance_order
+from ordermill.storage import writer
+from ordermill.storage.advance import UnitOfWork
 from ordermill.storage.database import Database
 
-HANDLER_KEY = "manual-confirmation"
 STATUSES = ("pending", "answered", "all")
 LIST_LIMIT = 500
 _OPEN = (TaskStatus.WAITING.value, TaskStatus.TIMED_OUT.value)
@@ -80,7 +82,7 @@ def _columns() -> Select[Any]:
             t.orders.c.status.label("order_status"),
         )
         .join(t.orders, t.orders.c.id == t.tasks.c.order_id)
-        .where(t.tasks.c.handler_key == HANDLER_KEY)
+        .where(t.tasks.c.asks_question.is_(True))
     )
 
 
@@ -186,15 +188,20 @@ class ConfirmationStore:
         if space_key is not None:
             query = query.where(t.orders.c.space_key == space_key)
         async with self._unit() as uow:
-            row = (await uow.conn.execute(query.with_for_update(of=t.tasks))).first()
+            row = (await uow.conn.execute(query)).first()
+            if row is not None:
+                # The order's row first (as every writer does), then the answer read afresh.
+                locked = await writer.lock_orders(uow, [row.order_id])
+                row = (await uow.conn.execute(query)).first()
             current = None if row is None else confirmation_of(row)
             if row is None or current is None:
                 raise NotFound(f"there is no open confirmation {confirmation_id!r}")
             _check_open(current, OrderStatus(row.order_status))
-            await _record_answer(uow, row, confirm=confirm, actor=actor, comment=comment)
-            await advance_order(
-                uow, row.order_id, await self._flow_of(row.flow_id, row.flow_version), actor=actor
-            )
+            flow = await self._flow_of(row.flow_id, row.flow_version)
+            change = _answer(row, flow, confirm=confirm, actor=actor, comment=comment, now=uow.now)
+            [answer] = await writer.apply(uow, [change], locked)
+            if isinstance(answer, Refusal):
+                raise answer.error()
         return await self.get(space_key, confirmation_id)
 
 
@@ -208,42 +215,39 @@ def _check_open(current: Confirmation, order_status: OrderStatus) -> None:
         raise Conflict("the order was cancelled; the confirmation no longer takes answers")
 
 
-async def _record_answer(
-    uow: UnitOfWork, row: Any, *, confirm: bool, actor: str, comment: str | None
-) -> None:
-    answer = {"confirmed": confirm, "by": actor, "at": uow.now.isoformat(), "comment": comment}
-    result = {**row.result, "answer": answer}
+def _answer(
+    row: Any,
+    flow: FlowDefinition,
+    *,
+    confirm: bool,
+    actor: str,
+    comment: str | None,
+    now: datetime,
+) -> writer.Change:
+    """The answer as a lifecycle change: the task succeeds (confirmed) or fails (rejected)."""
+    answer = {"confirmed": confirm, "by": actor, "at": now.isoformat(), "comment": comment}
     error = None
     if not confirm:
         error = {"class": "ConfirmationRejected", "message": comment or f"rejected by {actor}"}
-    await uow.conn.execute(
-        update(t.tasks)
-        .where(t.tasks.c.id == row.task_id)
-        .values(
-            status=(TaskStatus.SUCCEEDED if confirm else TaskStatus.FAILED).value,
-            result=result,
-            error=error,
-            due_at=None,
-            wake=None,
-            updated_at=uow.now,
-            ended_at=uow.now,
-        )
-    )
     kind = "confirmed" if confirm else "rejected"
-    uow.event(
-        row.order_id,
-        f"confirmation.{kind}",
-        task_key=row.task_key,
-        actor=actor,
-        data={"confirmationId": row.delivery_id, "comment": comment},
-    )
     data: dict[str, Any] = {"by": "confirmation"}
     if error is not None:
         data["error"] = error["message"]
-    uow.event(
+    return writer.Change(
         row.order_id,
-        "task.succeeded" if confirm else "task.failed",
-        task_key=row.task_key,
+        flow,
+        ConfirmationAnswered(row.task_key, confirmed=confirm),
+        values={"result": {**row.result, "answer": answer}, "error": error},
+        events=(
+            writer.Entry(
+                f"confirmation.{kind}",
+                row.task_key,
+                data={"confirmationId": row.delivery_id, "comment": comment},
+                actor=actor,
+            ),
+            writer.Entry(
+                "task.succeeded" if confirm else "task.failed", row.task_key, data=data, actor=actor
+            ),
+        ),
         actor=actor,
-        data=data,
     )

@@ -14,11 +14,22 @@ from typing import Any
 from sqlalchemy import insert, select, update
 
 from ordermill.errors import Conflict, NotFound
+from ordermill.flows.lifecycle import (
+    Decision,
+    FeedbackKind,
+    FeedbackReceived,
+    Note,
+    Refusal,
+    TimerFired,
+    WaitTimedOut,
+    decide,
+)
 from ordermill.flows.model import FlowDefinition
-from ordermill.flows.status import OrderStatus, TaskStatus
+from ordermill.flows.status import TaskStatus
 from ordermill.flows.work import AssetRecord, Completion, Wake
 from ordermill.storage import tables as t
-from ordermill.storage.advance import UnitOfWork, advance_order
+from ordermill.storage import writer
+from ordermill.storage.advance import UnitOfWork
 from ordermill.storage.assets import insert_assets
 from ordermill.storage.spaces import hash_secret
 from ordermill.times import iso
@@ -39,17 +50,22 @@ class Feedback:
         return FINAL.get(self.status)
 
 
+_KIND = {
+    "success": FeedbackKind.SUCCESS,
+    "failure": FeedbackKind.FAILURE,
+    "progress": FeedbackKind.PROGRESS,
+}
+
+
 @dataclass(frozen=True)
 class FeedbackTarget:
     task_id: int
     order_id: str
     space_key: str
     task_key: str
-    status: TaskStatus
     flow_id: int
     flow_version: int
-    order_status: OrderStatus
-    result: Any
+    heartbeat_ms: int | None
 
 
 async def find_target(uow: UnitOfWork, token: str) -> FeedbackTarget:
@@ -59,16 +75,13 @@ async def find_target(uow: UnitOfWork, token: str) -> FeedbackTarget:
                 t.tasks.c.id,
                 t.tasks.c.order_id,
                 t.tasks.c.task_key,
-                t.tasks.c.status,
-                t.tasks.c.result,
+                t.tasks.c.heartbeat_ms,
                 t.orders.c.space_key,
                 t.orders.c.flow_id,
                 t.orders.c.flow_version,
-                t.orders.c.status.label("order_status"),
             )
             .join(t.orders, t.orders.c.id == t.tasks.c.order_id)
             .where(t.tasks.c.feedback_token_hash == hash_secret(token))
-            .with_for_update(of=t.tasks)
         )
     ).first()
     if row is None:
@@ -78,11 +91,9 @@ async def find_target(uow: UnitOfWork, token: str) -> FeedbackTarget:
         row.order_id,
         row.space_key,
         row.task_key,
-        TaskStatus(row.status),
         row.flow_id,
         row.flow_version,
-        OrderStatus(row.order_status),
-        row.result,
+        row.heartbeat_ms,
     )
 
 
@@ -90,19 +101,21 @@ async def receive_feedback(
     uow: UnitOfWork, target: FeedbackTarget, feedback: Feedback, flow: FlowDefinition
 ) -> str:
     """Record feedback for the task and apply it when it can be. Returns what happened."""
-    final = feedback.final_status
-    conn = uow.conn
-    if final is None and (target.status.is_ended or target.order_status is OrderStatus.CANCELLED):
-        raise Conflict(f"the task already ended as {target.status.value}; progress is not accepted")
-    if final is None:
+    locked = await writer.lock_orders(uow, [target.order_id])
+    state = locked[target.order_id].state
+    answer = decide(flow, state, FeedbackReceived(target.task_key, _KIND[feedback.status]))
+    if isinstance(answer, Refusal):
+        raise answer.error()
+    if answer.note is Note.DUPLICATE:
+        return "duplicate"
+    if answer.note is Note.RECORDED:
         await _store(uow, target, feedback, applied=True)
         await insert_assets(uow, target.order_id, target.task_key, feedback.assets)
         data: dict[str, Any] = {"message": feedback.message}
-        heartbeat = flow.task_definition(target.task_key).payload.get("heartbeatTimeoutDuration")
-        if target.status is TaskStatus.WAITING and isinstance(heartbeat, int):
+        if answer.extend_wait is not None and target.heartbeat_ms is not None:
             # A progress note is a heartbeat: the connector is alive, so the wait goes on.
-            due = uow.now + timedelta(milliseconds=heartbeat)
-            await conn.execute(
+            due = uow.now + timedelta(milliseconds=target.heartbeat_ms)
+            await uow.conn.execute(
                 update(t.tasks)
                 .where(t.tasks.c.id == target.task_id, t.tasks.c.due_at < due)
                 .values(due_at=due, updated_at=uow.now)
@@ -116,15 +129,9 @@ async def receive_feedback(
             data=data,
         )
         return "recorded"
-    if target.order_status is OrderStatus.CANCELLED or target.status is TaskStatus.CANCELLED:
-        raise Conflict("the order was cancelled; feedback is no longer accepted")
-    if target.status in (TaskStatus.SUCCEEDED, TaskStatus.FAILED):
-        if target.status is final:
-            return "duplicate"
-        raise Conflict(f"the task already ended as {target.status.value}")
-    if target.status is TaskStatus.RUNNING:
+    if answer.note is Note.HELD:
         earlier = (
-            await conn.execute(
+            await uow.conn.execute(
                 select(t.feedback.c.status).where(
                     t.feedback.c.task_id == target.task_id,
                     t.feedback.c.applied.is_(False),
@@ -154,7 +161,7 @@ async def receive_feedback(
         data={"status": feedback.status, "message": feedback.message},
     )
     await finish_with_feedback(
-        uow, target.task_id, target.order_id, target.task_key, feedback, flow
+        uow, target.task_id, target.order_id, target.task_key, feedback, flow, locked
     )
     return "applied"
 
@@ -166,7 +173,11 @@ async def finish_with_feedback(
     task_key: str,
     feedback: Feedback,
     flow: FlowDefinition,
+    locked: dict[str, writer.LockedOrder] | None = None,
+    *,
+    held: bool = False,
 ) -> None:
+    """End the task as the final feedback says, through the writer."""
     final = feedback.final_status
     assert final is not None
     result_row = (
@@ -192,27 +203,22 @@ async def finish_with_feedback(
         }
         if feedback.problem is not None:
             error["problem"] = feedback.problem
-    await insert_assets(uow, order_id, task_key, feedback.assets)
-    await uow.conn.execute(
-        update(t.tasks)
-        .where(t.tasks.c.id == task_id)
-        .values(
-            status=final.value,
-            result=result,
-            error=error,
-            due_at=None,
-            wake=None,
-            updated_at=uow.now,
-            ended_at=uow.now,
-        )
-    )
-    uow.event(
+    change = writer.Change(
         order_id,
-        "task.succeeded" if final is TaskStatus.SUCCEEDED else "task.failed",
-        task_key=task_key,
-        data={"by": "feedback", "message": feedback.message},
+        flow,
+        FeedbackReceived(task_key, _KIND[feedback.status], held=held),
+        values={"result": result, "error": error},
+        events=(
+            writer.Entry(
+                "task.succeeded" if final is TaskStatus.SUCCEEDED else "task.failed",
+                task_key,
+                data={"by": "feedback", "message": feedback.message},
+            ),
+        ),
     )
-    await advance_order(uow, order_id, flow)
+    [answer] = await writer.apply(uow, [change], locked)
+    if isinstance(answer, Decision) and answer.changes:
+        await insert_assets(uow, order_id, task_key, feedback.assets)
 
 
 async def with_held_feedback(
@@ -275,7 +281,7 @@ async def _store(
 
 
 async def due_waiting(uow: UnitOfWork, limit: int) -> list[Any]:
-    """WAITING tasks whose time has come, locked for us."""
+    """WAITING tasks whose time has come; an order busy in another transaction waits a round."""
     return list(
         (
             await uow.conn.execute(
@@ -295,33 +301,26 @@ async def due_waiting(uow: UnitOfWork, limit: int) -> list[Any]:
                 )
                 .order_by(t.tasks.c.due_at)
                 .limit(limit)
-                .with_for_update(of=t.tasks, skip_locked=True)
+                .with_for_update(of=[t.orders, t.tasks], skip_locked=True)
             )
         ).all()
     )
 
 
-async def fire_due(uow: UnitOfWork, row: Any, flow: FlowDefinition) -> None:
+def timer_change(row: Any, flow: FlowDefinition) -> writer.Change:
     """A timer fires (success) or a wait times out (UNHEALTHY order)."""
-    fired = row.wake == Wake.FIRE
-    status = TaskStatus.SUCCEEDED if fired else TaskStatus.TIMED_OUT
-    error = None if fired else {"class": "WaitTimeout", "message": "no answer came in time"}
-    await uow.conn.execute(
-        update(t.tasks)
-        .where(t.tasks.c.id == row.id)
-        .values(
-            status=status.value,
-            due_at=None,
-            wake=None,
-            error=error,
-            updated_at=uow.now,
-            ended_at=uow.now,
+    if row.wake == Wake.FIRE:
+        return writer.Change(
+            row.order_id,
+            flow,
+            TimerFired(row.task_key),
+            events=(writer.Entry("task.succeeded", row.task_key, data={"by": "timer"}),),
         )
-    )
-    uow.event(
+    error = {"class": "WaitTimeout", "message": "no answer came in time"}
+    return writer.Change(
         row.order_id,
-        "task.succeeded" if fired else "task.timed_out",
-        task_key=row.task_key,
-        data={"by": "timer"} if fired else {"error": error["message"] if error else None},
+        flow,
+        WaitTimedOut(row.task_key),
+        values={"error": error},
+        events=(writer.Entry("task.timed_out", row.task_key, data={"error": error["message"]}),),
     )
-    await advance_order(uow, row.order_id, flow)

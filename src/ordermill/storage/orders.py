@@ -35,6 +35,7 @@ class TaskView:
     created_at: datetime
     updated_at: datetime
     ended_at: datetime | None
+    asks_question: bool = False  # it waits, or waited, for a person's answer
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,7 @@ def task_view(row: Any) -> TaskView:
         created_at=row.created_at,
         updated_at=row.updated_at,
         ended_at=row.ended_at,
+        asks_question=row.asks_question,
     )
 
 

@@ -13,17 +13,26 @@ from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from ordermill.clock import Clock
-from ordermill.errors import Conflict, NotFound
+from ordermill.errors import NotFound
+from ordermill.flows.lifecycle import (
+    Decision,
+    Operator,
+    OperatorAction,
+    OrderState,
+    Refusal,
+    Replan,
+)
 from ordermill.flows.model import FlowDefinition
 from ordermill.flows.order import earliest_deadline, order_value
 from ordermill.flows.status import OrderStatus, TaskStatus
 from ordermill.flows.work import ClaimedTask, Completion
 from ordermill.storage import tables as t
-from ordermill.storage.advance import UnitOfWork, advance_order, apply_plan, set_order_status
+from ordermill.storage import writer
+from ordermill.storage.advance import UnitOfWork
 from ordermill.storage.assets import assets_of_orders
 from ordermill.storage.confirmations import ConfirmationStore
 from ordermill.storage.database import Database
@@ -33,9 +42,9 @@ from ordermill.storage.feedback import (
     due_waiting,
     find_target,
     finish_with_feedback,
-    fire_due,
     held_feedback,
     receive_feedback,
+    timer_change,
     with_held_feedback,
 )
 from ordermill.storage.flowdefs import FlowStore
@@ -56,6 +65,7 @@ from ordermill.storage.work import (
     make_claimed,
     record_completions,
     select_claimable,
+    stranded_orders,
 )
 
 Listener = Callable[[], None]
@@ -122,7 +132,12 @@ class Store(OrderReads):
                 status = OrderStatus.IN_PROGRESS if start else OrderStatus.CREATED
                 if start:
                     flow = await self.flow_of(flow_id, version)
-                    status = await apply_plan(uow, order_id, flow, status, {}, actor=actor)
+                    # Written in this unit, so its state is known: no read, no lock.
+                    locked = {order_id: writer.LockedOrder(OrderState(status), fresh=True)}
+                    change = writer.Change(order_id, flow, Replan(), actor=actor)
+                    [answer] = await writer.apply(uow, [change], locked)
+                    if isinstance(answer, Decision):
+                        status = answer.state.status
         except IntegrityError:
             # The same thirdPartyOrderId again (perhaps concurrently): same order, or conflict.
             existing = await self.find_order(space_key, body["thirdPartyOrderId"])
@@ -146,43 +161,11 @@ class Store(OrderReads):
         return order, True
 
     async def start_order(self, space_key: str | None, order_id: str, actor: str) -> OrderView:
-        order = await self.get_order(space_key, order_id)
-        async with self.unit() as uow:
-            status = await self._locked_status(uow, order_id)
-            if status is not OrderStatus.CREATED:
-                raise Conflict(f"only CREATED orders can be started; this one is {status.value}")
-            await set_order_status(uow, order_id, status, OrderStatus.IN_PROGRESS, actor=actor)
-            uow.event(order_id, "order.started", actor=actor)
-            await advance_order(
-                uow, order_id, await self.flow_of(order.flow_id, order.flow_version), actor=actor
-            )
-        return await self.get_order(space_key, order_id)
+        return await self._operate(space_key, order_id, OperatorAction(Operator.START), actor)
 
     async def retry_order(self, space_key: str | None, order_id: str, actor: str) -> OrderView:
         """Give the failed and timed-out tasks a fresh retry budget; the order runs again."""
-        order = await self.get_order(space_key, order_id)
-        async with self.unit() as uow:
-            status = await self._locked_status(uow, order_id)
-            if status in (OrderStatus.SUCCESS, OrderStatus.CANCELLED, OrderStatus.CREATED):
-                raise Conflict(f"a {status.value} order cannot be retried")
-            result = await uow.conn.execute(
-                update(t.tasks)
-                .where(
-                    t.tasks.c.order_id == order_id,
-                    t.tasks.c.status.in_([TaskStatus.FAILED.value, TaskStatus.TIMED_OUT.value]),
-                )
-                .values(**_requeued(uow.now))
-                .returning(t.tasks.c.task_key)
-            )
-            retried = sorted(row.task_key for row in result)
-            if not retried:
-                raise Conflict("the order has no failed or timed-out task to retry")
-            uow.new_tasks += len(retried)
-            uow.event(order_id, "order.retried", actor=actor, data={"tasks": retried})
-            await advance_order(
-                uow, order_id, await self.flow_of(order.flow_id, order.flow_version), actor=actor
-            )
-        return await self.get_order(space_key, order_id)
+        return await self._operate(space_key, order_id, OperatorAction(Operator.RETRY), actor)
 
     async def redeliver_task(
         self, space_key: str | None, order_id: str, task_key: str, actor: str
@@ -191,65 +174,28 @@ class Store(OrderReads):
         order = await self.get_order(space_key, order_id)
         if not any(task.key == task_key for task in order.tasks):
             raise NotFound(f"order {order_id!r} has no task {task_key!r}")
-        async with self.unit() as uow:
-            status = await self._locked_status(uow, order_id)
-            if status is OrderStatus.CANCELLED:
-                raise Conflict("a CANCELLED order cannot be redelivered")
-            result = await uow.conn.execute(
-                update(t.tasks)
-                .where(
-                    t.tasks.c.order_id == order_id,
-                    t.tasks.c.task_key == task_key,
-                    t.tasks.c.status.in_(
-                        [
-                            s.value
-                            for s in TaskStatus
-                            if not s.is_active and s is not TaskStatus.CANCELLED
-                        ]
-                    ),
-                )
-                .values(**_requeued(uow.now))
-            )
-            if result.rowcount == 0:
-                raise Conflict(f"task {task_key!r} has not ended; only ended tasks are redelivered")
-            uow.new_tasks += 1
-            uow.event(order_id, "task.redelivery_requested", task_key=task_key, actor=actor)
-            await advance_order(
-                uow, order_id, await self.flow_of(order.flow_id, order.flow_version), actor=actor
-            )
-        return await self.get_order(space_key, order_id)
+        event = OperatorAction(Operator.REDELIVER, task_key)
+        return await self._operate(space_key, order_id, event, actor, order)
 
     async def cancel_order(self, space_key: str | None, order_id: str, actor: str) -> OrderView:
-        await self.get_order(space_key, order_id)
-        async with self.unit() as uow:
-            status = await self._locked_status(uow, order_id)
-            if status in (OrderStatus.SUCCESS, OrderStatus.CANCELLED):
-                raise Conflict(f"a {status.value} order cannot be cancelled")
-            await uow.conn.execute(
-                update(t.tasks)
-                .where(
-                    t.tasks.c.order_id == order_id,
-                    t.tasks.c.status.in_([s.value for s in TaskStatus if s.is_active]),
-                )
-                .values(
-                    status=TaskStatus.CANCELLED.value,
-                    lease_owner=None,
-                    lease_expires_at=None,
-                    due_at=None,
-                    updated_at=uow.now,
-                    ended_at=uow.now,
-                )
-            )
-            await set_order_status(uow, order_id, status, OrderStatus.CANCELLED, actor=actor)
-        return await self.get_order(space_key, order_id)
+        return await self._operate(space_key, order_id, OperatorAction(Operator.CANCEL), actor)
 
-    async def _locked_status(self, uow: UnitOfWork, order_id: str) -> OrderStatus:
-        row = (
-            await uow.conn.execute(
-                select(t.orders.c.status).where(t.orders.c.id == order_id).with_for_update()
-            )
-        ).one()
-        return OrderStatus(row.status)
+    async def _operate(
+        self,
+        space_key: str | None,
+        order_id: str,
+        event: OperatorAction,
+        actor: str,
+        order: OrderView | None = None,
+    ) -> OrderView:
+        """An operator's action through the lifecycle writer; a refusal is a Conflict (409)."""
+        order = order or await self.get_order(space_key, order_id)
+        flow = await self.flow_of(order.flow_id, order.flow_version)
+        async with self.unit() as uow:
+            [answer] = await writer.apply(uow, [writer.Change(order_id, flow, event, actor=actor)])
+            if isinstance(answer, Refusal):
+                raise answer.error()
+        return await self.get_order(space_key, order_id)
 
     # -- the engine's side ---------------------------------------------------------------------
 
@@ -300,6 +246,7 @@ class Store(OrderReads):
                         done.task.task_key,
                         held,
                         done.task.flow,
+                        held=True,
                     )
         return applied
 
@@ -313,9 +260,35 @@ class Store(OrderReads):
         """End WAITING tasks whose time has come (timers fire, waits time out)."""
         async with self.unit() as uow:
             rows = await due_waiting(uow, limit)
-            for row in rows:
-                await fire_due(uow, row, await self.flow_of(row.flow_id, row.flow_version))
+            changes = [
+                timer_change(row, await self.flow_of(row.flow_id, row.flow_version)) for row in rows
+            ]
+            if changes:
+                await writer.apply(uow, changes)
         return len(rows)
+
+    async def reconcile(self, limit: int = 200) -> int:
+        """Re-apply the core to orders IN_PROGRESS with no live work; returns how many moved.
+
+        Every write of an order's state plans its next tasks in the same transaction, so this
+        finds nothing unless a bug left an order behind. Each repair is written to the
+        order's timeline as ``order.reconciled``.
+        """
+        async with self.unit() as uow:
+            rows = await stranded_orders(uow.conn, limit)
+            if not rows:
+                return 0
+            changes = [
+                writer.Change(
+                    row.id,
+                    await self.flow_of(row.flow_id, row.flow_version),
+                    Replan(),
+                    events=(writer.Entry("order.reconciled", actor="engine"),),
+                )
+                for row in rows
+            ]
+            answers = await writer.apply(uow, changes)
+        return sum(isinstance(answer, Decision) for answer in answers)
 
     async def gauges(self) -> tuple[dict[str, int], int, datetime | None]:
         """Orders by status, runnable tasks, and the due time of the oldest runnable one."""
@@ -363,17 +336,3 @@ def _aware(value: datetime | str | None) -> datetime | None:
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
-def _requeued(now: datetime) -> dict[str, Any]:
-    """An ended task made runnable again by an operator: a fresh budget, a new delivery epoch."""
-    return {
-        "status": TaskStatus.PENDING.value,
-        "budget_base": t.tasks.c.attempts,
-        "delivery_epoch": now,
-        "due_at": now,
-        "wake": None,
-        "error": None,
-        "ended_at": None,
-        "updated_at": now,
-    }

@@ -136,9 +136,18 @@ orders = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Column("ended_at", UTCDateTime),
+    # Raised by every write of the lifecycle writer (storage/writer.py).
+    Column("version", Integer, nullable=False, server_default=text("0")),
     UniqueConstraint("space_key", "third_party_order_id"),
     Index("ix_orders_space_created", "space_key", "created_at", "id"),
     Index("ix_orders_space_status", "space_key", "status"),
+    # The reconcile pass looks only at orders in progress.
+    Index(
+        "ix_orders_in_progress",
+        "id",
+        sqlite_where=text("status = 'IN_PROGRESS'"),
+        postgresql_where=text("status = 'IN_PROGRESS'"),
+    ),
 )
 
 tasks = Table(
@@ -158,6 +167,10 @@ tasks = Table(
     # When the task is due: PENDING runs then, WAITING times out (or fires, for timers) then.
     Column("due_at", UTCDateTime),
     Column("wake", String(16)),
+    # A WAITING task's heartbeat: each progress note pushes its deadline this far ahead.
+    Column("heartbeat_ms", Integer),
+    # The task waits for a person's answer (its question is in result.confirmation).
+    Column("asks_question", Boolean, nullable=False, server_default=text("false")),
     Column("lease_owner", String(64)),
     Column("lease_expires_at", UTCDateTime),
     Column("delivery_id", String(64), nullable=False, unique=True),

@@ -10,14 +10,16 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import BindParameter, bindparam, insert, select, update
+from sqlalchemy import BindParameter, bindparam, exists, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ordermill.flows.lifecycle import OUTCOME_OF_STATUS, AttemptEnded, Decision
 from ordermill.flows.model import FlowDefinition
 from ordermill.flows.status import OrderStatus, TaskStatus
 from ordermill.flows.work import AttemptRecord, ClaimedTask, Completion
 from ordermill.storage import tables as t
-from ordermill.storage.advance import UnitOfWork, apply_plan, feedback_token
+from ordermill.storage import writer
+from ordermill.storage.advance import UnitOfWork, feedback_token
 from ordermill.storage.assets import insert_assets
 from ordermill.times import iso
 
@@ -73,17 +75,6 @@ _LOAD_ORDERS = select(
     t.orders.c.body,
 ).where(t.orders.c.id.in_(_IDS))
 _INSERT_ATTEMPTS = insert(t.attempts).returning(t.attempts.c.id)  # one multi-row INSERT
-_LOCK_TASKS = (
-    select(t.tasks.c.id, t.tasks.c.status, t.tasks.c.lease_owner, t.tasks.c.attempts)
-    .where(t.tasks.c.id.in_(_IDS))
-    .with_for_update()
-)
-_LOCK_ORDERS = (
-    select(t.orders.c.id, t.orders.c.status).where(t.orders.c.id.in_(_IDS)).with_for_update()
-)
-_TASK_STATES = select(t.tasks.c.order_id, t.tasks.c.task_key, t.tasks.c.status).where(
-    t.tasks.c.order_id.in_(_IDS)
-)
 
 
 async def select_claimable(
@@ -172,83 +163,49 @@ _EVENT_OF_STATUS = {
 }
 
 
-_ENDED = (TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.TIMED_OUT)
-
-
 async def record_completions(uow: UnitOfWork, completions: Sequence[Completion]) -> list[bool]:
-    """Apply a batch of outcomes in a fixed number of statements (group commit).
+    """Apply a batch of outcomes through the writer in a fixed number of statements.
 
     An outcome is applied only while its worker still holds the task's lease; a stale one
     (the lease passed to another worker) is reported False and changes nothing.
     """
-    conn, now = uow.conn, uow.now
-    ids = [done.task.task_id for done in completions]
-    current = {row.id: row for row in await conn.execute(_LOCK_TASKS, {"ids": ids})}
-    fresh = [done for done in completions if _holds_lease(current.get(done.task.task_id), done)]
-    applied = {done.task.task_id for done in fresh}
-    with_result = [_task_values(done, now) for done in fresh if done.result is not None]
-    without_result = [_task_values(done, now) for done in fresh if done.result is None]
-    for rows in (with_result, without_result):
-        if rows:
-            await conn.execute(_UPDATE_TASK[rows is with_result], rows)
+    changes = [
+        writer.Change(
+            done.task.order_id,
+            done.task.flow,
+            AttemptEnded(done.task.task_key, OUTCOME_OF_STATUS[done.status]),
+            values=_task_values(done),
+            events=(
+                writer.Entry(
+                    _EVENT_OF_STATUS[done.status], done.task.task_key, data=_event_data(done)
+                ),
+            ),
+            lease=writer.Lease(done.task.task_id, done.task.lease_owner, done.task.attempt),
+        )
+        for done in completions
+    ]
+    answers = await writer.apply(uow, changes)
+    applied = [isinstance(answer, Decision) for answer in answers]
+    fresh = [done for done, ok in zip(completions, applied, strict=True) if ok]
     attempts = [done.attempt.row(done.task.task_id) for done in fresh]
     if attempts:
-        await conn.execute(_INSERT_ATTEMPTS, attempts)
+        await uow.conn.execute(_INSERT_ATTEMPTS, attempts)
     for done in fresh:
         await insert_assets(uow, done.task.order_id, done.task.task_key, done.assets)
-        uow.event(
-            done.task.order_id,
-            _EVENT_OF_STATUS[done.status],
-            task_key=done.task.task_key,
-            data=_event_data(done),
-        )
-    ended = [done for done in fresh if done.status in _ENDED]
-    if ended:
-        await _advance_orders(uow, ended)
-    return [done.task.task_id in applied for done in completions]
+    return applied
 
 
-def _holds_lease(row: Any, done: Completion) -> bool:
-    return (
-        row is not None
-        and row.status == TaskStatus.RUNNING.value
-        and row.lease_owner == done.task.lease_owner
-        and row.attempts == done.task.attempt
-    )
-
-
-def _task_values(done: Completion, now: datetime) -> dict[str, Any]:
-    values = {
-        "b_id": done.task.task_id,
-        "b_status": done.status.value,
-        "b_due_at": done.due_at,
-        "b_wake": done.wake,
-        "b_ended_at": now if done.status in _ENDED else None,
-        "b_error": done.error,
-        "b_now": now,
-    }
+def _task_values(done: Completion) -> dict[str, Any]:
+    """What the attempt stores besides the status (the writer sets that)."""
+    values: dict[str, Any] = {"due_at": done.due_at, "wake": done.wake, "error": done.error}
+    if done.status is TaskStatus.WAITING:
+        values["heartbeat_ms"] = done.heartbeat_ms
     if done.result is not None:
-        values["b_result"] = done.result
+        values["result"] = done.result
+    if done.question is not None:
+        values["result"] = {**(done.result or {}), "confirmation": done.question.wire()}
+        values["asks_question"] = True
     return values
-
-
-def _update_task(*, with_result: bool) -> Any:
-    values: dict[str, Any] = {
-        "status": bindparam("b_status"),
-        "due_at": bindparam("b_due_at", type_=t.UTCDateTime),
-        "wake": bindparam("b_wake"),
-        "lease_owner": None,
-        "lease_expires_at": None,
-        "updated_at": bindparam("b_now", type_=t.UTCDateTime),
-        "ended_at": bindparam("b_ended_at", type_=t.UTCDateTime),
-        "error": bindparam("b_error", type_=t.Json),
-    }
-    if with_result:
-        values["result"] = bindparam("b_result", type_=t.Json)
-    return update(t.tasks).where(t.tasks.c.id == bindparam("b_id")).values(**values)
-
-
-_UPDATE_TASK = {True: _update_task(with_result=True), False: _update_task(with_result=False)}
 
 
 def _event_data(done: Completion) -> dict[str, Any]:
@@ -260,21 +217,6 @@ def _event_data(done: Completion) -> dict[str, Any]:
     if done.status is TaskStatus.SUCCEEDED and isinstance((done.result or {}).get("message"), str):
         data["message"] = (done.result or {})["message"]  # a handler's note for the timeline
     return data
-
-
-async def _advance_orders(uow: UnitOfWork, ended: Sequence[Completion]) -> None:
-    """Plan every order that had a task end, reading all of their state in two statements."""
-    order_ids = sorted({done.task.order_id for done in ended})
-    flows = {done.task.order_id: done.task.flow for done in ended}
-    orders = {
-        row.id: OrderStatus(row.status)
-        for row in await uow.conn.execute(_LOCK_ORDERS, {"ids": order_ids})
-    }
-    statuses: dict[str, dict[str, TaskStatus]] = {order_id: {} for order_id in order_ids}
-    for row in await uow.conn.execute(_TASK_STATES, {"ids": order_ids}):
-        statuses[row.order_id][row.task_key] = TaskStatus(row.status)
-    for order_id in order_ids:
-        await apply_plan(uow, order_id, flows[order_id], orders[order_id], statuses[order_id])
 
 
 async def extend_leases(
@@ -289,3 +231,21 @@ async def extend_leases(
         )
         .values(lease_expires_at=until)
     )
+
+
+_LIVE = [s.value for s in TaskStatus if s.is_active]
+_STRANDED = (
+    select(t.orders.c.id, t.orders.c.flow_id, t.orders.c.flow_version)
+    .where(
+        t.orders.c.status == OrderStatus.IN_PROGRESS.value,
+        ~exists().where(t.tasks.c.order_id == t.orders.c.id, t.tasks.c.status.in_(_LIVE)),
+    )
+    .order_by(t.orders.c.id)
+    .limit(bindparam("limit"))
+    .with_for_update(of=t.orders, skip_locked=True)
+)
+
+
+async def stranded_orders(conn: AsyncConnection, limit: int) -> list[Any]:
+    """Orders IN_PROGRESS with nothing PENDING, RUNNING or WAITING (timers are WAITING)."""
+    return list((await conn.execute(_STRANDED, {"limit": limit})).all())

@@ -13,7 +13,7 @@ from ordermill.errors import NotFound
 from ordermill.flows.status import OrderStatus, TaskStatus
 from ordermill.service import Service
 from ordermill.storage.assets import order_assets
-from ordermill.storage.confirmations import HANDLER_KEY, Confirmation
+from ordermill.storage.confirmations import Confirmation
 from ordermill.storage.orders import OrderView
 from ordermill.ui.graph import TaskState, flow_graph, stages_of_definition
 from ordermill.ui.present import LIVE_ORDER_STATUSES, is_overdue
@@ -35,7 +35,7 @@ async def open_confirmations(service: Service, session: Session, order: OrderVie
     """The manual confirmations of this order still waiting for an answer."""
     found: list[Confirmation] = []
     for task in order.tasks:
-        if task.handler_key == HANDLER_KEY and task.status in (
+        if task.asks_question and task.status in (
             TaskStatus.WAITING,
             TaskStatus.TIMED_OUT,
         ):

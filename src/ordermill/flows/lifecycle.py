@@ -1,0 +1,364 @@
+"""The lifecycle core: how one event moves an order and its tasks, decided in one place.
+
+``decide`` takes an order's state (its status and the status of each task it has) and one
+event, and answers either a ``Decision`` (the new state, the task changes, the timeline events
+and the effects: tasks to queue, timers to set) or a ``Refusal`` that says why the event does not
+apply. Storage applies a decision inside the transaction that holds the order's row lock; the
+API answers a refusal with 409.
+
+Every task change is checked against ``TASK_TRANSITIONS``, and what starts next comes from the
+planner, so the same state and event always give the same answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from types import MappingProxyType
+from typing import Any
+
+from ordermill.errors import Conflict
+from ordermill.flows.model import FlowDefinition
+from ordermill.flows.planner import TaskRef, plan
+from ordermill.flows.status import OrderStatus, TaskStatus, can_transition
+
+# --- state ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OrderState:
+    """What the core decides on: the order's status and each existing task's status."""
+
+    status: OrderStatus
+    tasks: Mapping[str, TaskStatus] = field(default_factory=lambda: MappingProxyType({}))
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "tasks", MappingProxyType(dict(self.tasks)))
+
+    def task(self, key: str) -> TaskStatus | None:
+        return self.tasks.get(key)
+
+
+# --- events --------------------------------------------------------------------------------------
+
+
+class Outcome(StrEnum):
+    """How an attempt ended, as the engine classified it."""
+
+    SUCCEEDED = "succeeded"
+    WAITING = "waiting"  # the task now waits on feedback, a confirmation or a timer
+    RETRYABLE = "retryable"  # another attempt later (PENDING again)
+    PERMANENT = "permanent"  # failed for good
+    TIMED_OUT = "timed_out"  # the retry budget ran out on timeouts
+    LOST = "lost"  # the worker's lease expired; another worker takes the task over
+
+
+_OUTCOME_STATUS = {
+    Outcome.SUCCEEDED: TaskStatus.SUCCEEDED,
+    Outcome.WAITING: TaskStatus.WAITING,
+    Outcome.RETRYABLE: TaskStatus.PENDING,
+    Outcome.PERMANENT: TaskStatus.FAILED,
+    Outcome.TIMED_OUT: TaskStatus.TIMED_OUT,
+    Outcome.LOST: TaskStatus.RUNNING,
+}
+
+
+# The outcome an attempt that ended in each status had (flows.work.Completion.status).
+OUTCOME_OF_STATUS = {status: outcome for outcome, status in _OUTCOME_STATUS.items()}
+
+
+class FeedbackKind(StrEnum):
+    PROGRESS = "progress"
+    SUCCESS = "success"
+    FAILURE = "failure"
+
+
+class Operator(StrEnum):
+    START = "start"
+    RETRY = "retry"
+    CANCEL = "cancel"
+    REDELIVER = "redeliver"
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A worker took a due task under a lease."""
+
+    task_key: str
+
+
+@dataclass(frozen=True)
+class AttemptEnded:
+    task_key: str
+    outcome: Outcome
+
+
+@dataclass(frozen=True)
+class FeedbackReceived:
+    """A connector's note on the task's updateUrl; ``held`` feedback came before the answer."""
+
+    task_key: str
+    kind: FeedbackKind
+    held: bool = False  # already received while the task ran, applied now
+
+
+@dataclass(frozen=True)
+class TimerFired:
+    task_key: str
+
+
+@dataclass(frozen=True)
+class WaitTimedOut:
+    task_key: str
+
+
+@dataclass(frozen=True)
+class ConfirmationAnswered:
+    task_key: str
+    confirmed: bool
+
+
+@dataclass(frozen=True)
+class OperatorAction:
+    action: Operator
+    task_key: str | None = None  # the task, for a redelivery
+
+
+@dataclass(frozen=True)
+class Replan:
+    """Nothing happened to a task: bring the order up to date with its tasks (at intake, and
+    when the reconcile pass finds an order with no live work)."""
+
+
+Event = (
+    Replan
+    | Claimed
+    | AttemptEnded
+    | FeedbackReceived
+    | TimerFired
+    | WaitTimedOut
+    | ConfirmationAnswered
+    | OperatorAction
+)
+
+
+# --- answers -------------------------------------------------------------------------------------
+
+
+class Note(StrEnum):
+    """What a decision means beyond its state change, for the caller's answer."""
+
+    APPLIED = "applied"
+    HELD = "held"  # final feedback before the attempt's answer: applied once it ends
+    DUPLICATE = "duplicate"  # the same final feedback again: nothing changes
+    RECORDED = "recorded"  # a progress note (a heartbeat while the task waits)
+
+
+@dataclass(frozen=True)
+class TaskChange:
+    task_key: str
+    old: TaskStatus
+    new: TaskStatus
+
+
+@dataclass(frozen=True)
+class TimelineEvent:
+    type: str
+    task_key: str | None = None
+    data: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Decision:
+    state: OrderState
+    changes: tuple[TaskChange, ...] = ()
+    events: tuple[TimelineEvent, ...] = ()
+    start: tuple[TaskRef, ...] = ()  # tasks to queue (they do not exist yet)
+    extend_wait: str | None = None  # a WAITING task whose heartbeat pushes its deadline on
+    note: Note = Note.APPLIED
+
+    @property
+    def order_changed(self) -> bool:
+        return any(e.type == "order.status" for e in self.events)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """The event does not apply to this state; ``reason`` is said to the caller."""
+
+    reason: str
+
+    def error(self) -> Conflict:
+        return Conflict(self.reason)
+
+
+# --- deciding ------------------------------------------------------------------------------------
+
+_ENDED_BY_PERSON = (TaskStatus.WAITING, TaskStatus.TIMED_OUT)
+_FINAL = {FeedbackKind.SUCCESS: TaskStatus.SUCCEEDED, FeedbackKind.FAILURE: TaskStatus.FAILED}
+
+
+def decide(flow: FlowDefinition, state: OrderState, event: Event) -> Decision | Refusal:
+    """The one answer to ``event`` in ``state``: a decision to apply, or a refusal."""
+    if isinstance(event, OperatorAction):
+        return _operator(flow, state, event)
+    if isinstance(event, Replan):
+        decision = _move(flow, state, {})
+        if isinstance(decision, Decision) and not decision.events:
+            return Refusal("the order is up to date with its tasks")
+        return decision
+    current = state.task(event.task_key)
+    if current is None:
+        return Refusal(f"the order has no task {event.task_key!r}")
+    match event:
+        case Claimed():
+            if current is not TaskStatus.PENDING or state.status is OrderStatus.CANCELLED:
+                return Refusal(f"task {event.task_key!r} is {current.value}, not PENDING")
+            return _move(flow, state, {event.task_key: TaskStatus.RUNNING}, plan_after=False)
+        case AttemptEnded():
+            if current is not TaskStatus.RUNNING:
+                return Refusal(f"task {event.task_key!r} is {current.value}, not RUNNING")
+            new = _OUTCOME_STATUS[event.outcome]
+            return _move(flow, state, {event.task_key: new}, plan_after=new.is_ended)
+        case FeedbackReceived():
+            return _feedback(flow, state, event, current)
+        case TimerFired() | WaitTimedOut():
+            if current is not TaskStatus.WAITING:
+                return Refusal(f"task {event.task_key!r} is {current.value}, not WAITING")
+            new = TaskStatus.SUCCEEDED if isinstance(event, TimerFired) else TaskStatus.TIMED_OUT
+            return _move(flow, state, {event.task_key: new})
+        case ConfirmationAnswered():
+            if state.status is OrderStatus.CANCELLED or current is TaskStatus.CANCELLED:
+                return Refusal("the order was cancelled; the confirmation no longer takes answers")
+            if current not in _ENDED_BY_PERSON:
+                return Refusal(f"task {event.task_key!r} is {current.value}; it takes no answer")
+            new = TaskStatus.SUCCEEDED if event.confirmed else TaskStatus.FAILED
+            return _move(flow, state, {event.task_key: new})
+    raise TypeError(f"not a lifecycle event: {event!r}")  # pragma: no cover
+
+
+def _feedback(
+    flow: FlowDefinition, state: OrderState, event: FeedbackReceived, current: TaskStatus
+) -> Decision | Refusal:
+    cancelled = state.status is OrderStatus.CANCELLED or current is TaskStatus.CANCELLED
+    if event.kind is FeedbackKind.PROGRESS:
+        if current.is_ended or state.status is OrderStatus.CANCELLED:
+            return Refusal(f"the task already ended as {current.value}; progress is not accepted")
+        extend = event.task_key if current is TaskStatus.WAITING else None
+        return Decision(state, extend_wait=extend, note=Note.RECORDED)
+    final = _FINAL[event.kind]
+    if cancelled:
+        return Refusal("the order was cancelled; feedback is no longer accepted")
+    if current is final:
+        return Decision(state, note=Note.DUPLICATE)
+    if current in (TaskStatus.SUCCEEDED, TaskStatus.FAILED):
+        return Refusal(f"the task already ended as {current.value}")
+    if current is TaskStatus.RUNNING and not event.held:
+        return Decision(state, note=Note.HELD)
+    return _move(flow, state, {event.task_key: final})
+
+
+def _operator(flow: FlowDefinition, state: OrderState, event: OperatorAction) -> Decision | Refusal:
+    status = state.status
+    match event.action:
+        case Operator.START:
+            if status is not OrderStatus.CREATED:
+                return Refusal(f"only CREATED orders can be started; this one is {status.value}")
+            started = OrderState(OrderStatus.IN_PROGRESS, state.tasks)
+            decision = _move(flow, started, {}, opening=(TimelineEvent("order.started"),))
+            if isinstance(decision, Decision):
+                moved = TimelineEvent(
+                    "order.status", data=_from_to(status, OrderStatus.IN_PROGRESS)
+                )
+                return _with_events(decision, (moved,), first=True)
+            return decision
+        case Operator.RETRY:
+            if status in (OrderStatus.SUCCESS, OrderStatus.CANCELLED, OrderStatus.CREATED):
+                return Refusal(f"a {status.value} order cannot be retried")
+            failed = sorted(
+                key
+                for key, task in state.tasks.items()
+                if task in (TaskStatus.FAILED, TaskStatus.TIMED_OUT)
+            )
+            if not failed:
+                return Refusal("the order has no failed or timed-out task to retry")
+            opening = (TimelineEvent("order.retried", data={"tasks": failed}),)
+            return _move(flow, state, dict.fromkeys(failed, TaskStatus.PENDING), opening=opening)
+        case Operator.REDELIVER:
+            key = event.task_key or ""
+            current = state.task(key)
+            if current is None:
+                return Refusal(f"the order has no task {key!r}")
+            if status is OrderStatus.CANCELLED:
+                return Refusal("a CANCELLED order cannot be redelivered")
+            if current.is_active or current is TaskStatus.CANCELLED:
+                return Refusal(f"task {key!r} has not ended; only ended tasks are redelivered")
+            opening = (TimelineEvent("task.redelivery_requested", task_key=key),)
+            return _move(flow, state, {key: TaskStatus.PENDING}, opening=opening)
+        case Operator.CANCEL:
+            if status in (OrderStatus.SUCCESS, OrderStatus.CANCELLED):
+                return Refusal(f"a {status.value} order cannot be cancelled")
+            active = {key: TaskStatus.CANCELLED for key, s in state.tasks.items() if s.is_active}
+            return _move(flow, state, active, cancel=True, plan_after=True)
+    raise TypeError(f"not an operator action: {event!r}")  # pragma: no cover
+
+
+def _move(
+    flow: FlowDefinition,
+    state: OrderState,
+    updates: Mapping[str, TaskStatus],
+    *,
+    plan_after: bool = True,
+    cancel: bool = False,
+    opening: tuple[TimelineEvent, ...] = (),
+) -> Decision | Refusal:
+    """Apply task changes (checked against the transition table), then ask the planner."""
+    changes = []
+    for key, new in updates.items():
+        old = state.tasks[key]
+        if not can_transition(old, new):
+            return Refusal(f"task {key!r} cannot move from {old.value} to {new.value}")
+        changes.append(TaskChange(key, old, new))
+    tasks = {**state.tasks, **updates}
+    status = OrderStatus.CANCELLED if cancel else state.status
+    events = list(opening)
+    start: tuple[TaskRef, ...] = ()
+    if plan_after:
+        decision = plan(
+            flow,
+            tasks,
+            started=status is not OrderStatus.CREATED,
+            cancelled=status is OrderStatus.CANCELLED,
+        )
+        if decision.stage_started is not None:
+            events.append(TimelineEvent("stage.started", data={"stage": decision.stage_started}))
+        start = decision.start
+        events += [TimelineEvent("task.queued", task_key=ref.task_key) for ref in start]
+        tasks.update({ref.task_key: TaskStatus.PENDING for ref in start})
+        status = decision.order_status
+    if status is not state.status:
+        events.append(TimelineEvent("order.status", data=_from_to(state.status, status)))
+    return Decision(OrderState(status, tasks), tuple(changes), tuple(events), start)
+
+
+def _from_to(old: OrderStatus, new: OrderStatus) -> dict[str, str]:
+    return {"from": old.value, "to": new.value}
+
+
+def _with_events(decision: Decision, events: tuple[TimelineEvent, ...], *, first: bool) -> Decision:
+    ordered = events + decision.events if first else decision.events + events
+    return Decision(
+        decision.state,
+        decision.changes,
+        ordered,
+        decision.start,
+        decision.extend_wait,
+        decision.note,
+    )
+
+
+def apply(flow: FlowDefinition, state: OrderState, event: Event) -> OrderState:
+    """The state after ``event``; a refusal leaves it as it was (for simulations and tests)."""
+    decision = decide(flow, state, event)
+    return decision.state if isinstance(decision, Decision) else state

@@ -1,0 +1,334 @@
+"""The one writer of task and order statuses: lock, read, decide, write, in one transaction.
+
+``apply`` takes a batch of lifecycle events for any number of orders. It locks the orders'
+rows in id order (then the tasks whose lease an outcome holds), so two writers never deadlock
+and never decide on state the other is changing; it reads each order's state, asks the pure core
+(``ordermill.flows.lifecycle``) what every event means, and writes the task changes, the new
+tasks, the orders' statuses and versions, and the timeline, in a fixed number of statements
+for the whole batch (group commit). An event the core refuses changes nothing.
+
+Claiming (PENDING to RUNNING under a lease) is the one status write elsewhere
+(``storage/work.py``): it changes nothing the planner decides on, so it takes no order lock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import BindParameter, bindparam, insert, select, update
+
+from ordermill.flows.lifecycle import (
+    AttemptEnded,
+    Decision,
+    Event,
+    OrderState,
+    Refusal,
+    decide,
+)
+from ordermill.flows.model import FlowDefinition
+from ordermill.flows.planner import TaskRef
+from ordermill.flows.status import OrderStatus, TaskStatus
+from ordermill.storage import tables as t
+from ordermill.storage.advance import UnitOfWork, feedback_token
+from ordermill.storage.ids import new_id
+from ordermill.storage.spaces import hash_secret
+
+_IDS: BindParameter[Any] = bindparam("ids", expanding=True)
+_LOCK_ORDERS = (
+    select(t.orders.c.id, t.orders.c.status, t.orders.c.version)
+    .where(t.orders.c.id.in_(_IDS))
+    .order_by(t.orders.c.id)
+    .with_for_update()
+)
+# The tasks whose lease an outcome claims to hold; a reclaim (which takes no order lock) waits.
+_LOCK_LEASED = (
+    select(t.tasks.c.id).where(t.tasks.c.id.in_(_IDS)).order_by(t.tasks.c.id).with_for_update()
+)
+# Read after the order locks, so every status written under them is seen. Only claims
+# (PENDING to RUNNING, nothing the planner tells apart) may move concurrently; this read
+# does not block them.
+_TASK_STATES = select(
+    t.tasks.c.id,
+    t.tasks.c.order_id,
+    t.tasks.c.task_key,
+    t.tasks.c.status,
+    t.tasks.c.attempts,
+    t.tasks.c.lease_owner,
+).where(t.tasks.c.order_id.in_(_IDS))
+_ORDER_STATUS = (
+    update(t.orders)
+    .where(t.orders.c.id == bindparam("b_id"))
+    .values(
+        status=bindparam("b_status"),
+        updated_at=bindparam("b_now", type_=t.UTCDateTime),
+        ended_at=bindparam("b_ended_at", type_=t.UTCDateTime),
+        version=t.orders.c.version + 1,
+    )
+)
+_ORDER_VERSION = (
+    update(t.orders)
+    .where(t.orders.c.id == bindparam("b_id"))
+    .values(updated_at=bindparam("b_now", type_=t.UTCDateTime), version=t.orders.c.version + 1)
+)
+_INSERT_TASKS = insert(t.tasks).returning(t.tasks.c.id, sort_by_parameter_order=True)
+# RETURNING lets SQLAlchemy send a batch as one multi-row INSERT ("insertmanyvalues")
+# instead of one execution per row on PostgreSQL.
+_FINAL_ORDER = (OrderStatus.SUCCESS, OrderStatus.FAILURE, OrderStatus.CANCELLED)
+_TIME_COLUMNS = {"due_at", "updated_at", "ended_at", "delivery_epoch", "lease_expires_at"}
+_JSON_COLUMNS = {"result", "error"}
+
+
+@dataclass
+class TaskRow:
+    id: int
+    status: TaskStatus
+    attempts: int
+    lease_owner: str | None
+
+
+@dataclass
+class LockedOrder:
+    """An order's state as read under its row lock; ``fresh`` when inserted in this unit."""
+
+    state: OrderState
+    tasks: dict[str, TaskRow] = field(default_factory=dict)
+    fresh: bool = False
+
+
+@dataclass(frozen=True)
+class Lease:
+    task_id: int
+    owner: str
+    attempt: int
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A timeline entry a change brings besides the core's (written only if it applies)."""
+
+    type: str
+    task_key: str | None = None
+    data: dict[str, Any] | None = None
+    actor: str | None = None
+
+
+@dataclass(frozen=True)
+class Change:
+    """One lifecycle event for one order, with what its task stores besides its status."""
+
+    order_id: str
+    flow: FlowDefinition
+    event: Event
+    values: Mapping[str, Any] = field(default_factory=dict)  # result, error, due_at, wake
+    events: tuple[Entry, ...] = ()
+    actor: str = "engine"  # who moved the order, for its order.* entries
+    lease: Lease | None = None  # the lease an attempt's outcome holds
+
+
+async def lock_orders(
+    uow: UnitOfWork, order_ids: Sequence[str], leased: Sequence[int] = ()
+) -> dict[str, LockedOrder]:
+    """Lock the orders' rows in id order (then the ``leased`` tasks), and read their state."""
+    ids = sorted(set(order_ids))
+    orders = {
+        row.id: OrderStatus(row.status)
+        for row in await uow.conn.execute(_LOCK_ORDERS, {"ids": ids})
+    }
+    if leased:
+        await uow.conn.execute(_LOCK_LEASED, {"ids": sorted(set(leased))})
+    tasks: dict[str, dict[str, TaskRow]] = {order_id: {} for order_id in orders}
+    for row in await uow.conn.execute(_TASK_STATES, {"ids": ids}):
+        tasks[row.order_id][row.task_key] = TaskRow(
+            row.id, TaskStatus(row.status), row.attempts, row.lease_owner
+        )
+    return {
+        order_id: LockedOrder(
+            OrderState(status, {key: task.status for key, task in tasks[order_id].items()}),
+            tasks[order_id],
+        )
+        for order_id, status in orders.items()
+    }
+
+
+async def apply(
+    uow: UnitOfWork,
+    changes: Sequence[Change],
+    locked: dict[str, LockedOrder] | None = None,
+) -> list[Decision | Refusal]:
+    """Decide every change in turn and write all decisions; ``locked`` when already read."""
+    if locked is None:
+        leased = [change.lease.task_id for change in changes if change.lease is not None]
+        locked = await lock_orders(uow, [change.order_id for change in changes], leased)
+    batch = _Batch(uow)
+    answers: list[Decision | Refusal] = []
+    for change in changes:
+        order = locked.get(change.order_id)
+        if order is None:
+            answers.append(Refusal(f"there is no order {change.order_id!r}"))
+            continue
+        answer = _decide(change, order)
+        if isinstance(answer, Decision):
+            batch.add(change, order, answer)
+        answers.append(answer)
+    await batch.write()
+    return answers
+
+
+def _decide(change: Change, order: LockedOrder) -> Decision | Refusal:
+    if change.lease is not None:
+        assert isinstance(change.event, AttemptEnded)
+        task = order.tasks.get(change.event.task_key)
+        held = (TaskStatus.RUNNING, change.lease.owner, change.lease.attempt)
+        if task is None or (task.status, task.lease_owner, task.attempts) != held:
+            return Refusal("the attempt's lease passed to another worker")
+    return decide(change.flow, order.state, change.event)
+
+
+class _Batch:
+    """The writes of a batch of decisions, made in a fixed number of statements."""
+
+    def __init__(self, uow: UnitOfWork) -> None:
+        self.uow = uow
+        self.tasks: dict[int, dict[str, Any]] = {}
+        self.new_tasks: list[dict[str, Any]] = []
+        self.orders: dict[str, OrderStatus | None] = {}  # the new status, None: unchanged
+        self.fresh: set[str] = set()
+
+    def add(self, change: Change, order: LockedOrder, decision: Decision) -> None:
+        uow = self.uow
+        for entry in change.events:
+            uow.event(
+                change.order_id,
+                entry.type,
+                task_key=entry.task_key,
+                actor=entry.actor,
+                data=entry.data,
+            )
+        for moved in decision.changes:
+            task = order.tasks[moved.task_key]
+            values = self.tasks.setdefault(task.id, {})
+            values.update(_columns(uow, task, moved.old, moved.new))
+            if moved.task_key == getattr(change.event, "task_key", None):
+                values.update(change.values)
+            if moved.new is TaskStatus.PENDING and moved.old.is_ended:
+                uow.new_tasks += 1
+            task.status = moved.new
+        for note in decision.events:
+            actor = change.actor if note.type.startswith(("order.", "task.redelivery")) else None
+            data = None if note.data is None else dict(note.data)
+            uow.event(change.order_id, note.type, task_key=note.task_key, actor=actor, data=data)
+        for ref in decision.start:
+            self.new_tasks.append(_new_task_row(uow, change.order_id, change.flow, ref))
+            order.tasks[ref.task_key] = TaskRow(-1, TaskStatus.PENDING, 0, None)
+        self.orders.setdefault(change.order_id, None)
+        if decision.state.status is not order.state.status:
+            self.orders[change.order_id] = decision.state.status
+        if order.fresh:
+            self.fresh.add(change.order_id)
+        order.state = decision.state
+
+    async def write(self) -> None:
+        uow = self.uow
+        shapes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for task_id, values in self.tasks.items():
+            shapes.setdefault(tuple(sorted(values)), []).append({"b_id": task_id, **values})
+        for columns, rows in shapes.items():
+            await uow.conn.execute(_update_tasks(columns), [_bound(row) for row in rows])
+        if self.new_tasks:
+            result = await uow.conn.execute(_INSERT_TASKS, self.new_tasks)
+            for row, task_id in zip(self.new_tasks, result.scalars(), strict=True):
+                uow.created_tasks.append({**row, "id": task_id})
+            uow.new_tasks += len(self.new_tasks)
+        moved = [
+            {
+                "b_id": order_id,
+                "b_status": status.value,
+                "b_now": uow.now,
+                "b_ended_at": uow.now if status in _FINAL_ORDER else None,
+            }
+            for order_id, status in self.orders.items()
+            if status is not None
+        ]
+        touched = [
+            {"b_id": order_id, "b_now": uow.now}
+            for order_id, status in self.orders.items()
+            if status is None and order_id not in self.fresh
+        ]
+        if moved:
+            await uow.conn.execute(_ORDER_STATUS, moved)
+        if touched:
+            await uow.conn.execute(_ORDER_VERSION, touched)
+
+
+def _new_task_row(
+    uow: UnitOfWork, order_id: str, flow: FlowDefinition, ref: TaskRef
+) -> dict[str, Any]:
+    handler_key = flow.stages[ref.stage_index].task_definition(ref.task_key).handler_key
+    delivery_id = new_id("dlv_")
+    return {
+        "order_id": order_id,
+        "stage_index": ref.stage_index,
+        "stage_key": ref.stage_key,
+        "task_key": ref.task_key,
+        "handler_key": handler_key,
+        "status": TaskStatus.PENDING.value,
+        "attempts": 0,
+        "budget_base": 0,
+        "due_at": uow.now,
+        "delivery_id": delivery_id,
+        "delivery_epoch": uow.now,
+        "feedback_token_hash": hash_secret(feedback_token(uow.token_secret, delivery_id)),
+        "result": None,
+        "asks_question": False,
+        "error": None,
+        "created_at": uow.now,
+        "updated_at": uow.now,
+        "ended_at": None,
+    }
+
+
+def _columns(uow: UnitOfWork, task: TaskRow, old: TaskStatus, new: TaskStatus) -> dict[str, Any]:
+    """The columns a status change sets, whatever the event."""
+    values: dict[str, Any] = {
+        "status": new.value,
+        "updated_at": uow.now,
+        "ended_at": uow.now if new.is_ended else None,
+    }
+    if old is TaskStatus.RUNNING and new is not TaskStatus.RUNNING:
+        values.update(lease_owner=None, lease_expires_at=None)
+    if new is TaskStatus.PENDING and old.is_ended:
+        # An operator runs an ended task again: a fresh budget, a new delivery epoch.
+        values.update(
+            budget_base=task.attempts, delivery_epoch=uow.now, due_at=uow.now, wake=None, error=None
+        )
+    if new.is_ended:
+        values.update(due_at=None, wake=None)
+    if new is TaskStatus.CANCELLED:
+        values.update(lease_owner=None, lease_expires_at=None)
+    return values
+
+
+def _bound(row: dict[str, Any]) -> dict[str, Any]:
+    return {("b_id" if key == "b_id" else f"v_{key}"): value for key, value in row.items()}
+
+
+_UPDATES: dict[tuple[str, ...], Any] = {}
+
+
+def _update_tasks(columns: tuple[str, ...]) -> Any:
+    """One UPDATE per set of columns, built once (so its cache key is computed once)."""
+    statement = _UPDATES.get(columns)
+    if statement is None:
+        values: dict[str, Any] = {}
+        for column in columns:
+            if column in _TIME_COLUMNS:
+                values[column] = bindparam(f"v_{column}", type_=t.UTCDateTime)
+            elif column in _JSON_COLUMNS:
+                values[column] = bindparam(f"v_{column}", type_=t.Json)
+            else:
+                values[column] = bindparam(f"v_{column}")
+        statement = update(t.tasks).where(t.tasks.c.id == bindparam("b_id")).values(**values)
+        _UPDATES[columns] = statement
+    return statement
