@@ -11,10 +11,11 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from ordermill import metrics
 from ordermill.api.auth import PrincipalDep, ServiceDep
+from ordermill.api.limits import BoundedRoute
 from ordermill.errors import StorageError
 from ordermill.storage import migrate
 
-router = APIRouter()
+router = APIRouter(route_class=BoundedRoute)
 
 
 @router.get("/healthz", tags=["meta"], summary="The process is alive")
