@@ -72,7 +72,7 @@ async def list_assets(
     "/api/assets/{asset_id}/download",
     summary="Download a stored file (API key, or a signed link)",
     response_class=StreamingResponse,
-    responses={200: {"content": {"application/octet-stream": {}}}},
+    responses={200: {"content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}}},
 )
 async def download_asset(
     asset_id: RowId,
