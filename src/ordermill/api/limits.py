@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ordermill.errors import InvalidInput, Problem
+from ordermill.handlers.registry import pointer
 from ordermill.jsoncodec import parse_untrusted
 
 
@@ -132,9 +133,7 @@ def refuse_nul(request: Request) -> None:
         problems.append(Problem("", "the path contains the NUL character (U+0000)"))
     for name, value in request.query_params.multi_items():
         if "\x00" in name or "\x00" in value:
-            label = name.replace("\x00", "\\u0000")
-            problems.append(
-                Problem("", f"query parameter {label}: contains the NUL character (U+0000)")
-            )
+            message = "query parameter: contains the NUL character (U+0000)"
+            problems.append(Problem(pointer([name.replace("\x00", "\\u0000")]), message))
     if problems:
         raise InvalidInput(problems, "The request is invalid.")
