@@ -4,7 +4,9 @@ both databases. The limits are those of docs/reference/limits.md."""
 
 from __future__ import annotations
 
+import base64
 import json
+import re
 from typing import Any
 
 import httpx2
@@ -277,3 +279,38 @@ async def test_handler_payload_fields_are_not_coerced(
     problems = [{"pointer": pointer, "message": message}]
     assert response.json() == {"valid": False, "problems": problems}
     refused(await client.post("/api/flows", json=document, headers=acme))
+
+
+async def test_a_deeply_nested_flash_cookie_is_ignored_not_a_500(
+    client: httpx2.AsyncClient,
+) -> None:
+    nested_flash = base64.urlsafe_b64encode(nested(1500).encode()).decode()
+    client.cookies.set("ordermill_flash", nested_flash)
+    response = await client.get("/signin")
+    assert response.status_code == 200
+    assert "text/html" in response.headers["content-type"]
+
+
+async def test_the_flow_editor_refuses_deep_json_with_a_problem_not_a_500(
+    client: httpx2.AsyncClient, acme: dict[str, str], flow: None
+) -> None:
+    csrf_field = re.compile(r'name="csrf" value="([^"]+)"')
+    form = await client.get("/signin")
+    token = csrf_field.search(form.text)
+    assert token is not None
+    api_key = acme["Authorization"].removeprefix("Bearer ")
+    response = await client.post(
+        "/signin", data={"csrf": token.group(1), "api_key": api_key, "next": "/"}
+    )
+    assert response.status_code == 303, response.text
+    page = await client.get("/flows/made-to-order")
+    token = csrf_field.search(page.text)
+    assert token is not None
+
+    response = await client.post(
+        "/flows/made-to-order/validate",
+        data={"csrf": token.group(1), "name": "Made to order", "stages": nested(3000)},
+    )
+
+    assert response.status_code == 200, response.text
+    assert f"nesting deeper than {MAX_DEPTH} levels" in response.text
