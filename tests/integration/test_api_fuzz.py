@@ -1,7 +1,7 @@
-"""schemathesis against the served OpenAPI document: generated requests to every operation of a
-live server (uvicorn on 127.0.0.1, SQLite) find no server error and no answer the document does
-not describe. The seed is fixed (derandomized) and the examples per operation are bounded, so a
-run takes well under three minutes."""
+"""schemathesis against the served OpenAPI document: generated requests to every operation of
+a live server (uvicorn on 127.0.0.1, on SQLite and on PostgreSQL) find no server error and no
+answer the document does not describe. The seed is fixed (derandomized) and the examples per
+operation are bounded, so a run takes well under three minutes."""
 
 from __future__ import annotations
 
@@ -50,9 +50,9 @@ MODES = (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
 class LiveApi:
     """ordermill's app served by uvicorn in a thread, with a space, a flow and an order."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, database_url: str, data_dir: Path) -> None:
         settings_ = Settings(
-            database_url=f"sqlite+aiosqlite:///{data_dir}/ordermill.db",
+            database_url=database_url,
             admin_key=ADMIN_KEY,
             data_dir=data_dir / "data",
             public_url="http://127.0.0.1",
@@ -113,8 +113,8 @@ class LiveApi:
 
 # schemathesis' own strategies draw from `random`, which this Hypothesis deprecates.
 @pytest.mark.filterwarnings("ignore::hypothesis.errors.HypothesisDeprecationWarning")
-def test_no_server_errors_and_no_undocumented_answers(tmp_path: Path) -> None:
-    api = LiveApi(tmp_path)
+def test_no_server_errors_and_no_undocumented_answers(database_url: str, tmp_path: Path) -> None:
+    api = LiveApi(database_url, tmp_path)
     api.start()
     try:
         schema = schemathesis.openapi.from_url(f"{api.url}/api/openapi.json")
