@@ -291,26 +291,57 @@ async def test_a_deeply_nested_flash_cookie_is_ignored_not_a_500(
     assert "text/html" in response.headers["content-type"]
 
 
+CSRF_FIELD = re.compile(r'name="csrf" value="([^"]+)"')
+
+
+async def csrf_of(client: httpx2.AsyncClient, path: str) -> str:
+    page = await client.get(path)
+    token = CSRF_FIELD.search(page.text)
+    assert token is not None, page.text
+    return token.group(1)
+
+
+async def sign_in(client: httpx2.AsyncClient, headers: dict[str, str]) -> None:
+    api_key = headers["Authorization"].removeprefix("Bearer ")
+    form = {"csrf": await csrf_of(client, "/signin"), "api_key": api_key, "next": "/"}
+    response = await client.post("/signin", data=form)
+    assert response.status_code == 303, response.text
+
+
 async def test_the_flow_editor_refuses_deep_json_with_a_problem_not_a_500(
     client: httpx2.AsyncClient, acme: dict[str, str], flow: None
 ) -> None:
-    csrf_field = re.compile(r'name="csrf" value="([^"]+)"')
-    form = await client.get("/signin")
-    token = csrf_field.search(form.text)
-    assert token is not None
-    api_key = acme["Authorization"].removeprefix("Bearer ")
-    response = await client.post(
-        "/signin", data={"csrf": token.group(1), "api_key": api_key, "next": "/"}
-    )
-    assert response.status_code == 303, response.text
-    page = await client.get("/flows/made-to-order")
-    token = csrf_field.search(page.text)
-    assert token is not None
+    await sign_in(client, acme)
+    token = await csrf_of(client, "/flows/made-to-order")
 
     response = await client.post(
         "/flows/made-to-order/validate",
-        data={"csrf": token.group(1), "name": "Made to order", "stages": nested(3000)},
+        data={"csrf": token, "name": "Made to order", "stages": nested(3000)},
     )
 
     assert response.status_code == 200, response.text
     assert f"nesting deeper than {MAX_DEPTH} levels" in response.text
+
+
+@pytest.mark.parametrize("path", ["/?q=%00", "/orders/ord_%00", "/flows/a%00b"])
+async def test_nul_in_a_page_path_or_query_is_a_400_page(
+    client: httpx2.AsyncClient, acme: dict[str, str], path: str
+) -> None:
+    await sign_in(client, acme)
+
+    response = await client.get(path)
+
+    assert response.status_code == 400, response.text
+    assert "NUL character (U+0000)" in response.text
+
+
+async def test_nul_in_a_form_field_is_a_400_page(
+    client: httpx2.AsyncClient, acme: dict[str, str]
+) -> None:
+    await sign_in(client, acme)
+    form = {"csrf": await csrf_of(client, "/settings"), "name": "bad\x00name"}
+
+    response = await client.post("/settings/api-keys", data=form)
+
+    assert response.status_code == 400, response.text
+    assert "form field: contains the NUL character (U+0000)" in response.text

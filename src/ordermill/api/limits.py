@@ -137,3 +137,18 @@ def refuse_nul(request: Request) -> None:
             problems.append(Problem(pointer([name.replace("\x00", "\\u0000")]), message))
     if problems:
         raise InvalidInput(problems, "The request is invalid.")
+
+
+async def refuse_nul_in_form(request: Request) -> None:
+    """A submitted form's text fields must not hold the NUL character either."""
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type not in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        return
+    form = await request.form()
+    problems = [
+        Problem(pointer([name]), "form field: contains the NUL character (U+0000)")
+        for name, value in form.multi_items()
+        if isinstance(value, str) and ("\x00" in value or "\x00" in name)
+    ]
+    if problems:
+        raise InvalidInput(problems, "The request is invalid.")
