@@ -15,6 +15,7 @@ import aiohttp
 import structlog
 from fastapi import APIRouter, Request, Response
 
+from ordermill.api.limits import BoundedRoute
 from ordermill.errors import NotFound
 from ordermill.service import Service
 
@@ -104,7 +105,7 @@ async def ensure_demo(service: Service) -> str | None:
     return key_file.read_text().strip() if key_file.exists() else None
 
 
-router = APIRouter(prefix="/demo", include_in_schema=False)
+router = APIRouter(prefix="/demo", include_in_schema=False, route_class=BoundedRoute)
 
 
 @router.post("/connector")

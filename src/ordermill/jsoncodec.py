@@ -1,12 +1,37 @@
-"""JSON encoding for the hot paths: orjson, falling back to the standard library for the few
-values orjson refuses (integers beyond 64 bits, which clients may put in order data)."""
+"""JSON for ordermill: orjson on the hot paths, and the one bounded parser for untrusted bodies.
+
+Encoding falls back to the standard library for the few values orjson refuses (integers beyond
+64 bits). Decoding a request body goes through :func:`parse_untrusted`, which checks the limits
+below *before* any recursive parser sees the text (a cheap iterative scan that skips over
+strings), then parses and checks what came out. Each refusal is an ``InvalidInput`` whose
+problem names the JSON pointer of the offending value (docs/reference/limits.md).
+"""
 
 from __future__ import annotations
 
 import json
+import math
+import re
 from typing import Any
 
 import orjson
+
+from ordermill.errors import InvalidInput, Problem
+
+MAX_DEPTH = 64
+"""Arrays and objects nested deeper than this are refused."""
+MAX_STRING_CHARS = 262_144
+"""The longest string (value or key), in characters."""
+MAX_NUMBER_CHARS = 40
+"""The longest number literal, in characters (sign, digits, point and exponent)."""
+
+# One token: a whole string (escapes included), a number literal, or a structural character.
+# Strings are matched first, so brackets and digits inside them are skipped in one step.
+_TOKENS = re.compile(
+    r'"[^"\\]*(?:\\.[^"\\]*)*"|-?[0-9][0-9.eE+-]*|[{}\[\],:]|-?Infinity|NaN', re.DOTALL
+)
+_WIDE_INTEGER = 19  # digits from which an integer may not fit orjson's 64 bits
+_FORBIDDEN_CHAR = "\x00"  # PostgreSQL's text and jsonb cannot hold it
 
 
 def dumps(value: Any, *, sort_keys: bool = False) -> bytes:
@@ -23,8 +48,132 @@ def dumps_text(value: Any) -> str:
 
 
 def loads(data: bytes | str) -> Any:
-    """Parse JSON; raises json.JSONDecodeError (a ValueError) for text that is not JSON."""
+    """Parse JSON we wrote ourselves; raises json.JSONDecodeError (a ValueError) for non-JSON."""
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError:
         return json.loads(data)  # big integers orjson refuses; real errors raise here
+
+
+def parse_untrusted(raw: bytes | str) -> Any:
+    """Parse a request body within the limits, or raise InvalidInput naming where it broke.
+
+    Refused: text that is not UTF-8 JSON, nesting deeper than MAX_DEPTH, a duplicate key in an
+    object, a number literal longer than MAX_NUMBER_CHARS or that is not finite (``NaN``,
+    ``Infinity``, ``1e999``), a string longer than MAX_STRING_CHARS, and the NUL character.
+    """
+    try:
+        text = raw.decode() if isinstance(raw, bytes) else raw
+    except UnicodeDecodeError as exc:
+        raise _refused("", "the request body is not UTF-8 text") from exc
+    wide = _scan(text)
+    try:
+        # orjson reads integers beyond 64 bits as floats; the standard library keeps them exact
+        # (the scan bounded both their length and the nesting its recursion meets).
+        document = json.loads(text, parse_constant=_no_constant) if wide else orjson.loads(text)
+    except ValueError as exc:
+        raise _refused("", "the request body is not valid JSON") from exc
+    _check_values(document)
+    return document
+
+
+def _refused(pointer: str, message: str) -> InvalidInput:
+    return InvalidInput([Problem(pointer, message)], "The request body is refused.")
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _segment(part: str | int) -> str:
+    return "/" + str(part).replace("~", "~0").replace("/", "~1")
+
+
+def _scan(text: str) -> bool:
+    """Depth, duplicate keys and number literals, without recursion and without parsing.
+
+    Returns whether an integer literal may be too wide for orjson.
+    """
+    # One frame per open container: [keys seen (None for an array), current key or index].
+    frames: list[list[Any]] = []
+    expect_key = wide = False
+    for match in _TOKENS.finditer(text):
+        token = match.group()
+        first = token[0]
+        if first in "{[":
+            if len(frames) >= MAX_DEPTH:
+                path = "".join(_segment(frame[1]) for frame in frames)
+                raise _refused(path, f"nesting deeper than {MAX_DEPTH} levels")
+            frames.append([set() if first == "{" else None, 0])
+            expect_key = first == "{"
+        elif first in "}]":
+            if frames:
+                frames.pop()
+            expect_key = False
+        elif first == ",":
+            if frames and frames[-1][0] is None:
+                frames[-1][1] += 1
+            expect_key = bool(frames) and frames[-1][0] is not None
+        elif first == '"':
+            if expect_key and frames:
+                key = _key_of(token)
+                seen: set[str] = frames[-1][0]
+                if key in seen:
+                    path = "".join(_segment(frame[1]) for frame in frames[:-1])
+                    raise _refused(f"{path}{_segment(key)}", f"duplicate key {key!r}")
+                seen.add(key)
+                frames[-1][1] = key
+                expect_key = False
+        elif first in "-0123456789NI":
+            if "N" in token or "I" in token or not _finite(token):
+                path = "".join(_segment(frame[1]) for frame in frames)
+                raise _refused(path, "must be a finite number (NaN and Infinity are not JSON)")
+            if len(token) > MAX_NUMBER_CHARS:
+                path = "".join(_segment(frame[1]) for frame in frames)
+                raise _refused(path, f"a number longer than {MAX_NUMBER_CHARS} characters")
+            wide = wide or (len(token) >= _WIDE_INTEGER and not any(c in token for c in ".eE"))
+    return wide
+
+
+def _finite(token: str) -> bool:
+    if "e" not in token and "E" not in token:
+        return True
+    try:
+        return math.isfinite(float(token))
+    except ValueError:
+        return True  # not a number at all: the parser reports it
+
+
+def _key_of(token: str) -> str:
+    if "\\" not in token:
+        return token[1:-1]
+    try:
+        key = json.loads(token)
+    except ValueError:
+        return token  # malformed: the parser reports it
+    return str(key)
+
+
+def _check_values(document: Any) -> None:
+    """Finite numbers, bounded strings, no NUL: checked with an explicit stack, no recursion."""
+    stack: list[tuple[str, Any]] = [("", document)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, dict):
+            for key, item in value.items():
+                child = path + _segment(key)
+                _check_string(child, key, "key")
+                stack.append((child, item))
+        elif isinstance(value, list):
+            stack.extend((f"{path}/{index}", item) for index, item in enumerate(value))
+        elif isinstance(value, str):
+            _check_string(path, value, "string")
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise _refused(path, "must be a finite number")
+
+
+def _check_string(path: str, value: str, what: str) -> None:
+    if len(value) > MAX_STRING_CHARS:
+        raise _refused(path, f"a {what} longer than {MAX_STRING_CHARS} characters")
+    if _FORBIDDEN_CHAR in value:
+        raise _refused(path, f"the {what} contains the NUL character (U+0000)")

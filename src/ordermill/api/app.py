@@ -13,6 +13,7 @@ from fastapi.staticfiles import StaticFiles
 
 from ordermill import __version__
 from ordermill.api.limits import BodySizeLimit, BodyTooLarge
+from ordermill.api.openapi import exact_openapi
 from ordermill.api.problems import install_problem_handlers, problem_response
 from ordermill.api.routes import (
     answer_links,
@@ -67,6 +68,11 @@ def create_app(settings: Settings, *, run_worker: bool = True, demo: bool = Fals
         openapi_url="/api/openapi.json",
         lifespan=lifespan,
     )
+    routers = [
+        module.router
+        for module in (meta, flows, orders, feedback, spaces, confirmations, answer_links, assets)
+    ]
+    app.openapi = lambda: exact_openapi(app, routers)  # type: ignore[method-assign]
     install_problem_handlers(app)
     relative_slash_redirects(app.router)
 
@@ -82,8 +88,8 @@ def create_app(settings: Settings, *, run_worker: bool = True, demo: bool = Fals
 
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
     app.mount("/api/static", StaticFiles(directory=STATIC), name="api-static")
-    for module in (meta, flows, orders, feedback, spaces, confirmations, answer_links, assets):
-        app.include_router(module.router)
+    for router in routers:
+        app.include_router(router)
     install_ui(app)
     if demo:
         from ordermill import demo as demo_module

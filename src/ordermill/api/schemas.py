@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import ipaddress
-import json
-from datetime import datetime
+import math
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
+from fastapi import Path as PathParam
 from pydantic import (
     AfterValidator,
     AwareDatetime,
@@ -20,7 +21,7 @@ from pydantic import (
 )
 
 from ordermill.errors import InvalidInput, Problem
-from ordermill.flows.order import parse_instant
+from ordermill.flows.order import order_value, parse_instant
 from ordermill.handlers.registry import problems_of
 from ordermill.storage.flowdefs import FlowRecord, FlowVersion
 from ordermill.storage.orders import AttemptView, EventView, OrderView, TaskView
@@ -41,6 +42,10 @@ NonNegative = Annotated[
     Any, AfterValidator(_non_negative), WithJsonSchema({"type": "number", "minimum": 0})
 ]
 KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+ORDER_ID_PATTERN = r"^ord_[0-9a-z]{26}$"
+MAX_ROW_ID = 2**63 - 1  # the largest integer id a database row can have (BIGINT)
+RowId = Annotated[int, PathParam(ge=0, le=MAX_ROW_ID)]
+"""An integer path segment (a version number, an asset or key id): beyond BIGINT it is a 400."""
 
 
 class _Strict(BaseModel):
@@ -49,9 +54,13 @@ class _Strict(BaseModel):
 
 def _instant(value: str) -> str:
     try:
-        parse_instant(value)
+        instant = parse_instant(value)
     except ValueError as exc:
         raise ValueError("must be an ISO 8601 date-time such as 2026-10-01T00:00:00.000Z") from exc
+    try:
+        instant.astimezone(UTC)
+    except OverflowError as exc:
+        raise ValueError("must fall between years 0001 and 9999 in UTC") from exc
     return value
 
 
@@ -136,6 +145,16 @@ def parse_order(document: Any) -> tuple[dict[str, Any], bool]:
     if problems:
         raise InvalidInput(problems, "The order is invalid.")
     body = order.model_dump(mode="json", exclude={"start"})
+    if not math.isfinite(order_value(body)):
+        raise InvalidInput(
+            [
+                Problem(
+                    prefix + "/orderLines",
+                    "the order's value (units × value per unit) is too large",
+                )
+            ],
+            "The order is invalid.",
+        )
     start = order.start if start_beside is None else bool(start_beside)
     return body, start
 
@@ -258,11 +277,8 @@ class FeedbackIn(_Strict):
 _FEEDBACK = TypeAdapter(FeedbackIn)
 
 
-def parse_feedback(raw: bytes) -> FeedbackIn:
-    try:
-        document = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidInput([Problem("", "the request body is not valid JSON")]) from exc
+def parse_feedback(document: Any) -> FeedbackIn:
+    """Validate feedback parsed by the bounded parser (jsoncodec.parse_untrusted)."""
     try:
         return _FEEDBACK.validate_python(document)
     except ValidationError as exc:

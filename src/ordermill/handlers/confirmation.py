@@ -88,9 +88,9 @@ class ManualConfirmation:
     async def run(self, ctx: TaskContext) -> Outcome:
         payload: ManualConfirmationPayload = ctx.payload
         variables = template_context(ctx)
-        title = " ".join(render(payload.title, variables, field="title").split())
+        title = " ".join((await render(payload.title, variables, field="title")).split())
         description = (
-            render(payload.description, variables, field="description")
+            await render(payload.description, variables, field="description")
             if payload.description is not None
             else None
         )

@@ -149,15 +149,19 @@ class SendEmail:
     async def run(self, ctx: TaskContext) -> Outcome:
         payload: SendEmailPayload = ctx.payload
         variables = template_context(ctx)
-        sender, recipients, reply_to = self._addresses(payload, variables)
-        subject = render(payload.subject, variables, field="subject")
+        sender, recipients, reply_to = await self._addresses(payload, variables)
+        subject = await render(payload.subject, variables, field="subject")
         msg_id = message_id(ctx.delivery_id, address_of(sender) or sender)
         message = compose(
             sender=sender,
             recipients=recipients,
             subject=subject,
-            text=render(payload.body, variables, field="body"),
-            html=render(payload.html, variables, field="html", html=True) if payload.html else None,
+            text=await render(payload.body, variables, field="body"),
+            html=(
+                await render(payload.html, variables, field="html", html=True)
+                if payload.html
+                else None
+            ),
             msg_id=msg_id,
             now=ctx.now,
             reply_to=reply_to,
@@ -184,26 +188,26 @@ class SendEmail:
             result["refused"] = sent.refused
         return Succeeded(result)
 
-    def _addresses(
+    async def _addresses(
         self, payload: SendEmailPayload, variables: dict[str, Any]
     ) -> tuple[str, list[str], str | None]:
         """The rendered sender, recipients and reply-to, each checked to be one mailbox."""
         recipients = []
         for index, source in enumerate(payload.recipient):
-            value = render(source, variables, field=f"recipient[{index}]").strip()
+            value = (await render(source, variables, field=f"recipient[{index}]")).strip()
             if value:  # a template may leave an optional recipient out
                 recipients.append(checked_mailbox(value, f"recipient[{index}]"))
         if not recipients:
             raise PermanentError("every recipient template rendered empty; nobody to send to")
         if payload.from_ is not None:
-            sender = checked_mailbox(render(payload.from_, variables, field="from"), "from")
+            sender = checked_mailbox(await render(payload.from_, variables, field="from"), "from")
         elif self.default_from:
             sender = checked_mailbox(self.default_from, "ORDERMILL_SMTP_FROM")
         else:
             raise PermanentError("no sender: set payload.from or ORDERMILL_SMTP_FROM")
         reply_to = None
         if payload.reply_to is not None:
-            rendered = render(payload.reply_to, variables, field="replyTo")
+            rendered = await render(payload.reply_to, variables, field="replyTo")
             reply_to = checked_mailbox(rendered, "replyTo")
         return sender, recipients, reply_to
 

@@ -18,6 +18,7 @@ from ordermill.config import Settings
 from ordermill.errors import ConfigurationError, Problem
 from ordermill.flows.model import RetryPolicy, TaskDefinition
 from ordermill.handlers.base import Handler
+from ordermill.jsoncodec import dumps
 
 if TYPE_CHECKING:
     from ordermill.handlers.netguard import OutboundClient
@@ -125,8 +126,10 @@ class HandlerRegistry:
         return []
 
     def parse_payload(self, key: str, payload: object) -> BaseModel:
-        return self._handlers[key].payload_model.model_validate(
-            payload, context=self.validation_context
+        """Validate in strict JSON mode: a field has its JSON type (``"yes"`` is no boolean,
+        ``"1500"`` no integer), while text still reads as dates and enums as JSON allows."""
+        return self._handlers[key].payload_model.model_validate_json(
+            dumps(payload), strict=True, context=self.validation_context
         )
 
     def timeout_ms(self, definition: TaskDefinition) -> int:

@@ -18,6 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 
+from ordermill.api.limits import refuse_nul, refuse_nul_in_form
 from ordermill.api.problems import STATUS_OF
 from ordermill.errors import InvalidInput, OrdermillError
 from ordermill.ui.session import CsrfRejected, SignInRequired
@@ -39,6 +40,8 @@ class UiRoute(APIRoute):
 
         async def guarded(request: Request) -> Response:
             try:
+                refuse_nul(request)
+                await refuse_nul_in_form(request)
                 return await handler(request)
             except SignInRequired:
                 return _to_sign_in(request)

@@ -18,7 +18,9 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from ordermill.errors import InvalidInput
 from ordermill.flows.status import OrderStatus
+from ordermill.jsoncodec import parse_untrusted
 from ordermill.ui.present import FILTERS
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -120,9 +122,9 @@ def read_flash(request: Request) -> Toast | None:
     if not raw:
         return None
     try:
-        data = json.loads(base64.urlsafe_b64decode(raw.encode()))
+        data = parse_untrusted(base64.urlsafe_b64decode(raw.encode()))
         return Toast(str(data["text"])[:500], str(data.get("kind", "info"))[:10])
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, InvalidInput):
         return None
 
 

@@ -14,12 +14,13 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader
 
 from ordermill.api.auth import ServiceDep
+from ordermill.api.limits import BoundedRoute
 from ordermill.errors import Conflict, NotFound
 from ordermill.handlers.confirmation import Action, answer_path
 from ordermill.service import Service
 from ordermill.storage.confirmations import Confirmation
 
-router = APIRouter(prefix="/confirmations", include_in_schema=False)
+router = APIRouter(prefix="/confirmations", include_in_schema=False, route_class=BoundedRoute)
 
 _PAGES = Environment(
     loader=FileSystemLoader(Path(__file__).parents[1] / "templates"), autoescape=True

@@ -14,13 +14,15 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
 from ordermill.api.auth import PrincipalDep, ServiceDep, authenticate
+from ordermill.api.limits import BoundedRoute
+from ordermill.api.schemas import RowId
 from ordermill.assets_view import download_path, iso_millis
 from ordermill.errors import Forbidden, NotFound
 from ordermill.handlers.export.layout import safe_segment
 from ordermill.service import Service
 from ordermill.storage.assets import get_asset, order_assets
 
-router = APIRouter(tags=["assets"])
+router = APIRouter(tags=["assets"], route_class=BoundedRoute)
 
 LINK_LIFETIME = timedelta(hours=1)
 
@@ -70,10 +72,10 @@ async def list_assets(
     "/api/assets/{asset_id}/download",
     summary="Download a stored file (API key, or a signed link)",
     response_class=StreamingResponse,
-    responses={200: {"content": {"application/octet-stream": {}}}},
+    responses={200: {"content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}}},
 )
 async def download_asset(
-    asset_id: int,
+    asset_id: RowId,
     request: Request,
     service: ServiceDep,
     expires: Annotated[str | None, Query(max_length=20)] = None,

@@ -9,10 +9,11 @@ from fastapi import APIRouter, Body, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from ordermill.api.auth import Principal, PrincipalDep, ServiceDep
+from ordermill.api.limits import BoundedRoute
 from ordermill.service import Service
 from ordermill.storage.confirmations import Confirmation
 
-router = APIRouter(prefix="/api/confirmations", tags=["confirmations"])
+router = APIRouter(prefix="/api/confirmations", tags=["confirmations"], route_class=BoundedRoute)
 
 
 class AnswerIn(BaseModel):

@@ -7,11 +7,12 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from ordermill.api.auth import ServiceDep
+from ordermill.api.limits import BoundedRoute
 from ordermill.api.schemas import FeedbackIn, parse_feedback
 from ordermill.flows.work import AssetRecord
 from ordermill.storage.feedback import Feedback
 
-router = APIRouter(prefix="/api/feedback", tags=["feedback"])
+router = APIRouter(prefix="/api/feedback", tags=["feedback"], route_class=BoundedRoute)
 
 
 @router.post(
@@ -30,8 +31,8 @@ async def post_feedback(token: str, request: Request, service: ServiceDep) -> di
     malformed, 401 bad or missing signature (when the space requires one), 404 unknown token,
     409 the task already ended differently. Feedback that arrives before the connector's HTTP
     answer is held, then applied."""
+    body = parse_feedback(await request.json())
     raw = await request.body()
-    body = parse_feedback(raw)
     feedback = Feedback(
         status=body.status,
         message=body.message,

@@ -7,12 +7,13 @@ from typing import Any
 from fastapi import APIRouter, Body, Query, Response
 
 from ordermill.api.auth import PrincipalDep, ServiceDep
-from ordermill.api.schemas import flow_out, version_out
+from ordermill.api.limits import BoundedRoute
+from ordermill.api.schemas import RowId, flow_out, version_out
 from ordermill.errors import Conflict, NotFound
 from ordermill.flows.examples import reference_flow
 from ordermill.flows.schema import flow_json_schema
 
-router = APIRouter(prefix="/api/flows", tags=["flows"])
+router = APIRouter(prefix="/api/flows", tags=["flows"], route_class=BoundedRoute)
 
 FLOW_BODY = Body(
     openapi_examples={
@@ -145,7 +146,7 @@ async def list_versions(
 @router.get("/{key}/versions/{number}", summary="Read one version of a flow")
 async def get_version(
     key: str,
-    number: int,
+    number: RowId,
     principal: PrincipalDep,
     service: ServiceDep,
     space_key: str | None = Query(None, alias="spaceKey"),

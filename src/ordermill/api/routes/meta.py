@@ -6,16 +6,17 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from ordermill import metrics
 from ordermill.api.auth import PrincipalDep, ServiceDep
+from ordermill.api.limits import BoundedRoute
 from ordermill.api.security import docs_csp
 from ordermill.errors import StorageError
 from ordermill.storage import migrate
 
-router = APIRouter()
+router = APIRouter(route_class=BoundedRoute)
 
 
 @router.get("/healthz", tags=["meta"], summary="The process is alive")
@@ -23,7 +24,12 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", tags=["meta"], summary="The database is reachable and migrated")
+@router.get(
+    "/readyz",
+    tags=["meta"],
+    summary="The database is reachable and migrated",
+    responses={503: {"description": "Not ready: the database is unreachable or behind."}},
+)
 async def readyz(service: ServiceDep) -> JSONResponse:
     checks: dict[str, str] = {}
     try:
@@ -39,7 +45,13 @@ async def readyz(service: ServiceDep) -> JSONResponse:
     )
 
 
-@router.get("/metrics", tags=["meta"], summary="Prometheus metrics")
+@router.get(
+    "/metrics",
+    tags=["meta"],
+    summary="Prometheus metrics",
+    response_class=PlainTextResponse,
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+)
 async def prometheus(service: ServiceDep) -> Response:
     """This process's counters plus database-wide gauges (orders by status, queue depth)."""
     try:

@@ -8,7 +8,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 
 from ordermill.api.auth import PrincipalDep, ServiceDep
+from ordermill.api.limits import BoundedRoute
 from ordermill.api.schemas import (
+    ORDER_ID_PATTERN,
     BulkRetryIn,
     OrderIn,
     attempt_out,
@@ -19,10 +21,10 @@ from ordermill.api.schemas import (
 from ordermill.errors import Conflict, InvalidInput, Problem
 from ordermill.flows.examples import reference_order
 from ordermill.flows.status import OrderStatus
-from ordermill.jsoncodec import dumps, loads
+from ordermill.jsoncodec import dumps
 from ordermill.storage.orders import OrderFilter
 
-router = APIRouter(prefix="/api/orders", tags=["orders"])
+router = APIRouter(prefix="/api/orders", tags=["orders"], route_class=BoundedRoute)
 
 ORDER_EXAMPLE = {**reference_order(), "start": True}
 
@@ -48,11 +50,7 @@ ORDER_EXAMPLE = {**reference_order(), "start": True}
 async def create_order(principal: PrincipalDep, service: ServiceDep, request: Request) -> Response:
     """201 with the new order; 200 with the stored one when the same order is sent again;
     409 when the same thirdPartyOrderId comes with a different body."""
-    try:
-        document = loads(await request.body())
-    except ValueError as exc:
-        raise InvalidInput([Problem("", "the request body is not valid JSON")]) from exc
-    body, start = parse_order(document)
+    body, start = parse_order(await request.json())
     principal.space(body["spaceKey"])
     order, created = await service.create_order(body, start=start, actor=principal.actor)
     # The hottest route answers with plain JSON, skipping a second validation of our own output.
@@ -72,7 +70,10 @@ async def list_orders(
     created_from: Annotated[datetime | None, Query(alias="createdFrom")] = None,
     created_to: Annotated[datetime | None, Query(alias="createdTo")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[str | None, Query(max_length=64)] = None,
+    cursor: Annotated[
+        str | None,
+        Query(pattern=ORDER_ID_PATTERN, description="A page's nextCursor (an order id)."),
+    ] = None,
 ) -> dict[str, Any]:
     """Cursor pagination: pass ``nextCursor`` back as ``cursor`` for the next page."""
     for name, value in (("createdFrom", created_from), ("createdTo", created_to)):

@@ -8,11 +8,12 @@ from typing import Any
 from fastapi import APIRouter, Response
 
 from ordermill.api.auth import AdminDep, PrincipalDep, ServiceDep
-from ordermill.api.schemas import AllowancesIn, ApiKeyIn, RequireSignatureIn, SpaceIn
+from ordermill.api.limits import BoundedRoute
+from ordermill.api.schemas import AllowancesIn, ApiKeyIn, RequireSignatureIn, RowId, SpaceIn
 from ordermill.storage.spaces import ApiKey, Space
 from ordermill.times import iso
 
-router = APIRouter(prefix="/api/spaces", tags=["spaces"])
+router = APIRouter(prefix="/api/spaces", tags=["spaces"], route_class=BoundedRoute)
 
 
 def space_out(space: Space) -> dict[str, Any]:
@@ -116,7 +117,7 @@ async def list_keys(key: str, principal: PrincipalDep, service: ServiceDep) -> d
 
 @router.delete("/{key}/api-keys/{key_id}", status_code=204, summary="Revoke an API key")
 async def revoke_key(
-    key: str, key_id: int, principal: PrincipalDep, service: ServiceDep
+    key: str, key_id: RowId, principal: PrincipalDep, service: ServiceDep
 ) -> Response:
     await service.store.spaces.revoke_api_key(principal.space(key), key_id)
     return Response(status_code=204)

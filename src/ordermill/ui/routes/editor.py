@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import Form, Query, Request, Response
 
 from ordermill.errors import InvalidInput, Problem
+from ordermill.jsoncodec import parse_untrusted
 from ordermill.service import Service
 from ordermill.ui.graph import Graph, flow_graph, stages_of_definition, stages_of_document
 from ordermill.ui.jsonlines import line_of, pointer_lines
@@ -50,16 +51,28 @@ def flow_document(name: str, parsed: object) -> object:
 async def check(service: Service, session: Session, key: str, name: str, text: str) -> Checked:
     """Run the server's validator on the editor's content and place each problem on a line."""
     try:
-        parsed = json.loads(text)
-    except json.JSONDecodeError as exc:
-        message = f"this is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
-        return Checked([Located("/stages", message, exc.lineno)], None)
+        parsed = parse_untrusted(text)
+    except InvalidInput as exc:
+        return Checked([_json_problem(text, problem) for problem in exc.problems], None)
     problems = await service.validate_flow(
         session.space_key, flow_document(name, parsed), saved_under=key
     )
     located = _located(problems, text, parsed)
     stages = parsed.get("stages") if isinstance(parsed, dict) else parsed
     return Checked(located, flow_graph(stages_of_document(stages)))
+
+
+def _json_problem(text: str, problem: Problem) -> Located:
+    """Where the text breaks the JSON syntax or a limit of docs/reference/limits.md. A syntax
+    error is parsed again for its line: the limits were checked, so the nesting is bounded."""
+    if not problem.pointer:
+        try:
+            json.loads(text)
+        except json.JSONDecodeError as exc:
+            message = f"this is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
+            return Located("/stages", message, exc.lineno)
+    whole = text.lstrip().startswith("{")
+    return Located(("" if whole else "/stages") + problem.pointer, problem.message, None)
 
 
 def _located(problems: list[Problem], text: str, parsed: object) -> list[Located]:

@@ -1,0 +1,96 @@
+"""The bounded parser for request bodies: what it keeps, and each limit exactly at its edge."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ordermill.errors import InvalidInput
+from ordermill.jsoncodec import (
+    MAX_DEPTH,
+    MAX_NUMBER_CHARS,
+    MAX_STRING_CHARS,
+    parse_untrusted,
+)
+
+TEXT = st.text(st.characters(blacklist_characters="\x00", blacklist_categories=["Cs"]))
+VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(10**38), max_value=10**38)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | TEXT,
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(TEXT, children, max_size=4),
+    max_leaves=30,
+)
+
+
+def problem_of(text: str) -> dict[str, str]:
+    with pytest.raises(InvalidInput) as caught:
+        parse_untrusted(text)
+    [problem] = caught.value.problems
+    return problem.as_dict()
+
+
+@given(VALUES)
+def test_json_within_the_limits_reads_back_exactly(value: Any) -> None:
+    assert parse_untrusted(json.dumps(value)) == value
+    assert parse_untrusted(json.dumps(value, ensure_ascii=False).encode()) == value
+
+
+def test_nesting_is_allowed_up_to_the_limit_and_refused_past_it() -> None:
+    assert parse_untrusted("[" * MAX_DEPTH + "]" * MAX_DEPTH) is not None
+    deeper = '{"a": ' + "[" * MAX_DEPTH + "]" * MAX_DEPTH + "}"
+    assert problem_of(deeper) == {
+        "pointer": "/a" + "/0" * (MAX_DEPTH - 1),
+        "message": f"nesting deeper than {MAX_DEPTH} levels",
+    }
+
+
+def test_brackets_and_quotes_inside_strings_are_not_structure() -> None:
+    text = json.dumps({"s": "[" * 500 + '\\"{' * 100, "k": ["]", "}"]})
+    assert parse_untrusted(text)["k"] == ["]", "}"]
+
+
+@pytest.mark.parametrize(
+    ("text", "pointer", "message"),
+    [
+        ('{"a": 1, "b": {"c": 1, "c": 2}}', "/b/c", "duplicate key 'c'"),
+        ('{"\\u0061": 1, "a": 2}', "/a", "duplicate key 'a'"),
+        ('{"l": [1, {"x/y": 1, "x/y": 2}]}', "/l/1/x~1y", "duplicate key 'x/y'"),
+        (
+            '{"n": ' + "9" * (MAX_NUMBER_CHARS + 1) + "}",
+            "/n",
+            f"a number longer than {MAX_NUMBER_CHARS} characters",
+        ),
+        ('{"n": [1, NaN]}', "/n/1", "must be a finite number (NaN and Infinity are not JSON)"),
+        ('{"n": -Infinity}', "/n", "must be a finite number (NaN and Infinity are not JSON)"),
+        ('{"n": 1e999}', "/n", "must be a finite number (NaN and Infinity are not JSON)"),
+        ('{"s": "a\\u0000"}', "/s", "the string contains the NUL character (U+0000)"),
+        ('{"k\\u0000": 1}', "/k\x00", "the key contains the NUL character (U+0000)"),
+        (
+            json.dumps({"s": "x" * (MAX_STRING_CHARS + 1)}),
+            "/s",
+            f"a string longer than {MAX_STRING_CHARS} characters",
+        ),
+        ("{", "", "the request body is not valid JSON"),
+        ("", "", "the request body is not valid JSON"),
+    ],
+)
+def test_each_refusal_names_its_pointer(text: str, pointer: str, message: str) -> None:
+    assert problem_of(text) == {"pointer": pointer, "message": message}
+
+
+def test_bytes_that_are_not_utf8_are_refused() -> None:
+    with pytest.raises(InvalidInput) as caught:
+        parse_untrusted(b'{"a": "\xff"}')
+    assert caught.value.problems[0].message == "the request body is not UTF-8 text"
+
+
+def test_a_number_at_the_limit_is_kept_exactly() -> None:
+    wide = int("9" * MAX_NUMBER_CHARS)
+    assert parse_untrusted(f"[{wide}, {-int('9' * (MAX_NUMBER_CHARS - 1))}]")[0] == wide
