@@ -7,11 +7,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from ordermill import __version__
+from ordermill.api.access import enforce
 from ordermill.api.limits import BodySizeLimit, BodyTooLarge
 from ordermill.api.problems import install_problem_handlers, problem_response
 from ordermill.api.routes import (
@@ -22,6 +23,7 @@ from ordermill.api.routes import (
     flows,
     meta,
     orders,
+    people,
     spaces,
 )
 from ordermill.api.security import relative_slash_redirects
@@ -66,6 +68,7 @@ def create_app(settings: Settings, *, run_worker: bool = True, demo: bool = Fals
         redoc_url=None,
         openapi_url="/api/openapi.json",
         lifespan=lifespan,
+        dependencies=[Depends(enforce)],
     )
     install_problem_handlers(app)
     relative_slash_redirects(app.router)
@@ -82,7 +85,17 @@ def create_app(settings: Settings, *, run_worker: bool = True, demo: bool = Fals
 
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
     app.mount("/api/static", StaticFiles(directory=STATIC), name="api-static")
-    for module in (meta, flows, orders, feedback, spaces, confirmations, answer_links, assets):
+    for module in (
+        meta,
+        flows,
+        orders,
+        feedback,
+        spaces,
+        people,
+        confirmations,
+        answer_links,
+        assets,
+    ):
         app.include_router(module.router)
     install_ui(app)
     if demo:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 
-from ordermill.api.auth import AdminDep, PrincipalDep, ServiceDep
+from ordermill.api.auth import PrincipalDep, ServiceDep, actor_of
 from ordermill.api.schemas import AllowancesIn, ApiKeyIn, RequireSignatureIn, SpaceIn
 from ordermill.storage.spaces import ApiKey, Space
 from ordermill.times import iso
@@ -33,11 +33,12 @@ def key_out(key: ApiKey) -> dict[str, Any]:
         "prefix": key.prefix,
         "createdAt": iso(key.created_at),
         "revokedAt": iso(key.revoked_at),
+        "roles": list(key.roles),
     }
 
 
 @router.post("", status_code=201, summary="Create a space (admin)")
-async def create_space(body: SpaceIn, _: AdminDep, service: ServiceDep) -> dict[str, Any]:
+async def create_space(body: SpaceIn, _: PrincipalDep, service: ServiceDep) -> dict[str, Any]:
     settings: dict[str, Any] = {}
     if body.connectorAllowNetworks:
         settings["connectorAllowNetworks"] = body.connectorAllowNetworks
@@ -48,7 +49,7 @@ async def create_space(body: SpaceIn, _: AdminDep, service: ServiceDep) -> dict[
 
 
 @router.get("", summary="List spaces (admin)")
-async def list_spaces(_: AdminDep, service: ServiceDep) -> dict[str, Any]:
+async def list_spaces(_: PrincipalDep, service: ServiceDep) -> dict[str, Any]:
     return {"items": [space_out(s) for s in await service.store.spaces.list_spaces()]}
 
 
@@ -79,7 +80,7 @@ async def rotate_secret(key: str, principal: PrincipalDep, service: ServiceDep) 
     "/{key}/connector-allowances", summary="Change what the space's connectors may reach (admin)"
 )
 async def set_allowances(
-    key: str, body: AllowancesIn, _: AdminDep, service: ServiceDep
+    key: str, body: AllowancesIn, _: PrincipalDep, service: ServiceDep
 ) -> dict[str, Any]:
     """Replaces the space's extra networks (CIDRs) and plain-http hosts; empty lists remove them."""
     space = await service.store.spaces.update_settings(
@@ -102,9 +103,13 @@ async def require_signature(
 
 @router.post("/{key}/api-keys", status_code=201, summary="Create an API key (shown once)")
 async def create_key(
-    key: str, body: ApiKeyIn, principal: PrincipalDep, service: ServiceDep
+    key: str, body: ApiKeyIn, request: Request, principal: PrincipalDep, service: ServiceDep
 ) -> dict[str, Any]:
-    secret, record = await service.store.spaces.create_api_key(principal.space(key), body.name)
+    """The key holds what its ``roles`` grant (``owner`` when none are named); nobody makes a
+    key that may do more than they may."""
+    secret, record = await service.people.create_key(
+        principal.space(key), body.name, body.roles, actor_of(request, principal)
+    )
     return {**key_out(record), "key": secret}
 
 
@@ -116,7 +121,7 @@ async def list_keys(key: str, principal: PrincipalDep, service: ServiceDep) -> d
 
 @router.delete("/{key}/api-keys/{key_id}", status_code=204, summary="Revoke an API key")
 async def revoke_key(
-    key: str, key_id: int, principal: PrincipalDep, service: ServiceDep
+    key: str, key_id: int, request: Request, principal: PrincipalDep, service: ServiceDep
 ) -> Response:
-    await service.store.spaces.revoke_api_key(principal.space(key), key_id)
+    await service.people.revoke_key(principal.space(key), key_id, actor_of(request, principal))
     return Response(status_code=204)

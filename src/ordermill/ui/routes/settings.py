@@ -24,7 +24,7 @@ def masked(secret: str) -> str:
 
 async def _keys_context(service: Service, session: Session) -> dict[str, Any]:
     keys = await service.store.spaces.list_api_keys(session.space_key)
-    return {"keys": keys, "own_key_id": session.key.id}
+    return {"keys": keys}
 
 
 async def _secret_context(service: Service, session: Session) -> dict[str, Any]:
@@ -72,8 +72,6 @@ async def create_key(
 async def revoke_key(request: Request, session: SessionDep, key_id: int) -> Response:
     service: Service = request.app.state.service
     key = await service.store.spaces.revoke_api_key(session.space_key, key_id)
-    if key.id == session.key.id:
-        return redirect(request, "/signin", Toast("You revoked the key of this session.", "info"))
     toast = Toast(f"API key {key.name} ({key.prefix}…) revoked; it no longer works.")
     if not is_htmx(request):
         return redirect(request, "/settings", toast)
