@@ -167,7 +167,8 @@ async def test_every_ui_page_refuses_a_person_without_its_permission(
             person.id, "acme", seconds=600, client=None, user_agent=None
         )
         session = await load_session(service, token)
-        assert session is not None and needed not in session.permissions
+        assert session is not None
+        assert needed not in session.permissions
         headers = {"cookie": f"{COOKIE}={token}", CSRF_HEADER: session.csrf}
 
         refused = await client.request(method, concrete(path), headers=headers)

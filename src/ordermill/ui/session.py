@@ -17,6 +17,7 @@ from typing import Annotated
 from fastapi import Depends, Request, Response
 
 from ordermill.errors import OrdermillError
+from ordermill.people import Actor
 from ordermill.permissions import Perm
 from ordermill.service import Service
 from ordermill.signatures import same_secret
@@ -53,6 +54,9 @@ class Session:
 
     def can(self, permission: Perm | str) -> bool:
         return permission in self.permissions
+
+    def audit_actor(self, request: Request) -> Actor:
+        return Actor(self.actor, client_address(request), self.permissions)
 
 
 def _b64(data: bytes) -> str:

@@ -29,7 +29,6 @@ from ordermill.ui.templating import Toast, redirect, render
 router = ui_router()
 
 Text = Annotated[str, Form(max_length=1024)]
-LINK_PATH = "/signin/link/"
 
 
 def safe_next(target: str | None) -> str:
@@ -44,7 +43,6 @@ def _form_page(
     template: str,
     *,
     status: int = 200,
-    cookie_path: str = "/signin",
     **context: Any,
 ) -> Response:
     """A page with a form that works before signing in: its CSRF token is a double submit."""
@@ -54,7 +52,7 @@ def _form_page(
         SIGNIN_COOKIE,
         token,
         max_age=3600,
-        path=cookie_path,
+        path="/signin",
         secure=is_secure(request),
         httponly=True,
         samesite="strict",
@@ -146,7 +144,6 @@ async def link_form(request: Request, token: str) -> Response:
     return _form_page(
         request,
         "link.html",
-        cookie_path=LINK_PATH,
         token=token,
         email=user.email,
         purpose=row.purpose,
@@ -156,9 +153,7 @@ async def link_form(request: Request, token: str) -> Response:
 
 @router.post("/signin/link/{token}")
 async def use_link(request: Request, token: str, password: Text = "", csrf: Text = "") -> Response:
-    expected = request.cookies.get(SIGNIN_COOKIE, "")
-    if not expected or not same_secret(csrf, expected):
-        raise CsrfRejected()
+    _check_double_submit(request, csrf)
     service: Service = request.app.state.service
     try:
         user, space_key = await service.people.use_link(token, password)
@@ -170,15 +165,12 @@ async def use_link(request: Request, token: str, password: Text = "", csrf: Text
             request,
             "link.html",
             status=400,
-            cookie_path=LINK_PATH,
             token=token,
             email=(await service.people.users.get_user(row.user_id)).email,
             purpose=row.purpose,
             error="; ".join(p.message for p in exc.problems) or exc.message,
         )
-    response = await _start_session(request, service, user.id, space_key, "/", "Password set.")
-    response.delete_cookie(SIGNIN_COOKIE, path=LINK_PATH)
-    return response
+    return await _start_session(request, service, user.id, space_key, "/", "Password set.")
 
 
 @router.get("/signin/forgot")

@@ -1,0 +1,379 @@
+"""People, roles and keys through the API and the UI, on SQLite and PostgreSQL: invitations by
+mail and by link, single-use links, roles that hold at once, key roles, slowed sign-ins, the
+audit trail."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from typing import Any
+
+import httpx2
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import update
+
+from ordermill.config import Settings
+from ordermill.people import ADDRESS_FREE_FAILURES
+from ordermill.service import Service
+from ordermill.storage import tables as t
+from ordermill.storage.users import PasswordPolicy, UserStore
+from tests.integration.handler_flows import smtp_settings
+from tests.support.factories import order_doc
+from tests.support.receiver import LocalCA
+from tests.support.smtp import SmtpServer
+
+FAST_HASHING = {"password_time_cost": 1, "password_memory_kib": 1024, "password_parallelism": 1}
+PASSWORD = "twelve chars or more"
+CSRF_FIELD = re.compile(r'name="csrf" value="([^"]+)"')
+WAIT_FLOW = {
+    "key": "f1",
+    "name": "Flow one",
+    "stages": [
+        {
+            "key": "s",
+            "initialTaskDefinitionKeys": ["t"],
+            "taskDefinitions": [{"key": "t", "handlerKey": "wait", "payload": {"durationMs": 1}}],
+        }
+    ],
+}
+LINK = re.compile(r"http://testserver(/signin/link/[A-Za-z0-9_-]+)")
+
+
+@pytest.fixture
+def smtp_server(trust_ca: LocalCA) -> Iterator[SmtpServer]:
+    server = SmtpServer(trust_ca).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., Settings], request: pytest.FixtureRequest) -> Settings:
+    if "smtp_server" in request.fixturenames:
+        server: SmtpServer = request.getfixturevalue("smtp_server")
+        return smtp_settings(make_settings, server, **FAST_HASHING)
+    return make_settings(**FAST_HASHING)
+
+
+async def form_token(client: httpx2.AsyncClient, path: str) -> str:
+    page = await client.get(path)
+    assert page.status_code == 200, page.text
+    found = CSRF_FIELD.search(page.text)
+    assert found is not None
+    return found.group(1)
+
+
+async def set_password(client: httpx2.AsyncClient, path: str, password: str) -> httpx2.Response:
+    token = await form_token(client, path)
+    return await client.post(path, data={"csrf": token, "password": password})
+
+
+async def sign_in(
+    client: httpx2.AsyncClient, email: str, password: str = PASSWORD
+) -> httpx2.Response:
+    token = await form_token(client, "/signin")
+    return await client.post(
+        "/signin", data={"csrf": token, "email": email, "password": password, "next": "/"}
+    )
+
+
+async def invite(
+    client: httpx2.AsyncClient, headers: dict[str, str], email: str, roles: list[str]
+) -> dict[str, Any]:
+    response = await client.post(
+        "/api/users", json={"email": email, "roles": roles}, headers=headers
+    )
+    assert response.status_code == 201, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def member(
+    client: httpx2.AsyncClient, headers: dict[str, str], email: str, roles: list[str]
+) -> None:
+    """Invite ``email`` and set their password with the returned link (in a separate client)."""
+    invited = await invite(client, headers, email, roles)
+    path = invited["link"].removeprefix("http://testserver")
+    transport = client._transport  # the same app, without the cookies of ``client``
+    async with httpx2.AsyncClient(transport=transport, base_url="http://testserver") as other:
+        done = await set_password(other, path, PASSWORD)
+    assert done.status_code == 303, done.text
+
+
+async def test_an_invitation_link_sets_a_password_once_and_signs_in(
+    client: httpx2.AsyncClient, acme: dict[str, str]
+) -> None:
+    invited = await invite(client, acme, "Ann@Example.com", ["operator"])
+    assert (invited["email"], invited["roles"], invited["mailed"]) == (
+        "ann@example.com",
+        ["operator"],
+        False,
+    )
+    path = invited["link"].removeprefix("http://testserver")
+
+    opened_twice = [(await client.get(path)).status_code for _ in range(2)]
+    too_short = await set_password(client, path, "short")
+    done = await set_password(client, path, PASSWORD)
+    again = await client.get(path)
+
+    assert opened_twice == [200, 200]  # looking at the link does not use it up
+    assert too_short.status_code == 400
+    assert "at least 12" in too_short.text
+    assert (done.status_code, done.headers["location"]) == (303, "/")
+    assert (await client.get("/")).status_code == 200
+    assert again.status_code == 404
+    listed = (await client.get("/api/users", headers=acme)).json()["items"]
+    assert [(m["email"], m["roles"], m["hasPassword"]) for m in listed] == [
+        ("ann@example.com", ["operator"], True)
+    ]
+
+
+async def test_a_link_older_than_an_hour_is_refused(
+    client: httpx2.AsyncClient, acme: dict[str, str], service: Service
+) -> None:
+    invited = await invite(client, acme, "late@example.com", ["viewer"])
+    path = invited["link"].removeprefix("http://testserver")
+    token = await form_token(client, path)
+    async with service.db.transaction() as conn:
+        await conn.execute(
+            update(t.user_tokens).values(expires_at=service.clock.now() - timedelta(seconds=1))
+        )
+
+    late = await client.post(path, data={"csrf": token, "password": PASSWORD})
+
+    assert late.status_code == 400
+    assert "already used or has expired" in late.text
+    assert await service.people.users.verify_password("late@example.com", PASSWORD) is None
+
+
+async def test_an_invitation_and_a_reset_go_out_by_mail_when_smtp_is_configured(
+    client: httpx2.AsyncClient, acme: dict[str, str], smtp_server: SmtpServer
+) -> None:
+    invited = await invite(client, acme, "mo@example.com", ["viewer"])
+    [mail] = smtp_server.wait_for(1)
+    found = LINK.search(mail.message.get_content())
+    assert invited["mailed"] is True
+    assert invited["link"] is None
+    assert mail.rcpt_tos == ["mo@example.com"]
+    assert found is not None
+    assert (await set_password(client, found.group(1), PASSWORD)).status_code == 303
+
+    asked, unknown = [
+        await client.post(
+            "/signin/forgot",
+            data={"csrf": await form_token(client, "/signin/forgot"), "email": address},
+        )
+        for address in ("mo@example.com", "x@example.com")
+    ]
+    [_, reset] = smtp_server.wait_for(2)
+    reset_link = LINK.search(reset.message.get_content())
+
+    assert asked.status_code == unknown.status_code == 200
+    assert asked.text.count("If that address has an account") == 1
+    assert reset_link is not None
+    assert (
+        await set_password(client, reset_link.group(1), "a brand new password")
+    ).status_code == 303
+    client.cookies.clear()
+    assert (await sign_in(client, "mo@example.com")).status_code == 401
+    assert (await sign_in(client, "mo@example.com", "a brand new password")).status_code == 303
+    assert len(smtp_server.messages) == 2
+
+
+async def test_a_role_change_holds_at_once_and_a_viewer_cannot_act(
+    client: httpx2.AsyncClient, acme: dict[str, str], service: Service
+) -> None:
+    await service.save_flow("acme", WAIT_FLOW)
+    await member(client, acme, "vi@example.com", ["viewer"])
+    assert (await sign_in(client, "vi@example.com")).status_code == 303
+    order, _ = await service.create_order(
+        order_doc("A-1", flow_key="f1"), start=False, actor="test"
+    )
+    page = await client.get(f"/orders/{order.id}")
+    csrf = CSRF_FIELD.search(page.text)
+    assert csrf is not None
+
+    forged = await client.post(
+        f"/orders/{order.id}/cancel", headers={"x-csrf-token": csrf.group(1)}
+    )
+    settings_before = await client.get("/settings")
+    changed = await client.put(
+        "/api/users/vi@example.com/roles", json={"roles": ["admin"]}, headers=acme
+    )
+    settings_after = await client.get("/settings")
+
+    assert page.status_code == 200
+    assert 'action="/orders/' not in page.text  # no action buttons for a viewer
+    assert forged.status_code == 403
+    assert "orders:order:act" in forged.text
+    assert settings_before.status_code == 403
+    assert changed.status_code == 200
+    assert changed.json()["roles"] == ["admin"]
+    assert settings_after.status_code == 200
+    assert (await service.store.get_order("acme", order.id)).status.value == "CREATED"
+
+
+async def test_a_key_holds_only_what_its_roles_grant(
+    client: httpx2.AsyncClient, acme: dict[str, str], service: Service
+) -> None:
+    await service.save_flow("acme", WAIT_FLOW)
+    role = await client.put(
+        "/api/roles/shop",
+        json={"permissions": ["orders:order:create", "orders:order:view"]},
+        headers=acme,
+    )
+    made = await client.post(
+        "/api/spaces/acme/api-keys", json={"name": "web shop", "roles": ["shop"]}, headers=acme
+    )
+    shop = {"Authorization": f"Bearer {made.json()['key']}"}
+
+    created = await client.post("/api/orders", json=order_doc("S-1", flow_key="f1"), headers=shop)
+    read = await client.get(f"/api/orders/{created.json()['id']}", headers=shop)
+    flows = await client.get("/api/flows", headers=shop)
+    escalate = await client.post(
+        "/api/spaces/acme/api-keys", json={"name": "more", "roles": ["owner"]}, headers=shop
+    )
+    listed = await client.get("/api/spaces/acme/api-keys", headers=acme)
+
+    assert role.status_code == 200
+    assert made.status_code == 201
+    assert made.json()["roles"] == ["shop"]
+    assert (created.status_code, read.status_code) == (201, 200)
+    assert flows.status_code == 403
+    assert flows.headers["content-type"] == "application/problem+json"
+    assert "flows:flow:view" in flows.json()["detail"]
+    assert escalate.status_code == 403
+    assert [k["roles"] for k in listed.json()["items"]] == [["owner"], ["shop"]]
+
+
+async def test_nobody_grants_more_than_they_hold(
+    client: httpx2.AsyncClient, acme: dict[str, str]
+) -> None:
+    made = await client.post(
+        "/api/spaces/acme/api-keys", json={"name": "adm", "roles": ["admin"]}, headers=acme
+    )
+    admin_key = {"Authorization": f"Bearer {made.json()['key']}"}
+
+    as_owner = await client.post(
+        "/api/users", json={"email": "o@example.com", "roles": ["owner"]}, headers=admin_key
+    )
+    as_operator = await client.post(
+        "/api/users", json={"email": "op@example.com", "roles": ["operator"]}, headers=admin_key
+    )
+
+    assert as_owner.status_code == 403
+    assert "admin:owner:manage" in as_owner.json()["detail"]
+    assert as_operator.status_code == 201
+
+
+async def test_failed_sign_ins_slow_the_address_down_without_locking_the_person_out(
+    app: FastAPI, client: httpx2.AsyncClient, acme: dict[str, str]
+) -> None:
+    await member(client, acme, "pat@example.com", ["viewer"])
+    attempts = [
+        (await sign_in(client, f"guess{n}@example.com", "wrong password")).status_code
+        for n in range(ADDRESS_FREE_FAILURES)
+    ]
+    slowed = await sign_in(client, "pat@example.com")
+    elsewhere = httpx2.ASGITransport(app=app, client=("10.0.0.7", 5555))
+    async with httpx2.AsyncClient(transport=elsewhere, base_url="http://testserver") as other:
+        owner = await sign_in(other, "pat@example.com")
+
+    assert attempts == [401] * ADDRESS_FREE_FAILURES
+    assert slowed.status_code == 429
+    assert "Try again in" in slowed.text
+    assert owner.status_code == 303
+
+
+async def test_a_changed_argon2_policy_rehashes_at_the_next_sign_in(service: Service) -> None:
+    users = service.people.users
+    user = await users.create_user("re@example.com")
+    await users.set_password(user.id, PASSWORD)
+    before = await users.password_hash_of(user.id)
+    stronger = UserStore(service.db, service.clock, PasswordPolicy(2, 2048, 1))
+
+    signed_in = await stronger.verify_password("re@example.com", PASSWORD)
+    after = await users.password_hash_of(user.id)
+
+    assert before is not None
+    assert before.startswith("$argon2id$")
+    assert "m=1024,t=1" in before
+    assert signed_in is not None
+    assert after is not None
+    assert "m=2048,t=2" in after
+    assert await stronger.verify_password("re@example.com", "wrong password!") is None
+
+
+async def test_sessions_are_listed_and_sign_out_everywhere_ends_them_all(
+    app: FastAPI, client: httpx2.AsyncClient, acme: dict[str, str]
+) -> None:
+    await member(client, acme, "two@example.com", ["viewer"])
+    transport = httpx2.ASGITransport(app=app)
+    async with httpx2.AsyncClient(transport=transport, base_url="http://testserver") as phone:
+        assert (await sign_in(phone, "two@example.com")).status_code == 303
+        assert (await sign_in(client, "two@example.com")).status_code == 303
+        account = await client.get("/account")
+        token = CSRF_FIELD.search(account.text)
+        assert token is not None
+
+        ended = await client.post("/signout/everywhere", data={"csrf": token.group(1)})
+
+        assert account.text.count("data-session-id=") == 3  # the link's session and these two
+        assert ended.status_code == 303
+        assert (await phone.get("/")).status_code == 303
+        assert (await client.get("/")).status_code == 303
+
+
+async def test_a_person_of_two_spaces_switches_between_them(
+    client: httpx2.AsyncClient, acme: dict[str, str], make_space: Callable[..., Any]
+) -> None:
+    other = await make_space("globex")
+    await member(client, acme, "both@example.com", ["viewer"])
+    await invite(client, other, "both@example.com", ["owner"])  # has a password: no link
+    assert (await sign_in(client, "both@example.com")).status_code == 303
+    before = await client.get("/settings")
+    token = CSRF_FIELD.search((await client.get("/account")).text)
+    assert token is not None
+
+    switched = await client.post("/account/space", data={"csrf": token.group(1), "space": "globex"})
+    after = await client.get("/settings")
+    refused = await client.post("/account/space", data={"csrf": token.group(1), "space": "nowhere"})
+
+    assert before.status_code == 403  # a viewer in acme
+    assert switched.status_code == 303
+    assert after.status_code == 200
+    assert "globex" in after.text
+    assert refused.status_code == 404
+
+
+async def test_the_audit_trail_names_actor_time_client_and_change(
+    client: httpx2.AsyncClient, acme: dict[str, str]
+) -> None:
+    await invite(client, acme, "au@example.com", ["viewer"])
+    await client.put("/api/users/au@example.com/roles", json={"roles": ["operator"]}, headers=acme)
+    await client.post("/api/spaces/acme/api-keys", json={"name": "erp"}, headers=acme)
+
+    listed = await client.get("/api/audit", headers=acme)
+    older = await client.get(
+        "/api/audit", params={"before": listed.json()["items"][0]["id"]}, headers=acme
+    )
+
+    items = listed.json()["items"]
+    assert [i["action"] for i in items] == [
+        "key.created",
+        "user.roles",
+        "user.invited",
+        "key.created",  # the space's first key, made with the admin key
+    ]
+    assert [i["actor"].split(":")[0] for i in items] == ["api-key"] * 3 + ["admin"]
+    assert all(i["client"] and i["at"] for i in items)
+    assert items[1]["changes"] == {"before": ["viewer"], "after": ["operator"]}
+    assert items[1]["target"] == "au@example.com"
+    assert [i["action"] for i in older.json()["items"]] == [
+        "user.roles",
+        "user.invited",
+        "key.created",
+    ]
