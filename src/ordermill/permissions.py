@@ -211,6 +211,7 @@ _TABLE: dict[tuple[str, str], Perm | Access] = {
     ("POST", "/settings/api-keys"): Perm.KEY_MANAGE,
     ("POST", "/settings/api-keys/{key_id}/revoke"): Perm.KEY_MANAGE,
     ("POST", "/settings/signing-secret/rotate"): Perm.SETTINGS_EDIT,
+    ("GET", "/audit"): Perm.AUDIT_VIEW,
     # The demo connector `make run` serves to itself (only mounted in demo mode).
     ("POST", "/demo/connector"): _P,
     ("POST", "/demo/connector/with-feedback"): _P,

@@ -377,3 +377,29 @@ async def test_the_audit_trail_names_actor_time_client_and_change(
         "user.invited",
         "key.created",
     ]
+
+
+async def test_flow_and_settings_changes_reach_the_audit_page_with_the_persons_email(
+    client: httpx2.AsyncClient, acme: dict[str, str]
+) -> None:
+    saved = await client.put("/api/flows/f1", json=WAIT_FLOW, headers=acme)
+    assert saved.status_code == 201
+    await member(client, acme, "own@example.com", ["owner"])
+    assert (await sign_in(client, "own@example.com")).status_code == 303
+    token = await form_token(client, "/settings")
+    rotated = await client.post("/settings/signing-secret/rotate", data={"csrf": token})
+
+    page = await client.get("/audit")
+    api = (await client.get("/api/audit", headers=acme)).json()["items"]
+
+    assert rotated.status_code == 303
+    assert page.status_code == 200
+    assert [(i["action"], i["actor"]) for i in api[:3]] == [
+        ("settings.signing-secret-rotated", "own@example.com"),
+        ("user.invited", api[1]["actor"]),
+        ("flow.saved", api[2]["actor"]),
+    ]
+    assert api[2]["target"] == "f1"
+    assert api[2]["changes"] == {"version": 1}
+    assert page.text.count('<tr data-action="') == len(api)
+    assert "own@example.com" in page.text

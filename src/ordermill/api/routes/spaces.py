@@ -66,12 +66,20 @@ async def signing_secret(key: str, principal: PrincipalDep, service: ServiceDep)
 
 
 @router.post("/{key}/signing-secret/rotate", summary="Rotate the signing secret")
-async def rotate_secret(key: str, principal: PrincipalDep, service: ServiceDep) -> dict[str, Any]:
+async def rotate_secret(
+    key: str, request: Request, principal: PrincipalDep, service: ServiceDep
+) -> dict[str, Any]:
     """Makes a new secret; the old one keeps signing too until ``previousExpiresAt``
     (ORDERMILL_SIGNING_SECRET_OVERLAP_HOURS, 24 by default), so receivers can switch over."""
     overlap = timedelta(hours=service.settings.signing_secret_overlap_hours)
-    secret, expires = await service.store.spaces.rotate_signing_secret(
-        principal.space(key), overlap
+    space = principal.space(key)
+    secret, expires = await service.store.spaces.rotate_signing_secret(space, overlap)
+    await service.people.record(
+        space,
+        actor_of(request, principal),
+        "settings.signing-secret-rotated",
+        None,
+        {"previousExpiresAt": iso(expires)},
     )
     return {"current": secret, "previousExpiresAt": iso(expires)}
 
@@ -80,7 +88,7 @@ async def rotate_secret(key: str, principal: PrincipalDep, service: ServiceDep) 
     "/{key}/connector-allowances", summary="Change what the space's connectors may reach (admin)"
 )
 async def set_allowances(
-    key: str, body: AllowancesIn, _: PrincipalDep, service: ServiceDep
+    key: str, body: AllowancesIn, request: Request, principal: PrincipalDep, service: ServiceDep
 ) -> dict[str, Any]:
     """Replaces the space's extra networks (CIDRs) and plain-http hosts; empty lists remove them."""
     space = await service.store.spaces.update_settings(
@@ -88,15 +96,33 @@ async def set_allowances(
         connectorAllowNetworks=body.connectorAllowNetworks,
         connectorAllowHttp=body.connectorAllowHttp,
     )
+    await service.people.record(
+        key,
+        actor_of(request, principal),
+        "settings.connector-allowances",
+        None,
+        body.model_dump(),
+    )
     return space_out(space)
 
 
 @router.put("/{key}/feedback-signature", summary="Require signed feedback, or not")
 async def require_signature(
-    key: str, body: RequireSignatureIn, principal: PrincipalDep, service: ServiceDep
+    key: str,
+    body: RequireSignatureIn,
+    request: Request,
+    principal: PrincipalDep,
+    service: ServiceDep,
 ) -> dict[str, Any]:
     space = await service.store.spaces.update_settings(
         principal.space(key), requireFeedbackSignature=body.requireFeedbackSignature
+    )
+    await service.people.record(
+        space.key,
+        actor_of(request, principal),
+        "settings.feedback-signature",
+        None,
+        {"requireFeedbackSignature": body.requireFeedbackSignature},
     )
     return space_out(space)
 

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from ordermill.ui.routes import auth, confirmations, editor, flows, order, orders, settings
+from ordermill.ui.routes import (
+    audit,
+    auth,
+    confirmations,
+    editor,
+    flows,
+    order,
+    orders,
+    settings,
+)
 
 ROUTERS: tuple[APIRouter, ...] = (
     auth.router,
@@ -14,4 +23,5 @@ ROUTERS: tuple[APIRouter, ...] = (
     flows.router,
     editor.router,
     settings.router,
+    audit.router,
 )

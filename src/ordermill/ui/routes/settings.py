@@ -10,6 +10,7 @@ from fastapi import Form, Request, Response
 from ordermill.errors import InvalidInput, Problem
 from ordermill.permissions import BUILTIN_ROLES
 from ordermill.service import Service
+from ordermill.times import iso
 from ordermill.ui.routing import ui_router
 from ordermill.ui.session import Session, SessionDep
 from ordermill.ui.templating import Toast, is_htmx, redirect, render
@@ -95,6 +96,13 @@ async def rotate_secret(request: Request, session: SessionDep) -> Response:
     service: Service = request.app.state.service
     secret, until = await service.store.spaces.rotate_signing_secret(
         session.space_key, ROTATION_OVERLAP
+    )
+    await service.people.record(
+        session.space_key,
+        session.audit_actor(request),
+        "settings.signing-secret-rotated",
+        None,
+        {"previousExpiresAt": iso(until)},
     )
     toast = Toast("New signing secret made. Copy it now: it is shown only once.")
     if not is_htmx(request):
