@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
 
@@ -35,6 +35,7 @@ ADDRESS_FREE_FAILURES = 5  # failures from one client address before it must wai
 ADDRESS_DELAY_CAP = 300.0  # seconds
 ACCOUNT_FREE_FAILURES = 3
 ACCOUNT_DELAY_CAP = 2.0  # seconds: slows guessing, never keeps the owner out
+FORGET_FAILURES = timedelta(hours=1)  # a count with no failure for this long starts over
 MAIL_SECONDS = 20.0
 
 
@@ -241,20 +242,26 @@ class People:
         address_subject = f"client:{client or '-'}"
         account_subject = f"account:{email.strip().lower()[:320]}"
         now = self.clock.now()
-        failures, last = await self.users.failures(address_subject)
+        failures, last = await self._failures(address_subject, now)
         wait = _remaining(wait_after(failures, ADDRESS_FREE_FAILURES, ADDRESS_DELAY_CAP), last, now)
         if wait > 0:
             raise SlowDown(wait)
-        account_failures, _ = await self.users.failures(account_subject)
+        account_failures, _ = await self._failures(account_subject, now)
         delay = wait_after(account_failures, ACCOUNT_FREE_FAILURES, ACCOUNT_DELAY_CAP)
         if delay > 0:
             await asyncio.sleep(delay)
         user = await self.users.verify_password(email, password)
         if user is None:
-            await self.users.record_failure([address_subject, account_subject])
+            await self.users.record_failure([address_subject, account_subject], FORGET_FAILURES)
             return None
         await self.users.clear_failures([account_subject])
         return user
+
+    async def _failures(self, subject: str, now: datetime) -> tuple[int, datetime | None]:
+        failures, last = await self.users.failures(subject)
+        if last is None or now - last > FORGET_FAILURES:
+            return 0, None
+        return failures, last
 
     async def use_link(self, token: str, password: str) -> tuple[User, str | None]:
         """Set the password with a one-time link; the user and the space the link was for."""

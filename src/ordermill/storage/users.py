@@ -17,7 +17,7 @@ from typing import Any
 
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import case, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ordermill.clock import Clock
@@ -542,19 +542,33 @@ class UserStore:
             ).first()
         return (0, None) if row is None else (row.failures, row.last_at)
 
-    async def record_failure(self, subjects: Iterable[str]) -> None:
+    async def record_failure(self, subjects: Iterable[str], forget_after: timedelta) -> None:
+        """Count a failure; a count whose last failure is older than ``forget_after`` restarts."""
         now = self.clock.now()
-        async with self.db.transaction() as conn:
-            for subject in subjects:
-                changed = await conn.execute(
-                    update(t.signin_failures)
-                    .where(t.signin_failures.c.subject == subject)
-                    .values(failures=t.signin_failures.c.failures + 1, last_at=now)
-                )
-                if changed.rowcount == 0:
-                    await conn.execute(
-                        insert(t.signin_failures).values(subject=subject, failures=1, last_at=now)
-                    )
+        fresh = t.signin_failures.c.last_at >= now - forget_after
+        subjects = list(subjects)
+        for attempt in range(2):  # two first failures at once: one insert loses, then updates
+            try:
+                async with self.db.transaction() as conn:
+                    for subject in subjects:
+                        changed = await conn.execute(
+                            update(t.signin_failures)
+                            .where(t.signin_failures.c.subject == subject)
+                            .values(
+                                failures=case((fresh, t.signin_failures.c.failures + 1), else_=1),
+                                last_at=now,
+                            )
+                        )
+                        if changed.rowcount == 0:
+                            await conn.execute(
+                                insert(t.signin_failures).values(
+                                    subject=subject, failures=1, last_at=now
+                                )
+                            )
+                return
+            except IntegrityError:
+                if attempt:
+                    raise
 
     async def clear_failures(self, subjects: Iterable[str]) -> None:
         async with self.db.transaction() as conn:
