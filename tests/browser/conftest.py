@@ -55,7 +55,15 @@ def browser() -> Iterator[Browser]:
 @pytest.fixture
 def ui_server(tmp_path: Path, https_receiver: HttpsReceiver) -> Iterator[ServeProcess]:
     """`ordermill serve` on a fresh SQLite database, allowed to call the https receiver."""
-    env = {
+    process = ServeProcess(tmp_path, serve_env(tmp_path, https_receiver)).start()
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+def serve_env(tmp_path: Path, https_receiver: HttpsReceiver) -> dict[str, str]:
+    return {
         "ORDERMILL_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/ordermill.db",
         "ORDERMILL_DATA_DIR": str(tmp_path / "data"),
         "ORDERMILL_ADMIN_KEY": ADMIN_KEY,
@@ -64,11 +72,6 @@ def ui_server(tmp_path: Path, https_receiver: HttpsReceiver) -> Iterator[ServePr
         "ORDERMILL_POLL_INTERVAL_SECONDS": "0.1",
         "ORDERMILL_LOG_FORMAT": "json",
     }
-    process = ServeProcess(tmp_path, env).start()
-    try:
-        yield process
-    finally:
-        process.stop()
 
 
 @pytest.fixture
