@@ -22,12 +22,19 @@ import structlog
 
 from ordermill.clock import Clock
 from ordermill.config import Settings
-from ordermill.errors import Forbidden, InvalidInput, NotFound, OrdermillError, Problem
+from ordermill.errors import Forbidden, NotFound, OrdermillError
 from ordermill.handlers.mailer import Mailer
 from ordermill.permissions import Perm
 from ordermill.storage.audit import AuditStore
 from ordermill.storage.spaces import ApiKey, SpaceStore
-from ordermill.storage.users import Membership, TokenPurpose, User, UserStore, check_password
+from ordermill.storage.users import (
+    Membership,
+    TokenPurpose,
+    User,
+    UserStore,
+    check_password,
+    invalid,
+)
 
 log = structlog.get_logger("ordermill.people")
 
@@ -268,9 +275,7 @@ class People:
         check_password(password)  # before the link is used up
         row = await self.users.use_link(token, list(TokenPurpose))
         if row is None:
-            raise InvalidInput(
-                [Problem("/token", "this link was already used or has expired; ask for a new one")]
-            )
+            raise invalid("/token", "this link was already used or has expired; ask for a new one")
         await self.users.set_password(row.user_id, password)
         await self.users.revoke_sessions(row.user_id)
         return await self.users.get_user(row.user_id), row.space_key

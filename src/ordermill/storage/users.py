@@ -83,6 +83,11 @@ class UserSession:
     expires_at: datetime
 
 
+def invalid(pointer: str, message: str) -> InvalidInput:
+    """A refusal that says what is wrong, for the API's problem and the CLI's error line."""
+    return InvalidInput([Problem(pointer, message)], message)
+
+
 def normal_email(email: str) -> str:
     """E-mail addresses compare case-insensitively; one address is one user."""
     value = email.strip().lower()
@@ -94,15 +99,15 @@ def normal_email(email: str) -> str:
         or len(value) > 320
         or any(c.isspace() for c in value)
     ):
-        raise InvalidInput([Problem("/email", f"{email!r} is not an e-mail address")])
+        raise invalid("/email", f"{email!r} is not an e-mail address")
     return value
 
 
 def check_password(password: str) -> None:
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise InvalidInput([Problem("/password", f"use at least {MIN_PASSWORD_LENGTH} characters")])
+        raise invalid("/password", f"use at least {MIN_PASSWORD_LENGTH} characters")
     if len(password) > MAX_PASSWORD_LENGTH:
-        raise InvalidInput([Problem("/password", f"use at most {MAX_PASSWORD_LENGTH} characters")])
+        raise invalid("/password", f"use at most {MAX_PASSWORD_LENGTH} characters")
 
 
 def _user(row: Any) -> User:
@@ -236,16 +241,12 @@ class UserStore:
         """The role names, each built in or a custom role of the space; else InvalidInput."""
         names = tuple(dict.fromkeys(roles))
         if not names:
-            raise InvalidInput([Problem("/roles", "name at least one role")])
+            raise invalid("/roles", "name at least one role")
         custom = await self.custom_roles(space_key)
         for name in names:
             if name not in BUILTIN_ROLES and name not in custom:
-                raise InvalidInput(
-                    [
-                        Problem(
-                            "/roles", f"{name!r} is neither a built-in role nor one of the space's"
-                        )
-                    ]
+                raise invalid(
+                    "/roles", f"{name!r} is neither a built-in role nor one of the space's"
                 )
         return names
 
@@ -253,11 +254,11 @@ class UserStore:
         if name in BUILTIN_ROLES:
             raise Conflict(f"{name!r} is a built-in role and cannot be changed")
         if not name or len(name) > 64 or not all(c.isalnum() or c in "-_" for c in name):
-            raise InvalidInput([Problem("/name", "use letters, digits, '-' and '_' (1-64)")])
+            raise invalid("/name", "use letters, digits, '-' and '_' (1-64)")
         try:
             granted = sorted(p.value for p in parse_permissions(permissions))
         except ValueError as exc:
-            raise InvalidInput([Problem("/permissions", str(exc))]) from exc
+            raise invalid("/permissions", str(exc)) from exc
         async with self.db.transaction() as conn:
             changed = await conn.execute(
                 update(t.roles)
