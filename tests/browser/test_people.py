@@ -22,7 +22,7 @@ from tests.browser.conftest import (
 )
 from tests.browser.test_confirmations import confirm_then_deliver
 from tests.support.factories import order_doc
-from tests.support.receiver import HttpsReceiver, LocalCA
+from tests.support.receiver import HttpsReceiver
 from tests.support.smtp import SmtpServer
 
 pytestmark = pytest.mark.browser
@@ -30,15 +30,6 @@ pytestmark = pytest.mark.browser
 LINK = re.compile(r"(http://\S+/signin/link/[A-Za-z0-9_-]+)")
 EMAIL = "printer@acme.example"
 FIRST, SECOND = "first password of the printer", "second password of the printer"
-
-
-@pytest.fixture
-def smtp_server(trust_ca: LocalCA) -> Iterator[SmtpServer]:
-    server = SmtpServer(trust_ca).start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

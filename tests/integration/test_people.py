@@ -5,7 +5,7 @@ audit trail."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -21,7 +21,6 @@ from ordermill.storage import tables as t
 from ordermill.storage.users import PasswordPolicy, UserStore
 from tests.integration.handler_flows import smtp_settings
 from tests.support.factories import order_doc
-from tests.support.receiver import LocalCA
 from tests.support.smtp import SmtpServer
 
 FAST_HASHING = {"password_time_cost": 1, "password_memory_kib": 1024, "password_parallelism": 1}
@@ -39,15 +38,6 @@ WAIT_FLOW = {
     ],
 }
 LINK = re.compile(r"http://testserver(/signin/link/[A-Za-z0-9_-]+)")
-
-
-@pytest.fixture
-def smtp_server(trust_ca: LocalCA) -> Iterator[SmtpServer]:
-    server = SmtpServer(trust_ca).start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

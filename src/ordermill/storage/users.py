@@ -110,6 +110,19 @@ def check_password(password: str) -> None:
         raise invalid("/password", f"use at most {MAX_PASSWORD_LENGTH} characters")
 
 
+def _user_session(row: Any, user: User) -> UserSession:
+    return UserSession(
+        row.id,
+        user,
+        row.space_key,
+        row.client,
+        row.user_agent,
+        row.created_at,
+        row.last_seen_at,
+        row.expires_at,
+    )
+
+
 def _user(row: Any) -> User:
     return User(row.id, row.email, row.display_name, row.password_hash is not None, row.created_at)
 
@@ -474,16 +487,7 @@ class UserStore:
                     .where(t.user_sessions.c.id == row.id)
                     .values(last_seen_at=now)
                 )
-        return UserSession(
-            row.id,
-            user,
-            row.space_key,
-            row.client,
-            row.user_agent,
-            row.created_at,
-            row.last_seen_at,
-            row.expires_at,
-        )
+        return _user_session(row, user)
 
     async def sessions_of(self, user_id: int) -> list[UserSession]:
         user = await self.get_user(user_id)
@@ -499,19 +503,7 @@ class UserStore:
                     .order_by(t.user_sessions.c.id.desc())
                 )
             ).all()
-        return [
-            UserSession(
-                row.id,
-                user,
-                row.space_key,
-                row.client,
-                row.user_agent,
-                row.created_at,
-                row.last_seen_at,
-                row.expires_at,
-            )
-            for row in rows
-        ]
+        return [_user_session(row, user) for row in rows]
 
     async def switch_space(self, session_id: int, space_key: str) -> None:
         async with self.db.transaction() as conn:

@@ -6,13 +6,14 @@ space.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 
 from ordermill.api.auth import PrincipalDep, ServiceDep, actor_of
 from ordermill.api.schemas import RoleIn, RolesIn, UserIn
-from ordermill.permissions import BUILTIN_ROLES
+from ordermill.permissions import BUILTIN_ROLES, Perm
 from ordermill.storage.audit import AuditEntry
 from ordermill.storage.users import Membership
 from ordermill.times import iso
@@ -29,6 +30,10 @@ def member_out(member: Membership) -> dict[str, Any]:
         "hasPassword": member.user.has_password,
         "createdAt": iso(member.user.created_at),
     }
+
+
+def role_out(name: str, granted: Iterable[Perm], built_in: bool) -> dict[str, Any]:
+    return {"name": name, "builtIn": built_in, "permissions": sorted(p.value for p in granted)}
 
 
 def audit_out(entry: AuditEntry) -> dict[str, Any]:
@@ -109,13 +114,8 @@ async def list_roles(
 ) -> dict[str, Any]:
     space = principal.space(space_key)
     custom = await service.people.users.custom_roles(space)
-    items = [
-        {"name": name, "builtIn": True, "permissions": sorted(p.value for p in granted)}
-        for name, granted in BUILTIN_ROLES.items()
-    ] + [
-        {"name": name, "builtIn": False, "permissions": sorted(p.value for p in granted)}
-        for name, granted in custom.items()
-    ]
+    items = [role_out(name, granted, True) for name, granted in BUILTIN_ROLES.items()]
+    items += [role_out(name, granted, False) for name, granted in custom.items()]
     return {"items": items}
 
 
@@ -130,8 +130,7 @@ async def put_role(
 ) -> dict[str, Any]:
     space = principal.space(space_key)
     await service.people.put_role(space, name, body.permissions, actor_of(request, principal))
-    granted = (await service.people.users.custom_roles(space))[name]
-    return {"name": name, "builtIn": False, "permissions": sorted(p.value for p in granted)}
+    return role_out(name, (await service.people.users.custom_roles(space))[name], False)
 
 
 @router.delete("/api/roles/{name}", status_code=204, summary="Delete a custom role")
