@@ -12,12 +12,14 @@ on an account that recently failed is held back a little (at most ``ACCOUNT_DELA
 from __future__ import annotations
 
 import asyncio
+import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
 
+import pyotp
 import structlog
 
 from ordermill.clock import Clock
@@ -25,8 +27,9 @@ from ordermill.config import Settings
 from ordermill.errors import Forbidden, NotFound, OrdermillError
 from ordermill.handlers.mailer import Mailer
 from ordermill.permissions import Perm
+from ordermill.signatures import same_secret
 from ordermill.storage.audit import AuditStore
-from ordermill.storage.spaces import ApiKey, SpaceStore
+from ordermill.storage.spaces import ApiKey, SpaceStore, hash_secret
 from ordermill.storage.users import (
     Membership,
     TokenPurpose,
@@ -44,6 +47,9 @@ ACCOUNT_FREE_FAILURES = 3
 ACCOUNT_DELAY_CAP = 2.0  # seconds: slows guessing, never keeps the owner out
 FORGET_FAILURES = timedelta(hours=1)  # a count with no failure for this long starts over
 MAIL_SECONDS = 20.0
+TOTP_ISSUER = "ordermill"
+TOTP_SECRET_LENGTH = 32  # base32 characters: 160 bits
+RECOVERY_CODES = 10
 
 
 class SlowDown(OrdermillError):
@@ -249,10 +255,7 @@ class People:
         address_subject = f"client:{client or '-'}"
         account_subject = f"account:{email.strip().lower()[:320]}"
         now = self.clock.now()
-        failures, last = await self._failures(address_subject, now)
-        wait = _remaining(wait_after(failures, ADDRESS_FREE_FAILURES, ADDRESS_DELAY_CAP), last, now)
-        if wait > 0:
-            raise SlowDown(wait)
+        await self.slow_down_check(client)
         account_failures, _ = await self._failures(account_subject, now)
         delay = wait_after(account_failures, ACCOUNT_FREE_FAILURES, ACCOUNT_DELAY_CAP)
         if delay > 0:
@@ -269,6 +272,69 @@ class People:
         if last is None or now - last > FORGET_FAILURES:
             return 0, None
         return failures, last
+
+    # The TOTP second factor.
+
+    @staticmethod
+    def new_totp_secret() -> str:
+        return pyotp.random_base32()
+
+    def totp_uri(self, email: str, secret: str) -> str:
+        """The otpauth:// URI an authenticator app takes (as a QR code or typed in)."""
+        return pyotp.TOTP(secret).provisioning_uri(name=email, issuer_name=TOTP_ISSUER)
+
+    async def has_totp(self, user_id: int) -> bool:
+        secret, _, _ = await self.users.totp_state(user_id)
+        return secret is not None
+
+    async def enable_totp(self, user_id: int, secret: str, code: str) -> list[str]:
+        """Turn the second factor on once ``code`` proves the app has ``secret``; returns the
+        recovery codes (shown once; only their hashes are kept)."""
+        if len(secret) != TOTP_SECRET_LENGTH or not pyotp.TOTP(secret).verify(
+            code.strip(), valid_window=1
+        ):
+            raise invalid("/code", "that code does not match; check the app's clock and retry")
+        codes = [secrets.token_hex(5) for _ in range(RECOVERY_CODES)]
+        await self.users.set_totp(user_id, secret, [hash_secret(c) for c in codes])
+        return codes
+
+    async def disable_totp(self, user_id: int, code: str, client: str | None) -> None:
+        if not await self.second_factor(user_id, code, client):
+            raise invalid("/code", "that code does not match")
+        await self.users.set_totp(user_id, None, [])
+
+    async def second_factor(self, user_id: int, code: str, client: str | None) -> bool:
+        """Whether ``code`` is the user's current TOTP code (each works once) or one of their
+        unused recovery codes (used up by this). Failures count as failed sign-ins."""
+        secret, _, _ = await self.users.totp_state(user_id)
+        if secret is None:
+            return True
+        code = code.strip().replace(" ", "").lower()
+        totp = pyotp.TOTP(secret)
+        now = self.clock.now()
+        step = int(now.timestamp()) // totp.interval
+        ok = False
+        for candidate in (step, step - 1, step + 1):
+            if len(code) == totp.digits and same_secret(code, totp.generate_otp(candidate)):
+                ok = await self.users.use_totp_step(user_id, candidate)
+                break
+        else:
+            if len(code) == 10:
+                ok = await self.users.use_recovery_code(user_id, hash_secret(code))
+        if not ok:
+            user = await self.users.get_user(user_id)
+            await self.users.record_failure(
+                [f"client:{client or '-'}", f"account:{user.email}"], FORGET_FAILURES
+            )
+        return ok
+
+    async def slow_down_check(self, client: str | None) -> None:
+        """Raise SlowDown when the client address failed too often recently."""
+        now = self.clock.now()
+        failures, last = await self._failures(f"client:{client or '-'}", now)
+        wait = _remaining(wait_after(failures, ADDRESS_FREE_FAILURES, ADDRESS_DELAY_CAP), last, now)
+        if wait > 0:
+            raise SlowDown(wait)
 
     async def use_link(self, token: str, password: str) -> tuple[User, str | None]:
         """Set the password with a one-time link; the user and the space the link was for."""

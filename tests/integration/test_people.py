@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 import httpx2
+import pyotp
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import update
@@ -393,3 +394,58 @@ async def test_flow_and_settings_changes_reach_the_audit_page_with_the_persons_e
     assert api[2]["changes"] == {"version": 1}
     assert page.text.count('<tr data-action="') == len(api)
     assert "own@example.com" in page.text
+
+
+async def test_totp_asks_for_a_code_once_on_and_each_code_and_recovery_code_works_once(
+    client: httpx2.AsyncClient, acme: dict[str, str]
+) -> None:
+    await member(client, acme, "tt@example.com", ["viewer"])
+    assert (await sign_in(client, "tt@example.com")).status_code == 303
+    setup = await client.get("/account/totp")
+    secret = re.search(r'id="totp-secret">([A-Z2-7]+)<', setup.text)
+    assert secret is not None
+    totp = pyotp.TOTP(secret.group(1))
+    wrong = await client.post(
+        "/account/totp",
+        data={"csrf": csrf_in(setup.text), "secret": secret.group(1), "code": "000000"},
+    )
+    assert wrong.status_code == 400
+    enabled = await client.post(
+        "/account/totp",
+        data={"csrf": csrf_in(setup.text), "secret": secret.group(1), "code": totp.now()},
+    )
+    codes = re.findall(r"<li><code>([0-9a-f]{10})</code></li>", enabled.text)
+    assert len(codes) == 10
+    client.cookies.clear()
+
+    async def second_step(code: str) -> httpx2.Response:
+        first = await sign_in(client, "tt@example.com")
+        assert first.status_code == 200  # the code page, not yet a session
+        assert "ordermill_session" not in first.headers.get("set-cookie", "")
+        pending = re.search(r'name="pending" value="([^"]+)"', first.text)
+        assert pending is not None
+        return await client.post(
+            "/signin/totp",
+            data={"csrf": csrf_in(first.text), "pending": pending.group(1), "code": code},
+        )
+
+    bad = await second_step("123456" if totp.now() != "123456" else "654321")
+    current = totp.now()
+    good = await second_step(current)
+    client.cookies.clear()
+    replayed = await second_step(current)
+    recovered = await second_step(codes[0])
+    client.cookies.clear()
+    recovered_again = await second_step(codes[0])
+
+    assert bad.status_code == 401
+    assert good.status_code == 303
+    assert replayed.status_code == 401  # a code works once
+    assert recovered.status_code == 303
+    assert recovered_again.status_code == 401
+
+
+def csrf_in(html: str) -> str:
+    found = CSRF_FIELD.search(html)
+    assert found is not None
+    return found.group(1)

@@ -103,6 +103,11 @@ users = Table(
     Column("email", String(320), nullable=False, unique=True),  # stored lower-cased
     Column("display_name", String(200), nullable=False),
     Column("password_hash", String(200)),  # Argon2id (PHC string); None until one is set
+    # The TOTP second factor: its base32 secret once confirmed, and hashes of unused recovery
+    # codes (each works once).
+    Column("totp_secret", String(64)),
+    Column("recovery_codes", Json),
+    Column("totp_last_step", BigInteger),  # the last time step used: a code works once
     Column("created_at", UTCDateTime, nullable=False),
 )
 

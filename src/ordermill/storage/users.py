@@ -227,6 +227,62 @@ class UserStore:
             ).scalar()
         return None if value is None else str(value)
 
+    # The TOTP second factor.
+
+    async def totp_state(self, user_id: int) -> tuple[str | None, list[str], int | None]:
+        """The user's TOTP secret (None when off), recovery-code hashes and last used step."""
+        async with self.db.read() as conn:
+            row = (
+                await conn.execute(
+                    select(
+                        t.users.c.totp_secret, t.users.c.recovery_codes, t.users.c.totp_last_step
+                    ).where(t.users.c.id == user_id)
+                )
+            ).first()
+        if row is None:
+            raise NotFound(f"user {user_id} does not exist")
+        return row.totp_secret, list(row.recovery_codes or []), row.totp_last_step
+
+    async def set_totp(self, user_id: int, secret: str | None, recovery: list[str]) -> None:
+        async with self.db.transaction() as conn:
+            await conn.execute(
+                update(t.users)
+                .where(t.users.c.id == user_id)
+                .values(totp_secret=secret, recovery_codes=recovery or None, totp_last_step=None)
+            )
+
+    async def use_totp_step(self, user_id: int, step: int) -> bool:
+        """Record ``step`` as used; False when it (or a later one) was used already."""
+        async with self.db.transaction() as conn:
+            changed = await conn.execute(
+                update(t.users)
+                .where(
+                    t.users.c.id == user_id,
+                    (t.users.c.totp_last_step.is_(None)) | (t.users.c.totp_last_step < step),
+                )
+                .values(totp_last_step=step)
+            )
+        return bool(changed.rowcount)
+
+    async def use_recovery_code(self, user_id: int, code_hash: str) -> bool:
+        """Strike one recovery code off; False when it is not (or no longer) the user's."""
+        async with self.db.transaction() as conn:
+            current = (
+                await conn.execute(
+                    select(t.users.c.recovery_codes)
+                    .where(t.users.c.id == user_id)
+                    .with_for_update()
+                )
+            ).scalar()
+            codes = list(current or [])
+            if code_hash not in codes:
+                return False
+            codes.remove(code_hash)
+            await conn.execute(
+                update(t.users).where(t.users.c.id == user_id).values(recovery_codes=codes)
+            )
+        return True
+
     # Memberships and roles.
 
     async def custom_roles(self, space_key: str) -> dict[str, frozenset[Perm]]:

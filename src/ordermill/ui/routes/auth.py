@@ -3,7 +3,10 @@ one's own sessions, and signing out (here, or everywhere)."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import secrets
+import time
 from typing import Annotated, Any
 
 from fastapi import Form, Request, Response
@@ -129,7 +132,76 @@ async def signin(
         return _form_page(
             request, "signin.html", status=401, next=safe_next(next), error=error, email=email
         )
+    if await service.people.has_totp(user.id):
+        return _form_page(
+            request, "totp.html", pending=_pending_for(service, user.id), next=safe_next(next)
+        )
     return await _start_session(request, service, user.id, None, next, "Signed in.")
+
+
+PENDING_SECONDS = 300
+
+
+def _pending_mac(service: Service, payload: str) -> str:
+    key = service.store.token_secret.encode()
+    return hmac.new(key, f"totp-pending\n{payload}".encode(), hashlib.sha256).hexdigest()
+
+
+def _pending_for(service: Service, user_id: int) -> str:
+    """Proof, for five minutes, that this browser gave the user's password."""
+    payload = f"{user_id}.{int(time.time()) + PENDING_SECONDS}"
+    return f"{payload}.{_pending_mac(service, payload)}"
+
+
+def _pending_user(service: Service, pending: str) -> int | None:
+    payload, _, mac = pending.rpartition(".")
+    user_id, _, expires = payload.partition(".")
+    if not same_secret(mac, _pending_mac(service, payload)):
+        return None
+    if not expires.isdigit() or int(expires) < time.time() or not user_id.isdigit():
+        return None
+    return int(user_id)
+
+
+@router.post("/signin/totp")
+async def signin_totp(
+    request: Request, pending: Text = "", code: Text = "", csrf: Text = "", next: Text = "/"
+) -> Response:
+    """The second step for someone with TOTP on: a code from their app or a recovery code."""
+    _check_double_submit(request, csrf)
+    service: Service = request.app.state.service
+    user_id = _pending_user(service, pending)
+    if user_id is None:
+        return _form_page(
+            request,
+            "signin.html",
+            status=401,
+            next=safe_next(next),
+            error="That took too long. Sign in again.",
+            email="",
+        )
+    client = client_address(request)
+    try:
+        await service.people.slow_down_check(client)
+    except SlowDown as exc:
+        return _form_page(
+            request,
+            "totp.html",
+            status=429,
+            pending=pending,
+            next=safe_next(next),
+            error=exc.message,
+        )
+    if not await service.people.second_factor(user_id, code, client):
+        return _form_page(
+            request,
+            "totp.html",
+            status=401,
+            pending=pending,
+            next=safe_next(next),
+            error="That code does not match. Use the current code of your app, or a recovery code.",
+        )
+    return await _start_session(request, service, user_id, None, next, "Signed in.")
 
 
 @router.get("/signin/link/{token}")
@@ -214,6 +286,7 @@ async def account(request: Request, session: SessionDep) -> Response:
         active="account",
         memberships=await service.people.users.memberships_of(session.user.id),
         sessions=await service.people.users.sessions_of(session.user.id),
+        totp=await service.people.has_totp(session.user.id),
     )
 
 
@@ -227,6 +300,52 @@ async def revoke_session(request: Request, session: SessionDep, session_id: int)
         response.delete_cookie(COOKIE, path="/", secure=is_secure(request), httponly=True)
         return response
     return redirect(request, "/account", Toast("Session ended.", "info"))
+
+
+@router.get("/account/totp")
+async def totp_form(request: Request, session: SessionDep) -> Response:
+    service: Service = request.app.state.service
+    secret = service.people.new_totp_secret()
+    return render(
+        request,
+        "totp_setup.html",
+        active="account",
+        secret=secret,
+        uri=service.people.totp_uri(session.user.email, secret),
+        error=None,
+    )
+
+
+@router.post("/account/totp")
+async def totp_enable(
+    request: Request,
+    session: SessionDep,
+    secret: Annotated[str, Form(max_length=64)] = "",
+    code: Annotated[str, Form(max_length=20)] = "",
+) -> Response:
+    service: Service = request.app.state.service
+    try:
+        codes = await service.people.enable_totp(session.user.id, secret, code)
+    except InvalidInput as exc:
+        return render(
+            request,
+            "totp_setup.html",
+            status_code=400,
+            active="account",
+            secret=secret,
+            uri=service.people.totp_uri(session.user.email, secret),
+            error=exc.message,
+        )
+    return render(request, "totp_codes.html", active="account", codes=codes)
+
+
+@router.post("/account/totp/disable")
+async def totp_disable(
+    request: Request, session: SessionDep, code: Annotated[str, Form(max_length=20)] = ""
+) -> Response:
+    service: Service = request.app.state.service
+    await service.people.disable_totp(session.user.id, code, client_address(request))
+    return redirect(request, "/account", Toast("Two-factor sign-in is off.", "info"))
 
 
 @router.post("/account/space")

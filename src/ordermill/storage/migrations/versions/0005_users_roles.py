@@ -62,6 +62,13 @@ def upgrade() -> None:
         sa.Column("email", sa.String(length=320), nullable=False),
         sa.Column("display_name", sa.String(length=200), nullable=False),
         sa.Column("password_hash", sa.String(length=200), nullable=True),
+        sa.Column("totp_secret", sa.String(length=64), nullable=True),
+        sa.Column(
+            "recovery_codes",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=True,
+        ),
+        sa.Column("totp_last_step", sa.BigInteger(), nullable=True),
         sa.Column(
             "created_at", ordermill.storage.tables.UTCDateTime(timezone=True), nullable=False
         ),
