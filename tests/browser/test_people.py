@@ -8,6 +8,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+import pyotp
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
@@ -149,3 +150,29 @@ def test_invited_by_mail_a_viewer_looks_an_operator_confirms_and_a_reset_works(
     page.goto(f"{base}/audit")
     expect(page.locator("#audit")).to_contain_text("user.roles")
     expect(page.locator("#audit")).to_contain_text(EMAIL)
+
+
+def test_an_owner_turns_on_totp_and_then_signs_in_with_a_code(
+    page: Page, ui_server: ServeProcess, api: Api, smtp_server: SmtpServer
+) -> None:
+    base = ui_server.base_url
+    assert invite(api, OWNER_EMAIL, ["owner"]) is None
+    set_password_with(page, link_in(smtp_server, 1, OWNER_EMAIL), "the owner's password")
+
+    page.goto(f"{base}/account")
+    page.get_by_role("link", name="Set up").click()
+    totp = pyotp.TOTP(page.locator("#totp-secret").inner_text().strip())
+    page.get_by_label("The code the app shows now").fill(totp.now())
+    page.get_by_role("button", name="Turn on").click()
+    expect(page.locator("#recovery-codes li")).to_have_count(10)
+    page.goto(f"{base}/account")
+    page.get_by_role("button", name="Sign out everywhere").click()
+
+    page.get_by_label("E-mail address").fill(OWNER_EMAIL)
+    page.get_by_label("Password").fill("the owner's password")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Your code")).to_be_visible()
+    page.get_by_label("Code").fill(totp.now())
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"{base}/")
+    expect(page.locator(".who")).to_contain_text(OWNER_EMAIL)
