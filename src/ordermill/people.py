@@ -142,6 +142,8 @@ class People:
         names = await self.users.check_roles(space_key, roles)
         await self._may_grant(space_key, names, actor)
         user = await self.users.get_or_create(email, display_name)
+        before = await self.users.roles_in(user.id, space_key) or ()
+        await self._may_grant(space_key, before, actor)  # re-inviting replaces the roles
         await self.users.set_membership(user.id, space_key, names)
         link: str | None = None
         mailed = False

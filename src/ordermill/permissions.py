@@ -37,8 +37,8 @@ class Perm(StrEnum):
 DESCRIPTIONS: Mapping[Perm, str] = MappingProxyType(
     {
         Perm.ORDER_VIEW: "read orders, their tasks, timelines, delivery logs and files",
-        Perm.ORDER_CREATE: "create and start orders",
-        Perm.ORDER_ACT: "act on orders: retry, cancel, pause, resume, skip, restart, amend",
+        Perm.ORDER_CREATE: "create orders (started at once unless they ask not to be)",
+        Perm.ORDER_ACT: "act on orders: start, retry, cancel, pause, resume, skip, restart, amend",
         Perm.CONFIRMATION_VIEW: "read the confirmation inbox",
         Perm.CONFIRMATION_ANSWER: "confirm or reject a confirmation",
         Perm.FLOW_VIEW: "read flows, their versions and the handler catalogue",
@@ -148,7 +148,7 @@ _TABLE: dict[tuple[str, str], Perm | Access] = {
     ("GET", "/api/orders/{order_id}"): Perm.ORDER_VIEW,
     ("GET", "/api/orders/{order_id}/events"): Perm.ORDER_VIEW,
     ("GET", "/api/orders/{order_id}/tasks/{task_key}/attempts"): Perm.ORDER_VIEW,
-    ("POST", "/api/orders/{order_id}/start"): Perm.ORDER_CREATE,
+    ("POST", "/api/orders/{order_id}/start"): Perm.ORDER_ACT,
     ("POST", "/api/orders/{order_id}/retry"): Perm.ORDER_ACT,
     ("POST", "/api/orders/{order_id}/tasks/{task_key}/redeliver"): Perm.ORDER_ACT,
     ("POST", "/api/orders/{order_id}/cancel"): Perm.ORDER_ACT,

@@ -258,6 +258,13 @@ async def test_nobody_grants_more_than_they_hold(
     assert as_owner.status_code == 403
     assert "admin:owner:manage" in as_owner.json()["detail"]
     assert as_operator.status_code == 201
+    await invite(client, acme, "boss@example.com", ["owner"])
+    demote = await client.post(
+        "/api/users", json={"email": "boss@example.com", "roles": ["viewer"]}, headers=admin_key
+    )
+    assert demote.status_code == 403  # re-inviting replaces roles, so it is checked the same
+    listed = (await client.get("/api/users", headers=acme)).json()["items"]
+    assert {m["email"]: m["roles"] for m in listed}["boss@example.com"] == ["owner"]
 
 
 async def test_failed_sign_ins_slow_the_address_down_without_locking_the_person_out(
