@@ -216,6 +216,10 @@ _TABLE: dict[tuple[str, str], Perm | Access] = {
     ("POST", "/settings/api-keys/{key_id}/revoke"): Perm.KEY_MANAGE,
     ("POST", "/settings/signing-secret/rotate"): Perm.SETTINGS_EDIT,
     ("GET", "/audit"): Perm.AUDIT_VIEW,
+    ("GET", "/people"): Perm.USER_MANAGE,
+    ("POST", "/people"): Perm.USER_MANAGE,
+    ("POST", "/people/roles"): Perm.USER_MANAGE,
+    ("POST", "/people/remove"): Perm.USER_MANAGE,
     # The demo connector `make run` serves to itself (only mounted in demo mode).
     ("POST", "/demo/connector"): _P,
     ("POST", "/demo/connector/with-feedback"): _P,

@@ -88,9 +88,12 @@ def test_invited_by_mail_a_viewer_looks_an_operator_confirms_and_a_reset_works(
     assert invite(api, OWNER_EMAIL, ["owner"]) is None  # mailed, not handed back
     set_password_with(page, link_in(smtp_server, 1, OWNER_EMAIL), "the owner's password")
 
-    # Invited by mail as a viewer; the link sets a password; then a sign-in with it.
-    invited = api.post("/api/users", {"email": EMAIL, "roles": ["viewer"]})
-    assert invited.json()["mailed"] is True
+    # Invited by mail as a viewer (on the People page); the link sets a password; a sign-in.
+    page.goto(f"{base}/people")
+    page.get_by_label("E-mail address").fill(EMAIL)
+    page.get_by_label("Role", exact=True).select_option("viewer")
+    page.get_by_role("button", name="Invite").click()
+    expect(page.locator("#toasts")).to_contain_text(f"Invitation mailed to {EMAIL}.")
     printer.goto(link_in(smtp_server, 2))
     printer.get_by_label("New password").fill(FIRST)
     printer.get_by_role("button", name="Set password and sign in").click()
@@ -116,10 +119,11 @@ def test_invited_by_mail_a_viewer_looks_an_operator_confirms_and_a_reset_works(
     assert api.get(f"/api/orders/{order_id}")["status"] == "IN_PROGRESS"
 
     # The owner makes them an operator: it holds at the next page, without signing in again.
-    changed = api.http.put(
-        f"/api/users/{EMAIL}/roles", json={"roles": ["operator"]}, headers=api.headers
-    )
-    assert changed.status_code == 200, changed.text
+    page.goto(f"{base}/people")
+    row = page.locator("tr", has_text=EMAIL)
+    row.get_by_label(f"Role of {EMAIL}").select_option("operator")
+    row.get_by_role("button", name="Change").click()
+    expect(page.locator("#toasts")).to_contain_text(f"{EMAIL} is now operator.")
     printer.goto(f"{base}/confirmations")
     card = printer.locator("section.confirm-box", has_text="Print WEB-P1?")
     card.get_by_role("button", name="Confirm").click()

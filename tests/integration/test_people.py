@@ -456,3 +456,32 @@ def csrf_in(html: str) -> str:
     found = CSRF_FIELD.search(html)
     assert found is not None
     return found.group(1)
+
+
+async def test_the_people_page_invites_changes_roles_and_removes(
+    client: httpx2.AsyncClient, acme: dict[str, str], service: Service
+) -> None:
+    await member(client, acme, "adm@example.com", ["admin"])
+    assert (await sign_in(client, "adm@example.com")).status_code == 303
+    token = await form_token(client, "/people")
+
+    invited = await client.post(
+        "/people", data={"csrf": token, "email": "new@example.com", "role": "viewer"}
+    )
+    flash = await client.get("/people")
+    as_owner = await client.post(
+        "/people/roles", data={"csrf": token, "email": "new@example.com", "role": "owner"}
+    )
+    changed = await client.post(
+        "/people/roles", data={"csrf": token, "email": "new@example.com", "role": "operator"}
+    )
+    roles_after = await service.people.users.members("acme")
+    removed = await client.post("/people/remove", data={"csrf": token, "email": "new@example.com"})
+
+    assert invited.status_code == 303
+    assert "hand new@example.com this link: http://testserver/signin/link/" in flash.text
+    assert as_owner.status_code == 403
+    assert changed.status_code == 303
+    assert {m.user.email: m.roles for m in roles_after}["new@example.com"] == ("operator",)
+    assert removed.status_code == 303
+    assert [m.user.email for m in await service.people.users.members("acme")] == ["adm@example.com"]

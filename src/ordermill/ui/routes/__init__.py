@@ -12,6 +12,7 @@ from ordermill.ui.routes import (
     flows,
     order,
     orders,
+    people,
     settings,
 )
 
@@ -24,4 +25,5 @@ ROUTERS: tuple[APIRouter, ...] = (
     editor.router,
     settings.router,
     audit.router,
+    people.router,
 )
