@@ -485,3 +485,22 @@ async def test_the_people_page_invites_changes_roles_and_removes(
     assert {m.user.email: m.roles for m in roles_after}["new@example.com"] == ("operator",)
     assert removed.status_code == 303
     assert [m.user.email for m in await service.people.users.members("acme")] == ["adm@example.com"]
+
+
+async def test_the_demo_prints_a_fresh_one_time_link_for_its_owner_on_every_start(
+    client: httpx2.AsyncClient, service: Service
+) -> None:
+    from ordermill.demo import DEMO_SPACE, DEMO_USER, ensure_demo, ensure_demo_user
+
+    await ensure_demo(service)
+    email, first = await ensure_demo_user(service)
+    done = await set_password(client, first.removeprefix("http://testserver"), PASSWORD)
+    _, second = await ensure_demo_user(service)
+
+    assert email == DEMO_USER
+    assert done.status_code == 303
+    assert second != first
+    assert (await client.get(second.removeprefix("http://testserver"))).status_code == 200
+    assert [(m.user.email, m.roles) for m in await service.people.members(DEMO_SPACE)] == [
+        (DEMO_USER, ("owner",))
+    ]
