@@ -1,4 +1,5 @@
-"""The ``ordermill`` command: serve, api, worker, migrate, flows, spaces, orders, connector."""
+"""The ``ordermill`` command: serve, api, worker, migrate, flows, spaces, users, orders,
+connector."""
 
 from __future__ import annotations
 
@@ -36,10 +37,14 @@ flows_app = typer.Typer(help="Work with flow definitions.", no_args_is_help=True
 spaces_app = typer.Typer(help="Manage spaces and their API keys.", no_args_is_help=True)
 orders_app = typer.Typer(help="Follow orders.", no_args_is_help=True)
 connector_app = typer.Typer(help="Tools for connector authors.", no_args_is_help=True)
+users_app = typer.Typer(
+    help="Manage people: invite, create, reset passwords.", no_args_is_help=True
+)
 app.add_typer(flows_app, name="flows")
 app.add_typer(spaces_app, name="spaces")
 app.add_typer(orders_app, name="orders")
 app.add_typer(connector_app, name="connector")
+app.add_typer(users_app, name="users")
 
 out = Console()
 err = Console(stderr=True)
@@ -133,9 +138,16 @@ async def _prepare(settings: Settings, *, demo: bool) -> None:
     service = await Service.open(settings)
     try:
         if demo:
-            from ordermill.demo import DEMO_FLOW, DEMO_SPACE, ensure_demo, example_order
+            from ordermill.demo import (
+                DEMO_FLOW,
+                DEMO_SPACE,
+                ensure_demo,
+                ensure_demo_user,
+                example_order,
+            )
 
             key = await ensure_demo(service)
+            email, link = await ensure_demo_user(service)
             base = settings.base_url
             order = json.dumps(example_order())
             out.rule("[bold]ordermill demo")
@@ -144,7 +156,9 @@ async def _prepare(settings: Settings, *, demo: bool) -> None:
             )
             if key:
                 out.print(f"API key: [bold]{key}[/bold]")
-            out.print(f"Operator UI: {base}/ (sign in with the API key)")
+            out.print(f"Operator UI: {base}/ — sign in as [bold]{email}[/bold]:")
+            out.print("  set a password with this one-time link (valid one hour):", highlight=False)
+            print(f"  {link}")
             out.print(f"API docs: {base}/api/docs")
             out.print("Post an example order:")
             out.print(
@@ -446,6 +460,10 @@ def spaces_create(
 def spaces_key(
     space: Annotated[str, typer.Argument(help="The space key.")],
     name: Annotated[str, typer.Option(help="What the key is for.")] = "cli",
+    role: Annotated[
+        list[str] | None,
+        typer.Option(help="A role the key holds (repeatable; built-in or the space's own)."),
+    ] = None,
 ) -> None:
     """Create another API key for a space and print it (shown once)."""
     from ordermill.service import Service
@@ -455,8 +473,85 @@ def spaces_key(
     async def run() -> str:
         service = await Service.open(settings)
         try:
-            secret, _ = await service.store.spaces.create_api_key(space, name)
+            secret, _ = await service.people.create_key(
+                space, name, role or ["owner"], _cli_actor()
+            )
             return secret
+        finally:
+            await service.close()
+
+    print(_run(run))
+
+
+def _cli_actor() -> Any:
+    """Whoever runs the CLI can reach the database, so may do everything; recorded as ``cli``."""
+    from ordermill.people import Actor
+    from ordermill.permissions import ALL_PERMISSIONS
+
+    return Actor("cli", None, ALL_PERMISSIONS)
+
+
+EmailArg = Annotated[str, typer.Argument(help="The person's e-mail address.")]
+SpaceOpt = Annotated[str, typer.Option("--space", help="The space key.")]
+RoleOpt = Annotated[
+    list[str], typer.Option("--role", help="A role in the space (repeatable), e.g. owner.")
+]
+
+
+def _add_person(email: str, space: str, roles: list[str], *, first_sign_in: bool) -> None:
+    from ordermill.service import Service
+    from ordermill.storage.users import TokenPurpose
+
+    settings = _settings()
+
+    async def run() -> Any:
+        service = await Service.open(settings)
+        try:
+            return await service.people.invite(
+                space,
+                email,
+                roles,
+                _cli_actor(),
+                purpose=TokenPurpose.SIGNIN if first_sign_in else TokenPurpose.INVITE,
+            )
+        finally:
+            await service.close()
+
+    invited = _run(run)
+    out.print(f"{invited.user.email} is now {', '.join(roles)} in space [bold]{space}[/bold].")
+    if invited.mailed:
+        out.print("The invitation is on its way by e-mail (the link works once, within one hour).")
+    elif invited.link is not None:
+        out.print("One-time link to set a password and sign in (works once, within one hour):")
+        print(invited.link)
+    else:
+        out.print("They already have a password and can sign in as before.")
+
+
+@users_app.command("create")
+def users_create(email: EmailArg, space: SpaceOpt, role: RoleOpt) -> None:
+    """Add a person to a space and print a one-time sign-in link (never mailed)."""
+    _add_person(email, space, role, first_sign_in=True)
+
+
+@users_app.command("invite")
+def users_invite(email: EmailArg, space: SpaceOpt, role: RoleOpt) -> None:
+    """Invite a person to a space: the link is mailed with the send-email handler's SMTP
+    settings (ORDERMILL_SMTP_*), or printed when no SMTP server is configured."""
+    _add_person(email, space, role, first_sign_in=False)
+
+
+@users_app.command("reset")
+def users_reset(email: EmailArg) -> None:
+    """Print a one-time link (valid one hour) with which the person sets a new password."""
+    from ordermill.service import Service
+
+    settings = _settings()
+
+    async def run() -> str:
+        service = await Service.open(settings)
+        try:
+            return await service.people.reset_link(email)
         finally:
             await service.close()
 

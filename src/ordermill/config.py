@@ -61,6 +61,12 @@ class Settings(BaseSettings):
 
     signing_secret_overlap_hours: float = Field(default=24.0, ge=0)
 
+    # Argon2id for users' passwords (RFC 9106's second recommendation by default).
+    password_time_cost: int = Field(default=3, ge=1, le=100)
+    password_memory_kib: int = Field(default=65536, ge=8, le=4 * 1024 * 1024)
+    password_parallelism: int = Field(default=4, ge=1, le=64)
+    session_hours: float = Field(default=12.0, gt=0, le=24 * 90)
+
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     sqlite_synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
 

@@ -21,6 +21,7 @@ from ordermill.service import Service
 
 log = structlog.get_logger("ordermill.demo")
 
+DEMO_USER = "demo@ordermill.example"
 DEMO_SPACE = "demo"
 DEMO_FLOW = "made-to-order"
 
@@ -103,6 +104,27 @@ async def ensure_demo(service: Service) -> str | None:
         key_file.chmod(0o600)
     await service.save_flow(DEMO_SPACE, demo_flow(base))
     return key_file.read_text().strip() if key_file.exists() else None
+
+
+async def ensure_demo_user(service: Service) -> tuple[str, str]:
+    """The demo space's owner, and a fresh one-time link (valid one hour) to sign in with."""
+    from ordermill.people import Actor
+    from ordermill.permissions import ALL_PERMISSIONS
+    from ordermill.storage.users import TokenPurpose
+
+    existing = await service.people.users.find_user(DEMO_USER)
+    if existing is not None and existing.has_password:
+        return DEMO_USER, await service.people.reset_link(DEMO_USER)
+    invited = await service.people.invite(
+        DEMO_SPACE,
+        DEMO_USER,
+        ["owner"],
+        Actor("demo", None, ALL_PERMISSIONS),
+        display_name="Demo owner",
+        purpose=TokenPurpose.SIGNIN,
+    )
+    assert invited.link is not None
+    return DEMO_USER, invited.link
 
 
 router = APIRouter(prefix="/demo", include_in_schema=False, route_class=BoundedRoute)

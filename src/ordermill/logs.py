@@ -67,6 +67,7 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"\bwhsec_[A-Za-z0-9+/=_-]+"), f"whsec_{REDACTED}"),
     (re.compile(r"\bv1,[A-Za-z0-9+/=]{16,}"), f"v1,{REDACTED}"),
     (re.compile(r"(/api/feedback/)[^/?#\s'\"]+"), rf"\1{REDACTED}"),
+    (re.compile(r"(/signin/link/)[^/?#\s'\"]+"), rf"\1{REDACTED}"),
     (re.compile(r"(?i)([?&;](?:signature|csrf|token|key)=)[^&\s'\"#]*"), rf"\1{REDACTED}"),
     (re.compile(r"(?i)\b(ordermill_[a-z]*session=)[^;\s'\"]*"), rf"\1{REDACTED}"),
 )

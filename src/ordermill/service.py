@@ -18,10 +18,12 @@ from ordermill.errors import ConfigurationError, InvalidFlow, NotFound, Problem,
 from ordermill.flows.model import FlowDefinition
 from ordermill.flows.validation import parse_flow, validate_flow
 from ordermill.handlers.base import Handler
-from ordermill.handlers.registry import HandlerRegistry, build_registry
+from ordermill.handlers.registry import HandlerRegistry, build_registry, smtp_mailer
 from ordermill.links import LinkSigner
+from ordermill.people import People
 from ordermill.signatures import verify_signature
 from ordermill.storage import migrate
+from ordermill.storage.audit import AuditStore
 from ordermill.storage.database import Database
 from ordermill.storage.feedback import Feedback
 from ordermill.storage.flowdefs import FlowRecord
@@ -29,6 +31,7 @@ from ordermill.storage.notify import listen
 from ordermill.storage.orders import OrderView
 from ordermill.storage.spaces import Space
 from ordermill.storage.store import Store
+from ordermill.storage.users import PasswordPolicy, UserStore
 
 
 @dataclass
@@ -40,6 +43,7 @@ class Service:
     clock: Clock
     links: LinkSigner
     blobs: BlobStore  # where exports keep their bytes (ORDERMILL_BLOB_STORE)
+    people: People  # users, roles, invitations, sign-in and the audit trail
     _known_spaces: set[str] = field(default_factory=set)
 
     @classmethod
@@ -76,8 +80,25 @@ class Service:
         except BaseException:
             await db.dispose()
             raise
+        policy = PasswordPolicy(
+            settings.password_time_cost, settings.password_memory_kib, settings.password_parallelism
+        )
         return cls(
-            settings, db, store, registry, clock, LinkSigner(secret, settings.base_url), blobs
+            settings,
+            db,
+            store,
+            registry,
+            clock,
+            LinkSigner(secret, settings.base_url),
+            blobs,
+            People(
+                settings,
+                UserStore(db, clock, policy),
+                AuditStore(db, clock),
+                store.spaces,
+                smtp_mailer(settings),
+                clock,
+            ),
         )
 
     def worker(self, *, concurrency: int | None = None) -> Worker:

@@ -7,6 +7,8 @@ import os
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from tests.acceptance.conftest import ORDERMILL
 from tests.support.factories import flow_doc
 from tests.support.reference import FLOW_FILE, FLOW_URI, copy_text
@@ -117,3 +119,88 @@ def test_flows_validate_accepts_the_reference_pages_bare_document_and_names_its_
     assert keyless.returncode == 1
     assert "required field 'key' is missing" in keyless.stdout
     assert "has no key: give one with --key KEY." in keyless.stderr
+
+
+@pytest.mark.slow
+def test_users_create_and_invite_print_one_time_links_and_keys_take_roles(
+    tmp_path: Path,
+) -> None:
+    import asyncio
+
+    from ordermill.config import Settings
+    from ordermill.service import Service
+    from ordermill.storage.users import TokenPurpose
+
+    url = f"sqlite+aiosqlite:///{tmp_path}/om.db"
+    env = {"ORDERMILL_DATABASE_URL": url, "ORDERMILL_PUBLIC_URL": "https://om.example"}
+    assert run("spaces", "create", "acme", cwd=tmp_path, env=env).returncode == 0
+
+    owner = run(
+        "users",
+        "create",
+        "Al@X.example",
+        "--space",
+        "acme",
+        "--role",
+        "owner",
+        cwd=tmp_path,
+        env=env,
+    )
+    invited = run(
+        "users",
+        "invite",
+        "bo@x.example",
+        "--space",
+        "acme",
+        "--role",
+        "operator",
+        "--role",
+        "viewer",
+        cwd=tmp_path,
+        env=env,
+    )
+    unknown_role = run(
+        "users",
+        "invite",
+        "cy@x.example",
+        "--space",
+        "acme",
+        "--role",
+        "chef",
+        cwd=tmp_path,
+        env=env,
+    )
+    reset_unknown = run("users", "reset", "nobody@x.example", cwd=tmp_path, env=env)
+    key = run("spaces", "key", "acme", "--name", "shop", "--role", "viewer", cwd=tmp_path, env=env)
+
+    assert owner.returncode == 0, owner.stderr
+    assert invited.returncode == 0, invited.stderr
+    links = [r.stdout.strip().splitlines()[-1] for r in (owner, invited)]
+    assert all(link.startswith("https://om.example/signin/link/") for link in links)
+    assert "al@x.example is now owner in space acme" in owner.stdout
+    assert unknown_role.returncode == 1
+    assert "'chef' is neither a built-in role" in unknown_role.stderr
+    assert reset_unknown.returncode == 1
+    assert key.returncode == 0, key.stderr
+
+    async def check() -> tuple[list[str | None], list[tuple[str, ...]], list[tuple[str, ...]]]:
+        service = await Service.open(Settings(database_url=url))
+        try:
+            rows = [
+                await service.people.users.peek_link(link.rsplit("/", 1)[1], list(TokenPurpose))
+                for link in links
+            ]
+            members = await service.people.members("acme")
+            keys = await service.store.spaces.list_api_keys("acme")
+            return (
+                [row.purpose if row is not None else None for row in rows],
+                [m.roles for m in members],
+                [k.roles for k in keys],
+            )
+        finally:
+            await service.close()
+
+    purposes, roles, key_roles = asyncio.run(check())
+    assert purposes == ["signin", "invite"]
+    assert roles == [("owner",), ("operator", "viewer")]
+    assert key_roles == [("owner",), ("viewer",)]

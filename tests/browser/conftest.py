@@ -55,7 +55,15 @@ def browser() -> Iterator[Browser]:
 @pytest.fixture
 def ui_server(tmp_path: Path, https_receiver: HttpsReceiver) -> Iterator[ServeProcess]:
     """`ordermill serve` on a fresh SQLite database, allowed to call the https receiver."""
-    env = {
+    process = ServeProcess(tmp_path, serve_env(tmp_path, https_receiver)).start()
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+def serve_env(tmp_path: Path, https_receiver: HttpsReceiver) -> dict[str, str]:
+    return {
         "ORDERMILL_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/ordermill.db",
         "ORDERMILL_DATA_DIR": str(tmp_path / "data"),
         "ORDERMILL_ADMIN_KEY": ADMIN_KEY,
@@ -64,11 +72,6 @@ def ui_server(tmp_path: Path, https_receiver: HttpsReceiver) -> Iterator[ServePr
         "ORDERMILL_POLL_INTERVAL_SECONDS": "0.1",
         "ORDERMILL_LOG_FORMAT": "json",
     }
-    process = ServeProcess(tmp_path, env).start()
-    try:
-        yield process
-    finally:
-        process.stop()
 
 
 @pytest.fixture
@@ -130,11 +133,43 @@ def page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
     yield from open_page(browser, request, DESKTOP)
 
 
-def sign_in(page: Page, base_url: str, api: Api, *, next_path: str = "/") -> None:
-    """Sign in through the form with the space's API key and wait for the first page."""
+OWNER_EMAIL = "owner@acme.example"
+OWNER_PASSWORD = "correct horse battery staple"
+
+
+def invite(api: Api, email: str, roles: list[str]) -> str | None:
+    """Invite a person to the space through the API; their one-time link when none was mailed."""
+    response = api.post("/api/users", {"email": email, "roles": roles})
+    assert response.status_code == 201, response.text
+    link: str | None = response.json()["link"]
+    return link
+
+
+def set_password_with(page: Page, link: str, password: str) -> None:
+    """Open a one-time link, set the password and land on the first page, signed in."""
+    page.goto(link)
+    page.get_by_label("New password").fill(password)
+    page.get_by_role("button", name="Set password and sign in").click()
+    page.wait_for_url(re.compile(r"^[^?]*/(\?.*)?$"))
+
+
+def sign_in_with_password(page: Page, base_url: str, email: str, password: str) -> None:
     page.goto(f"{base_url}/signin")
-    page.get_by_label("API key").fill(api_key_of(api))
+    page.get_by_label("E-mail address").fill(email)
+    page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(f"{base_url}/")
+
+
+def sign_in(page: Page, base_url: str, api: Api, *, next_path: str = "/") -> None:
+    """Sign in as the space's owner (invited through the API the first time, who then sets a
+    password with the one-time link) and open ``next_path``."""
+    if not getattr(api, "owner_invited", False):
+        link = invite(api, OWNER_EMAIL, ["owner"])
+        assert link is not None
+        api.owner_invited = True  # type: ignore[attr-defined]
+        set_password_with(page, link, OWNER_PASSWORD)
+    else:
+        sign_in_with_password(page, base_url, OWNER_EMAIL, OWNER_PASSWORD)
     if next_path != "/":
         page.goto(f"{base_url}{next_path}")

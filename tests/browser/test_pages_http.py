@@ -31,10 +31,18 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return url
 
 
+FAST_HASHING = {"password_time_cost": 1, "password_memory_kib": 1024, "password_parallelism": 1}
+EMAIL = "ops@acme.example"
+PASSWORD = "a long enough passphrase"
+
+
 @pytest.fixture
 async def app(database_url: str, tmp_path: Path) -> AsyncIterator[FastAPI]:
     settings = Settings(
-        database_url=database_url, data_dir=tmp_path / "data", public_url="http://testserver"
+        database_url=database_url,
+        data_dir=tmp_path / "data",
+        public_url="http://testserver",
+        **FAST_HASHING,
     )
     application = create_app(settings, run_worker=False)
     async with application.router.lifespan_context(application):
@@ -50,19 +58,25 @@ async def browser(app: FastAPI) -> AsyncIterator[httpx2.AsyncClient]:
 
 
 @pytest.fixture
-async def api_key(app: FastAPI) -> str:
+async def person(app: FastAPI) -> str:
+    """An owner of space `acme` with a password; returns the e-mail address."""
     service: Service = app.state.service
     await service.store.spaces.create_space("acme")
-    secret, _ = await service.store.spaces.create_api_key("acme", "ops")
-    return secret
+    user = await service.people.users.create_user(EMAIL, "Ops")
+    await service.people.users.set_membership(user.id, "acme", ["owner"])
+    await service.people.users.set_password(user.id, PASSWORD)
+    return EMAIL
 
 
-async def sign_in(browser: httpx2.AsyncClient, api_key: str, next_: str = "/") -> httpx2.Response:
+async def sign_in(
+    browser: httpx2.AsyncClient, email: str, password: str = PASSWORD, next_: str = "/"
+) -> httpx2.Response:
     form = await browser.get("/signin")
     token = CSRF_FIELD.search(form.text)
     assert token is not None
     return await browser.post(
-        "/signin", data={"csrf": token.group(1), "api_key": api_key, "next": next_}
+        "/signin",
+        data={"csrf": token.group(1), "email": email, "password": password, "next": next_},
     )
 
 
@@ -74,37 +88,46 @@ async def csrf_of(browser: httpx2.AsyncClient, path: str = "/settings") -> str:
 
 
 async def test_pages_need_a_session_and_sign_in_returns_to_the_page_asked_for(
-    browser: httpx2.AsyncClient, api_key: str
+    browser: httpx2.AsyncClient, person: str
 ) -> None:
     response = await browser.get("/flows")
     assert (response.status_code, response.headers["location"]) == (303, "/signin?next=%2Fflows")
 
-    signed_in = await sign_in(browser, api_key, "/flows")
+    signed_in = await sign_in(browser, person, next_="/flows")
 
     assert (signed_in.status_code, signed_in.headers["location"]) == (303, "/flows")
     cookie = signed_in.headers["set-cookie"]
     assert "ordermill_session=" in cookie
     assert "HttpOnly" in cookie
     assert "SameSite=lax" in cookie
-    assert api_key not in cookie
+    assert "passphrase" not in cookie
+    assert EMAIL not in cookie
     assert (await browser.get("/flows")).status_code == 200
 
 
-async def test_a_wrong_key_or_an_outside_next_is_refused(
-    browser: httpx2.AsyncClient, api_key: str
+async def test_a_wrong_password_an_api_key_or_an_outside_next_is_refused(
+    app: FastAPI, browser: httpx2.AsyncClient, person: str
 ) -> None:
-    wrong = await sign_in(browser, "om_not-a-key")
+    wrong = await sign_in(browser, person, "not the password")
     assert wrong.status_code == 401
-    assert "unknown or revoked" in wrong.text
+    assert "do not match" in wrong.text
+    service: Service = app.state.service
+    key, _ = await service.store.spaces.create_api_key("acme", "shop")
+    form = await browser.get("/signin")
+    token = CSRF_FIELD.search(form.text)
+    assert token is not None
+    with_key = await browser.post("/signin", data={"csrf": token.group(1), "api_key": key})
+    assert with_key.status_code == 401
+    assert "ordermill_session" not in with_key.headers.get("set-cookie", "")
 
-    outside = await sign_in(browser, api_key, "//evil.example.com/")
+    outside = await sign_in(browser, person, next_="//evil.example.com/")
     assert outside.headers["location"] == "/"
 
 
 async def test_a_post_without_the_csrf_token_changes_nothing(
-    app: FastAPI, browser: httpx2.AsyncClient, api_key: str
+    app: FastAPI, browser: httpx2.AsyncClient, person: str
 ) -> None:
-    await sign_in(browser, api_key)
+    await sign_in(browser, person)
 
     refused = await browser.post("/settings/api-keys", data={"name": "sneaky"})
     forged = await browser.post(
@@ -118,25 +141,27 @@ async def test_a_post_without_the_csrf_token_changes_nothing(
     assert "Reload the page" in refused.text
     service: Service = app.state.service
     names = [key.name for key in await service.store.spaces.list_api_keys("acme")]
-    assert names == ["ops", "mine"]
+    assert names == ["mine"]
 
 
-async def test_revoking_the_key_ends_its_session(
-    app: FastAPI, browser: httpx2.AsyncClient, api_key: str
+async def test_removing_a_person_from_the_space_ends_their_session_at_once(
+    app: FastAPI, browser: httpx2.AsyncClient, person: str
 ) -> None:
-    await sign_in(browser, api_key)
+    await sign_in(browser, person)
     service: Service = app.state.service
-    (key,) = await service.store.spaces.list_api_keys("acme")
+    user = await service.people.users.find_user(person)
+    assert user is not None
+    assert (await browser.get("/")).status_code == 200
 
-    await service.store.spaces.revoke_api_key("acme", key.id)
+    await service.people.users.remove_membership(user.id, "acme")
 
     assert (await browser.get("/")).status_code == 303
 
 
 async def test_ui_pages_carry_a_strict_content_security_policy(
-    browser: httpx2.AsyncClient, api_key: str
+    browser: httpx2.AsyncClient, person: str
 ) -> None:
-    await sign_in(browser, api_key)
+    await sign_in(browser, person)
 
     for path in ("/", "/flows", "/confirmations", "/settings", "/signin", "/ui/static/app.js"):
         response = await browser.get(path)
@@ -148,9 +173,9 @@ async def test_ui_pages_carry_a_strict_content_security_policy(
 
 
 async def test_an_unexpected_error_shows_a_page_with_a_correlation_id(
-    app: FastAPI, browser: httpx2.AsyncClient, api_key: str, monkeypatch: pytest.MonkeyPatch
+    app: FastAPI, browser: httpx2.AsyncClient, person: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    await sign_in(browser, api_key)
+    await sign_in(browser, person)
     service: Service = app.state.service
 
     async def broken(*args: Any, **kwargs: Any) -> None:
@@ -171,7 +196,7 @@ async def test_an_unexpected_error_shows_a_page_with_a_correlation_id(
 
 
 async def test_orders_page_filters_counts_and_escapes_on_this_database(
-    app: FastAPI, browser: httpx2.AsyncClient, api_key: str
+    app: FastAPI, browser: httpx2.AsyncClient, person: str
 ) -> None:
     service: Service = app.state.service
     flow = {
@@ -191,7 +216,7 @@ async def test_orders_page_filters_counts_and_escapes_on_this_database(
     for number in range(3):
         body = order_doc(f"WEB-{number}<i>", flow_key="f1")
         await service.create_order(body, start=number > 0, actor="test")
-    await sign_in(browser, api_key)
+    await sign_in(browser, person)
 
     page = await browser.get("/", params={"q": "WEB-1"})
     created = await browser.get("/", params={"status": "CREATED"})

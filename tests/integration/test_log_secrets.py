@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterator
+from types import MappingProxyType
 from typing import Any, ClassVar
 
 import httpx2
@@ -18,9 +19,11 @@ import structlog
 from fastapi import FastAPI, Request
 from pydantic import BaseModel
 
+from ordermill import permissions
 from ordermill.flows.model import RetryPolicy
 from ordermill.handlers.base import Outcome, TaskContext
 from ordermill.logs import configure_logging, flush_logs
+from ordermill.permissions import Perm, Rule
 from ordermill.service import Service
 from tests.integration.conftest import ADMIN_KEY, wait_for_status
 from tests.support.factories import flow_doc, order_doc
@@ -68,9 +71,13 @@ async def test_a_500_in_a_route_logs_a_traceback_without_locals_or_secrets(
     client: httpx2.AsyncClient,
     make_space: Callable[..., Any],
     logs: Logs,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     space = await make_space("acme")
     api_key = space["Authorization"].removeprefix("Bearer ")
+    # A route of this test only: it needs a permission like every route.
+    rules = {**permissions.ROUTE_RULES, ("GET", "/api/explode"): Rule(Perm.ORDER_VIEW)}
+    monkeypatch.setattr(permissions, "ROUTE_RULES", MappingProxyType(rules))
 
     async def explode(request: Request) -> None:
         headers = dict(request.headers)  # a local holding every secret header

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx2
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Connection
+from sqlalchemy import Connection, insert, select
 
 from ordermill.storage import migrate
+from ordermill.storage import tables as t
 from ordermill.storage.database import Database
 from ordermill.storage.tables import metadata
 
@@ -61,3 +64,33 @@ async def test_readyz_reports_ready_after_startup(client: httpx2.AsyncClient) ->
         {"status": "ready", "checks": {"database": "ok", "migrations": "ok"}},
     )
     assert (healthy.status_code, healthy.json()) == (200, {"status": "ok"})
+
+
+async def test_api_keys_made_before_roles_existed_become_owners(database_url: str) -> None:
+    database = Database(database_url)
+    try:
+
+        def to_0003(connection: Connection) -> None:
+            command.upgrade(migrate._config(connection), "0003")
+
+        async with database.transaction() as conn:
+            await conn.run_sync(to_0003)
+        now = datetime.now(UTC)
+        async with database.transaction() as conn:
+            await conn.execute(
+                insert(t.spaces).values(key="old", name="old", settings={}, created_at=now)
+            )
+            # Only the columns of 0003: the statement names no roles.
+            await conn.execute(
+                insert(t.api_keys).values(
+                    space_key="old", name="shop", prefix="om_abc", key_hash="h" * 64, created_at=now
+                )
+            )
+
+        await migrate.upgrade(database)
+
+        async with database.read() as conn:
+            roles = (await conn.execute(select(t.api_keys.c.roles))).scalars().all()
+        assert roles == [["owner"]]
+    finally:
+        await database.dispose()

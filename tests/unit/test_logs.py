@@ -34,6 +34,7 @@ from tests.support.logstate import logging_restored
         ("webhook-signature: v1,K5oZfzN95Z9UVu1EsfQm", "webhook-signature", "K5oZfzN95Z9U"),
         ("sig v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=", "v1,", "K5oZfzN95Z9U"),
         ("POST /api/feedback/0a1b2c3d4e5f HTTP/1.1", "/api/feedback/", "0a1b2c3d4e5f"),
+        ("GET /signin/link/Zm9vYmFyYmF6-_q HTTP/1.1", "/signin/link/", "Zm9vYmFyYmF6-_q"),
         ("GET /x?expires=1&signature=abc-_def&y=1", "expires=1&signature=", "abc-_def"),
         ("Cookie: ordermill_session=abc.def; other=1", "Cookie: ", "abc.def"),
         ("set ordermill_session=abc.def for", "ordermill_session=", "abc.def"),

@@ -7,11 +7,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from ordermill import __version__
+from ordermill.api.access import enforce
 from ordermill.api.limits import BodySizeLimit, BodyTooLarge
 from ordermill.api.openapi import exact_openapi
 from ordermill.api.problems import install_problem_handlers, problem_response
@@ -23,6 +24,7 @@ from ordermill.api.routes import (
     flows,
     meta,
     orders,
+    people,
     spaces,
 )
 from ordermill.api.security import relative_slash_redirects
@@ -67,10 +69,13 @@ def create_app(settings: Settings, *, run_worker: bool = True, demo: bool = Fals
         redoc_url=None,
         openapi_url="/api/openapi.json",
         lifespan=lifespan,
+        dependencies=[Depends(enforce)],
     )
     routers = [
         module.router
-        for module in (meta, flows, orders, feedback, spaces, confirmations, answer_links, assets)
+        for module in (
+            meta, flows, orders, feedback, spaces, people, confirmations, answer_links, assets
+        )
     ]
     app.openapi = lambda: exact_openapi(app, routers)  # type: ignore[method-assign]
     install_problem_handlers(app)

@@ -1,4 +1,5 @@
-"""Who is calling: an admin (ORDERMILL_ADMIN_KEY) or a space's API key (Bearer token)."""
+"""Who is calling: an admin (ORDERMILL_ADMIN_KEY) or a space's API key (Bearer token), and
+what they may do (the permissions of the key's roles; the admin key may do everything)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from ordermill.errors import Forbidden, InvalidInput, Problem, Unauthorized
+from ordermill.people import Actor
+from ordermill.permissions import ALL_PERMISSIONS, Perm
 from ordermill.service import Service
 from ordermill.signatures import same_secret
 from ordermill.storage.spaces import hash_secret
@@ -22,6 +25,10 @@ class Principal:
 
     space_key: str | None
     actor: str
+    permissions: frozenset[Perm] = ALL_PERMISSIONS
+
+    def can(self, permission: Perm | str) -> bool:
+        return permission in self.permissions
 
     @property
     def is_admin(self) -> bool:
@@ -49,6 +56,15 @@ ServiceDep = Annotated[Service, Depends(get_service)]
 
 
 async def authenticate(request: Request, service: ServiceDep) -> Principal:
+    known: Principal | None = getattr(request.state, "principal", None)
+    if known is not None:
+        return known
+    principal = await _authenticate(request, service)
+    request.state.principal = principal
+    return principal
+
+
+async def _authenticate(request: Request, service: Service) -> Principal:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
@@ -66,7 +82,11 @@ async def authenticate(request: Request, service: ServiceDep) -> Principal:
     key = await service.store.spaces.authenticate(token)
     if key is None:
         raise Unauthorized("The API key is unknown or revoked.")
-    principal = Principal(key.space_key, f"api-key:{key.prefix}… ({key.name})")
+    principal = Principal(
+        key.space_key,
+        f"api-key:{key.prefix}… ({key.name})",
+        await service.people.users.permissions(key.space_key, key.roles),
+    )
     if len(cache) > 10_000:
         cache.clear()
     cache[digest] = (now, principal)
@@ -76,10 +96,7 @@ async def authenticate(request: Request, service: ServiceDep) -> Principal:
 PrincipalDep = Annotated[Principal, Depends(authenticate)]
 
 
-async def require_admin(principal: PrincipalDep) -> Principal:
-    if not principal.is_admin:
-        raise Forbidden("This needs the admin key (ORDERMILL_ADMIN_KEY).")
-    return principal
-
-
-AdminDep = Annotated[Principal, Depends(require_admin)]
+def actor_of(request: Request, principal: Principal) -> Actor:
+    """The caller as the audit trail records it."""
+    client = request.client.host if request.client is not None else None
+    return Actor(principal.actor, client, principal.permissions)

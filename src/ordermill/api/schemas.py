@@ -316,8 +316,28 @@ class SpaceIn(AllowancesIn):
     name: str | None = Field(default=None, max_length=200)
 
 
+RoleName = Annotated[str, Field(min_length=1, max_length=64)]
+
+
 class ApiKeyIn(_Strict):
     name: str = Field(min_length=1, max_length=200)
+    # The key's roles (built-in or the space's own); a key holds what its roles grant.
+    roles: list[RoleName] = Field(default_factory=lambda: ["owner"], min_length=1, max_length=20)
+
+
+class UserIn(_Strict):
+    email: str = Field(min_length=3, max_length=320)
+    displayName: str | None = Field(default=None, max_length=200)
+    roles: list[RoleName] = Field(min_length=1, max_length=20)
+    spaceKey: str | None = Field(default=None, max_length=128)
+
+
+class RolesIn(_Strict):
+    roles: list[RoleName] = Field(min_length=1, max_length=20)
+
+
+class RoleIn(_Strict):
+    permissions: list[str] = Field(max_length=100)
 
 
 RetryableStatus = Literal["FAILURE", "UNHEALTHY"]

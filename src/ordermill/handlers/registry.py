@@ -21,6 +21,7 @@ from ordermill.handlers.base import Handler
 from ordermill.jsoncodec import dumps
 
 if TYPE_CHECKING:
+    from ordermill.handlers.mailer import SmtpMailer
     from ordermill.handlers.netguard import OutboundClient
 
 ENTRY_POINT_GROUP = "ordermill.handlers"
@@ -174,14 +175,12 @@ def builtin_handlers(settings: Settings) -> list[Handler]:
     ]
 
 
-def mail_handlers(settings: Settings) -> list[Handler]:
-    """send-email and manual-confirmation, sharing one SMTP mailer."""
-    from ordermill.handlers.confirmation import ManualConfirmation
-    from ordermill.handlers.email import SendEmail
+def smtp_mailer(settings: Settings) -> SmtpMailer:
+    """The mailer of the ORDERMILL_SMTP_* settings (send-email's, and invitations')."""
     from ordermill.handlers.mailer import SmtpConfig, SmtpMailer
 
     password = settings.smtp_password
-    mailer = SmtpMailer(
+    return SmtpMailer(
         SmtpConfig(
             host=settings.smtp_host,
             port=settings.smtp_port,
@@ -191,6 +190,14 @@ def mail_handlers(settings: Settings) -> list[Handler]:
             ca_file=settings.smtp_ca_file,
         )
     )
+
+
+def mail_handlers(settings: Settings) -> list[Handler]:
+    """send-email and manual-confirmation, sharing one SMTP mailer."""
+    from ordermill.handlers.confirmation import ManualConfirmation
+    from ordermill.handlers.email import SendEmail
+
+    mailer = smtp_mailer(settings)
     blobs: Any = None
 
     async def read_blob(key: str) -> bytes:

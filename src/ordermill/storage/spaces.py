@@ -43,6 +43,7 @@ class ApiKey:
     prefix: str
     created_at: datetime
     revoked_at: datetime | None
+    roles: tuple[str, ...] = ("owner",)
 
 
 def new_signing_secret() -> str:
@@ -68,7 +69,15 @@ def _space(row: Any) -> Space:
 
 
 def _api_key(row: Any) -> ApiKey:
-    return ApiKey(row.id, row.space_key, row.name, row.prefix, row.created_at, row.revoked_at)
+    return ApiKey(
+        row.id,
+        row.space_key,
+        row.name,
+        row.prefix,
+        row.created_at,
+        row.revoked_at,
+        tuple(row.roles or ()),
+    )
 
 
 class SpaceStore:
@@ -120,8 +129,11 @@ class SpaceStore:
         self._delivery.pop(key, None)
         return await self.get_space(key)
 
-    async def create_api_key(self, space_key: str, name: str) -> tuple[str, ApiKey]:
-        """Make a key for the space; the plain key is returned once and never stored."""
+    async def create_api_key(
+        self, space_key: str, name: str, roles: tuple[str, ...] = ("owner",)
+    ) -> tuple[str, ApiKey]:
+        """Make a key for the space holding ``roles``; the plain key is returned once and never
+        stored."""
         await self.get_space(space_key)
         secret = API_KEY_PREFIX + secrets.token_urlsafe(32)
         prefix = secret[: len(API_KEY_PREFIX) + 6]
@@ -134,6 +146,7 @@ class SpaceStore:
                     prefix=prefix,
                     key_hash=hash_secret(secret),
                     created_at=self.clock.now(),
+                    roles=list(roles),
                 )
                 .returning(t.api_keys)
             )

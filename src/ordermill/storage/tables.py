@@ -92,6 +92,94 @@ api_keys = Table(
     Column("key_hash", String(64), nullable=False, unique=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("revoked_at", UTCDateTime),
+    # Role names (built-in or the space's custom roles) whose permissions the key holds.
+    Column("roles", Json, nullable=False),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("email", String(320), nullable=False, unique=True),  # stored lower-cased
+    Column("display_name", String(200), nullable=False),
+    Column("password_hash", String(200)),  # Argon2id (PHC string); None until one is set
+    # The TOTP second factor: its base32 secret once confirmed, and hashes of unused recovery
+    # codes (each works once).
+    Column("totp_secret", String(64)),
+    Column("recovery_codes", Json),
+    Column("totp_last_step", BigInteger),  # the last time step used: a code works once
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+roles = Table(
+    "roles",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("space_key", ForeignKey("spaces.key", ondelete="CASCADE"), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("permissions", Json, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("space_key", "name"),
+)
+
+memberships = Table(
+    "memberships",
+    metadata,
+    Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("space_key", ForeignKey("spaces.key", ondelete="CASCADE"), primary_key=True),
+    Column("roles", Json, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+user_sessions = Table(
+    "user_sessions",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("space_key", String(128), nullable=False),
+    Column("client", String(100)),
+    Column("user_agent", String(300)),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("last_seen_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("revoked_at", UTCDateTime),
+)
+
+# Single-use links: invitations, password resets, first sign-in. Only the hash is kept.
+user_tokens = Table(
+    "user_tokens",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("purpose", String(16), nullable=False),
+    Column("space_key", String(128)),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("used_at", UTCDateTime),
+)
+
+# Failed sign-ins per account and per client address, for slowing guessers down.
+signin_failures = Table(
+    "signin_failures",
+    metadata,
+    Column("subject", String(400), primary_key=True),
+    Column("failures", Integer, nullable=False),
+    Column("last_at", UTCDateTime, nullable=False),
+)
+
+audit = Table(
+    "audit",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("space_key", String(128)),  # None for instance-wide actions (creating a space)
+    Column("at", UTCDateTime, nullable=False),
+    Column("actor", String(400), nullable=False),
+    Column("client", String(100)),
+    Column("action", String(64), nullable=False),
+    Column("target", String(400)),
+    Column("changes", Json),
+    Index("ix_audit_space", "space_key", "id"),
 )
 
 flows = Table(

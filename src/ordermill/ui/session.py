@@ -1,7 +1,9 @@
-"""UI sessions: a signed cookie naming a space's API key, and the CSRF token bound to it.
+"""UI sessions: a person signed in with e-mail and password, acting in one of their spaces.
 
-The cookie holds ``space, key id, expiry`` signed with HMAC over the instance secret — never the
-key itself. Every request looks the key up again, so revoking a key ends its sessions at once.
+The cookie holds a random session token; the database keeps only its hash, with the user, the
+space the session acts in, and when it ends. Every request looks the session and the user's
+roles up again, so signing out everywhere, removing someone from a space or changing their roles
+holds at once. The CSRF token is an HMAC of the session token under the instance secret.
 """
 
 from __future__ import annotations
@@ -9,27 +11,27 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import time
 from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request, Response
 
-from ordermill.errors import NotFound, OrdermillError
+from ordermill.errors import OrdermillError
+from ordermill.people import Actor
+from ordermill.permissions import Perm
 from ordermill.service import Service
 from ordermill.signatures import same_secret
-from ordermill.storage.spaces import ApiKey
+from ordermill.storage.users import User
 
 COOKIE = "ordermill_session"
 SIGNIN_COOKIE = "ordermill_signin"
-SESSION_SECONDS = 12 * 3600
 CSRF_HEADER = "x-csrf-token"
 CSRF_FIELD = "csrf"
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 class SignInRequired(OrdermillError):
-    """Sign in with an API key of your space to continue."""
+    """Sign in with your e-mail address and password to continue."""
 
 
 class CsrfRejected(OrdermillError):
@@ -38,67 +40,52 @@ class CsrfRejected(OrdermillError):
 
 @dataclass(frozen=True)
 class Session:
+    id: int
+    user: User
     space_key: str
-    key: ApiKey
+    roles: tuple[str, ...]
+    permissions: frozenset[Perm]
     csrf: str
 
     @property
     def actor(self) -> str:
-        """Who the timeline records for actions taken in the UI."""
-        return f"ui:api-key:{self.key.prefix}… ({self.key.name})"
+        """Who the timeline and the audit trail record for actions taken in the UI."""
+        return self.user.email
+
+    def can(self, permission: Perm | str) -> bool:
+        return permission in self.permissions
+
+    def audit_actor(self, request: Request) -> Actor:
+        return Actor(self.actor, client_address(request), self.permissions)
 
 
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).decode().rstrip("=")
 
 
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-class SessionSigner:
-    """Signs and checks session cookies and derives each session's CSRF token."""
+class CsrfSigner:
+    """Derives each session's CSRF token from the session token."""
 
     def __init__(self, secret: str) -> None:
         self._key = hashlib.sha256(b"ordermill-ui-session:" + secret.encode()).digest()
 
-    def _mac(self, purpose: str, value: str) -> str:
-        return _b64(hmac.new(self._key, f"{purpose}\n{value}".encode(), hashlib.sha256).digest())
-
-    def cookie_for(self, key: ApiKey, now: float) -> str:
-        payload = _b64(f"{key.space_key}\n{key.id}\n{int(now) + SESSION_SECONDS}".encode())
-        return f"{payload}.{self._mac('session', payload)}"
-
-    def read(self, cookie: str, now: float) -> tuple[str, int] | None:
-        """The (space key, key id) of a genuine, unexpired cookie, else None."""
-        payload, _, signature = cookie.partition(".")
-        if not same_secret(signature, self._mac("session", payload)):
-            return None
-        try:
-            space_key, key_id, expires = _unb64(payload).decode().split("\n")
-            if int(expires) < now:
-                return None
-            return space_key, int(key_id)
-        except ValueError:
-            return None
-
-    def csrf_for(self, cookie: str) -> str:
-        return self._mac("csrf", cookie)
-
-
-def signer_of(service: Service) -> SessionSigner:
-    return SessionSigner(service.store.token_secret)
+    def csrf_for(self, token: str) -> str:
+        return _b64(hmac.new(self._key, f"csrf\n{token}".encode(), hashlib.sha256).digest())
 
 
 def is_secure(request: Request) -> bool:
     return request.url.scheme == "https"
 
 
-def set_session_cookie(request: Request, response: Response, value: str) -> None:
+def client_address(request: Request) -> str | None:
+    return request.client.host if request.client is not None else None
+
+
+def set_session_cookie(request: Request, response: Response, token: str, seconds: float) -> None:
     response.set_cookie(
         COOKIE,
-        value,
-        max_age=SESSION_SECONDS,
+        token,
+        max_age=int(seconds),
         path="/",
         secure=is_secure(request),
         httponly=True,
@@ -106,23 +93,20 @@ def set_session_cookie(request: Request, response: Response, value: str) -> None
     )
 
 
-async def load_session(service: Service, cookie: str | None) -> Session | None:
-    """The live session a cookie stands for; None when absent, forged, expired or revoked."""
-    if not cookie:
+async def load_session(service: Service, token: str | None) -> Session | None:
+    """The live session a cookie stands for; None when absent, unknown, expired or revoked, or
+    when its user is no longer a member of the session's space."""
+    if not token or len(token) > 200:
         return None
-    signer = signer_of(service)
-    found = signer.read(cookie, time.time())
+    found = await service.people.users.session(token)
     if found is None:
         return None
-    space_key, key_id = found
-    try:
-        keys = await service.store.spaces.list_api_keys(space_key)
-    except NotFound:
+    roles = await service.people.users.roles_in(found.user.id, found.space_key)
+    if roles is None:
         return None
-    key = next((k for k in keys if k.id == key_id and k.revoked_at is None), None)
-    if key is None:
-        return None
-    return Session(space_key, key, signer.csrf_for(cookie))
+    permissions = await service.people.users.permissions(found.space_key, roles)
+    csrf = CsrfSigner(service.store.token_secret).csrf_for(token)
+    return Session(found.id, found.user, found.space_key, roles, permissions, csrf)
 
 
 async def check_csrf(request: Request, expected: str) -> None:
@@ -137,6 +121,9 @@ async def check_csrf(request: Request, expected: str) -> None:
 
 
 async def current_session(request: Request) -> Session:
+    existing: Session | None = getattr(request.state, "ui_session", None)
+    if existing is not None:
+        return existing
     service: Service = request.app.state.service
     session = await load_session(service, request.cookies.get(COOKIE))
     if session is None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Body, Query, Response
+from fastapi import APIRouter, Body, Query, Request, Response
 
-from ordermill.api.auth import PrincipalDep, ServiceDep
+from ordermill.api.auth import PrincipalDep, ServiceDep, actor_of
 from ordermill.api.limits import BoundedRoute
 from ordermill.api.schemas import RowId, flow_out, version_out
 from ordermill.errors import Conflict, NotFound
@@ -39,7 +39,11 @@ def _space_of(document: Any) -> str | None:
 
 @router.post("", status_code=201, summary="Create a flow")
 async def create_flow(
-    principal: PrincipalDep, service: ServiceDep, response: Response, document: Any = FLOW_BODY
+    request: Request,
+    principal: PrincipalDep,
+    service: ServiceDep,
+    response: Response,
+    document: Any = FLOW_BODY,
 ) -> dict[str, Any]:
     """Create a flow (version 1). Posting the same flow again answers 200 with the stored one;
     a different flow under an existing key is a 409 — change flows with PUT."""
@@ -58,6 +62,9 @@ async def create_flow(
             f"PUT /api/flows/{definition.key} makes a new version"
         )
     flow, _ = await service.store.flows.save(space_key, definition)
+    await service.people.record(
+        space_key, actor_of(request, principal), "flow.saved", flow.key, {"version": 1}
+    )
     return flow_out(flow)
 
 
@@ -106,6 +113,7 @@ async def get_flow(
 @router.put("/{key}", summary="Save a new version of a flow (or create it)")
 async def put_flow(
     key: str,
+    request: Request,
     principal: PrincipalDep,
     service: ServiceDep,
     response: Response,
@@ -115,6 +123,14 @@ async def put_flow(
     the key), so a bare ``{"stages": [...]}`` document is enough."""
     space_key = principal.space(_space_of(document))
     flow, changed = await service.save_flow(space_key, document, saved_under=key)
+    if changed:
+        await service.people.record(
+            space_key,
+            actor_of(request, principal),
+            "flow.saved",
+            flow.key,
+            {"version": flow.current_version},
+        )
     if changed and flow.current_version == 1:
         response.status_code = 201
     return flow_out(flow)
@@ -123,12 +139,15 @@ async def put_flow(
 @router.delete("/{key}", status_code=204, summary="Delete a flow")
 async def delete_flow(
     key: str,
+    request: Request,
     principal: PrincipalDep,
     service: ServiceDep,
     space_key: str | None = Query(None, alias="spaceKey"),
 ) -> Response:
     """The flow disappears from lists; orders already on it finish on their pinned version."""
-    await service.store.flows.delete(principal.space(space_key), key)
+    space = principal.space(space_key)
+    await service.store.flows.delete(space, key)
+    await service.people.record(space, actor_of(request, principal), "flow.deleted", key, None)
     return Response(status_code=204)
 
 

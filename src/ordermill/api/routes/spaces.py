@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 
-from ordermill.api.auth import AdminDep, PrincipalDep, ServiceDep
+from ordermill.api.auth import PrincipalDep, ServiceDep, actor_of
 from ordermill.api.limits import BoundedRoute
 from ordermill.api.schemas import AllowancesIn, ApiKeyIn, RequireSignatureIn, RowId, SpaceIn
 from ordermill.storage.spaces import ApiKey, Space
@@ -34,11 +34,12 @@ def key_out(key: ApiKey) -> dict[str, Any]:
         "prefix": key.prefix,
         "createdAt": iso(key.created_at),
         "revokedAt": iso(key.revoked_at),
+        "roles": list(key.roles),
     }
 
 
 @router.post("", status_code=201, summary="Create a space (admin)")
-async def create_space(body: SpaceIn, _: AdminDep, service: ServiceDep) -> dict[str, Any]:
+async def create_space(body: SpaceIn, _: PrincipalDep, service: ServiceDep) -> dict[str, Any]:
     settings: dict[str, Any] = {}
     if body.connectorAllowNetworks:
         settings["connectorAllowNetworks"] = body.connectorAllowNetworks
@@ -49,7 +50,7 @@ async def create_space(body: SpaceIn, _: AdminDep, service: ServiceDep) -> dict[
 
 
 @router.get("", summary="List spaces (admin)")
-async def list_spaces(_: AdminDep, service: ServiceDep) -> dict[str, Any]:
+async def list_spaces(_: PrincipalDep, service: ServiceDep) -> dict[str, Any]:
     return {"items": [space_out(s) for s in await service.store.spaces.list_spaces()]}
 
 
@@ -66,12 +67,20 @@ async def signing_secret(key: str, principal: PrincipalDep, service: ServiceDep)
 
 
 @router.post("/{key}/signing-secret/rotate", summary="Rotate the signing secret")
-async def rotate_secret(key: str, principal: PrincipalDep, service: ServiceDep) -> dict[str, Any]:
+async def rotate_secret(
+    key: str, request: Request, principal: PrincipalDep, service: ServiceDep
+) -> dict[str, Any]:
     """Makes a new secret; the old one keeps signing too until ``previousExpiresAt``
     (ORDERMILL_SIGNING_SECRET_OVERLAP_HOURS, 24 by default), so receivers can switch over."""
     overlap = timedelta(hours=service.settings.signing_secret_overlap_hours)
-    secret, expires = await service.store.spaces.rotate_signing_secret(
-        principal.space(key), overlap
+    space = principal.space(key)
+    secret, expires = await service.store.spaces.rotate_signing_secret(space, overlap)
+    await service.people.record(
+        space,
+        actor_of(request, principal),
+        "settings.signing-secret-rotated",
+        None,
+        {"previousExpiresAt": iso(expires)},
     )
     return {"current": secret, "previousExpiresAt": iso(expires)}
 
@@ -80,7 +89,7 @@ async def rotate_secret(key: str, principal: PrincipalDep, service: ServiceDep) 
     "/{key}/connector-allowances", summary="Change what the space's connectors may reach (admin)"
 )
 async def set_allowances(
-    key: str, body: AllowancesIn, _: AdminDep, service: ServiceDep
+    key: str, body: AllowancesIn, request: Request, principal: PrincipalDep, service: ServiceDep
 ) -> dict[str, Any]:
     """Replaces the space's extra networks (CIDRs) and plain-http hosts; empty lists remove them."""
     space = await service.store.spaces.update_settings(
@@ -88,24 +97,46 @@ async def set_allowances(
         connectorAllowNetworks=body.connectorAllowNetworks,
         connectorAllowHttp=body.connectorAllowHttp,
     )
+    await service.people.record(
+        key,
+        actor_of(request, principal),
+        "settings.connector-allowances",
+        None,
+        body.model_dump(),
+    )
     return space_out(space)
 
 
 @router.put("/{key}/feedback-signature", summary="Require signed feedback, or not")
 async def require_signature(
-    key: str, body: RequireSignatureIn, principal: PrincipalDep, service: ServiceDep
+    key: str,
+    body: RequireSignatureIn,
+    request: Request,
+    principal: PrincipalDep,
+    service: ServiceDep,
 ) -> dict[str, Any]:
     space = await service.store.spaces.update_settings(
         principal.space(key), requireFeedbackSignature=body.requireFeedbackSignature
+    )
+    await service.people.record(
+        space.key,
+        actor_of(request, principal),
+        "settings.feedback-signature",
+        None,
+        {"requireFeedbackSignature": body.requireFeedbackSignature},
     )
     return space_out(space)
 
 
 @router.post("/{key}/api-keys", status_code=201, summary="Create an API key (shown once)")
 async def create_key(
-    key: str, body: ApiKeyIn, principal: PrincipalDep, service: ServiceDep
+    key: str, body: ApiKeyIn, request: Request, principal: PrincipalDep, service: ServiceDep
 ) -> dict[str, Any]:
-    secret, record = await service.store.spaces.create_api_key(principal.space(key), body.name)
+    """The key holds what its ``roles`` grant (``owner`` when none are named); nobody makes a
+    key that may do more than they may."""
+    secret, record = await service.people.create_key(
+        principal.space(key), body.name, body.roles, actor_of(request, principal)
+    )
     return {**key_out(record), "key": secret}
 
 
@@ -117,7 +148,7 @@ async def list_keys(key: str, principal: PrincipalDep, service: ServiceDep) -> d
 
 @router.delete("/{key}/api-keys/{key_id}", status_code=204, summary="Revoke an API key")
 async def revoke_key(
-    key: str, key_id: RowId, principal: PrincipalDep, service: ServiceDep
+    key: str, key_id: RowId, request: Request, principal: PrincipalDep, service: ServiceDep
 ) -> Response:
-    await service.store.spaces.revoke_api_key(principal.space(key), key_id)
+    await service.people.revoke_key(principal.space(key), key_id, actor_of(request, principal))
     return Response(status_code=204)

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from ordermill.ui.routes import auth, confirmations, editor, flows, order, orders, settings
+from ordermill.ui.routes import (
+    audit,
+    auth,
+    confirmations,
+    editor,
+    flows,
+    order,
+    orders,
+    people,
+    settings,
+)
 
 ROUTERS: tuple[APIRouter, ...] = (
     auth.router,
@@ -14,4 +24,6 @@ ROUTERS: tuple[APIRouter, ...] = (
     flows.router,
     editor.router,
     settings.router,
+    audit.router,
+    people.router,
 )

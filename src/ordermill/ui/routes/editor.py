@@ -166,4 +166,11 @@ async def save(
         )
     else:
         toast = Toast(f"Saved as version {saved.current_version}.")
+        await service.people.record(
+            session.space_key,
+            session.audit_actor(request),
+            "flow.saved",
+            key,
+            {"version": saved.current_version},
+        )
     return redirect(request, f"/flows/{key}", toast)

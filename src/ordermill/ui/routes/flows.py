@@ -77,5 +77,8 @@ async def create_flow(
         return await _list_page(
             request, session, status_code=400, problems=exc.problems, key=key, name=name
         )
+    await service.people.record(
+        session.space_key, session.audit_actor(request), "flow.saved", key, {"version": 1}
+    )
     toast = Toast(f"Flow {key} created from the template. Edit its stages below.")
     return redirect(request, f"/flows/{key}", toast)

@@ -8,7 +8,9 @@ from typing import Annotated, Any
 from fastapi import Form, Request, Response
 
 from ordermill.errors import InvalidInput, Problem
+from ordermill.permissions import BUILTIN_ROLES
 from ordermill.service import Service
+from ordermill.times import iso
 from ordermill.ui.routing import ui_router
 from ordermill.ui.session import Session, SessionDep
 from ordermill.ui.templating import Toast, is_htmx, redirect, render
@@ -24,7 +26,8 @@ def masked(secret: str) -> str:
 
 async def _keys_context(service: Service, session: Session) -> dict[str, Any]:
     keys = await service.store.spaces.list_api_keys(session.space_key)
-    return {"keys": keys, "own_key_id": session.key.id}
+    custom = await service.people.users.custom_roles(session.space_key)
+    return {"keys": keys, "key_roles": [*BUILTIN_ROLES, *custom]}
 
 
 async def _secret_context(service: Service, session: Session) -> dict[str, Any]:
@@ -48,13 +51,18 @@ async def settings_page(request: Request, session: SessionDep) -> Response:
 
 @router.post("/settings/api-keys")
 async def create_key(
-    request: Request, session: SessionDep, name: Annotated[str, Form(max_length=200)] = ""
+    request: Request,
+    session: SessionDep,
+    name: Annotated[str, Form(max_length=200)] = "",
+    role: Annotated[str, Form(max_length=64)] = "owner",
 ) -> Response:
     name = name.strip()
     if not name:
         raise InvalidInput([Problem("/name", "give the key a name, such as the shop it is for")])
     service: Service = request.app.state.service
-    secret, key = await service.store.spaces.create_api_key(session.space_key, name)
+    secret, key = await service.people.create_key(
+        session.space_key, name, [role], session.audit_actor(request)
+    )
     toast = Toast(f"API key {key.name} created. Copy it now: it is shown only once.")
     if not is_htmx(request):
         return redirect(request, "/settings", toast)
@@ -71,9 +79,7 @@ async def create_key(
 @router.post("/settings/api-keys/{key_id}/revoke")
 async def revoke_key(request: Request, session: SessionDep, key_id: int) -> Response:
     service: Service = request.app.state.service
-    key = await service.store.spaces.revoke_api_key(session.space_key, key_id)
-    if key.id == session.key.id:
-        return redirect(request, "/signin", Toast("You revoked the key of this session.", "info"))
+    key = await service.people.revoke_key(session.space_key, key_id, session.audit_actor(request))
     toast = Toast(f"API key {key.name} ({key.prefix}…) revoked; it no longer works.")
     if not is_htmx(request):
         return redirect(request, "/settings", toast)
@@ -90,6 +96,13 @@ async def rotate_secret(request: Request, session: SessionDep) -> Response:
     service: Service = request.app.state.service
     secret, until = await service.store.spaces.rotate_signing_secret(
         session.space_key, ROTATION_OVERLAP
+    )
+    await service.people.record(
+        session.space_key,
+        session.audit_actor(request),
+        "settings.signing-secret-rotated",
+        None,
+        {"previousExpiresAt": iso(until)},
     )
     toast = Toast("New signing secret made. Copy it now: it is shown only once.")
     if not is_htmx(request):
