@@ -74,7 +74,15 @@ def create_app(settings: Settings, *, run_worker: bool = True, demo: bool = Fals
     routers = [
         module.router
         for module in (
-            meta, flows, orders, feedback, spaces, people, confirmations, answer_links, assets
+            meta,
+            flows,
+            orders,
+            feedback,
+            spaces,
+            people,
+            confirmations,
+            answer_links,
+            assets,
         )
     ]
     app.openapi = lambda: exact_openapi(app, routers)  # type: ignore[method-assign]

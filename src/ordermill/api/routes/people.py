@@ -11,8 +11,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 
-from ordermill.api.limits import BoundedRoute
 from ordermill.api.auth import PrincipalDep, ServiceDep, actor_of
+from ordermill.api.limits import BoundedRoute
 from ordermill.api.schemas import RoleIn, RolesIn, UserIn
 from ordermill.permissions import BUILTIN_ROLES, Perm
 from ordermill.storage.audit import AuditEntry
