@@ -94,7 +94,7 @@ def metric_total(urls: list[str], name: str) -> tuple[float, list[str]]:
     """The sum of metric `name` over every process; and the processes that do not export it."""
     total, missing = 0.0, []
     for url in urls:
-        text = httpx2.get(url, timeout=10).text
+        text = _metrics_text(url)
         samples = [
             float(line.rsplit(" ", 1)[1])
             for line in text.splitlines()
@@ -104,6 +104,18 @@ def metric_total(urls: list[str], name: str) -> tuple[float, list[str]]:
             missing.append(url)
         total += sum(samples)
     return total, missing
+
+
+def _metrics_text(url: str, *, within: float = 30.0) -> str:
+    """A process's metrics page; a worker restarted moments ago may still be starting."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            return httpx2.get(url, timeout=10).text
+        except httpx2.ConnectError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 @contextmanager

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+import structlog
 from structlog.testing import capture_logs
 
+from ordermill.storage import eventlog
 from ordermill.storage.eventlog import log_committed
 
 
@@ -20,7 +23,9 @@ def event(type_: str, data: dict[str, Any] | None, **fields: Any) -> dict[str, A
     }
 
 
-def test_ends_without_success_are_info_and_the_rest_is_debug_or_silent() -> None:
+def test_ends_without_success_are_info_and_the_rest_is_debug_or_silent(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     events = [
         event("task.queued", None, task_key="a"),
         event("task.failed", {"attempt": 2, "error": "the connector answered 400"}, task_key="a"),
@@ -34,6 +39,8 @@ def test_ends_without_success_are_info_and_the_rest_is_debug_or_silent() -> None
     ]
 
     with capture_logs() as logs:
+        # A logger bound afresh: the module's own may be cached by an earlier test's set-up.
+        monkeypatch.setattr(eventlog, "log", structlog.get_logger("ordermill.orders"))
         log_committed(events)
 
     order = {"order_id": "ord_1"}
