@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 
 import httpx2
+from sqlalchemy import event
 
+from ordermill.service import Service
 from tests.integration.conftest import flow_doc, order_doc
 
 
@@ -40,3 +42,36 @@ async def test_concurrent_conflicting_posts_create_one_and_refuse_the_rest(
 
     codes = sorted(r.status_code for r in responses)
     assert codes == [201] + [409] * 9
+
+
+async def test_orders_posted_together_share_transactions_and_are_each_stored(
+    client: httpx2.AsyncClient, acme: dict[str, str], service: Service
+) -> None:
+    flow = flow_doc("https://erp.example.com/orders")
+    assert (await client.post("/api/flows", json=flow, headers=acme)).status_code == 201
+    commits: list[int] = []
+    engine = service.store.db.writer.sync_engine
+    listener = lambda _conn: commits.append(1)  # noqa: E731
+    event.listen(engine, "commit", listener)
+    bodies = [{**order_doc(f"BATCH-{n}"), "start": False} for n in range(24)]
+    bodies.append({**order_doc("BATCH-0"), "start": False})  # a resend inside the batch
+    bodies.append({**order_doc("BATCH-X"), "flowKey": "no-such-flow", "start": False})
+    try:
+        responses = await asyncio.gather(
+            *(client.post("/api/orders", json=body, headers=acme) for body in bodies)
+        )
+    finally:
+        event.remove(engine, "commit", listener)
+
+    codes = [r.status_code for r in responses]
+    assert sorted(codes[:24]) == [201] * 24
+    assert codes[24] == 200
+    assert responses[24].json()["id"] == responses[0].json()["id"]
+    assert codes[25] == 404
+    # 24 new orders in fewer transactions than orders, each readable with what the 201 said.
+    assert 0 < len(commits) < 24
+    for response in responses[:24]:
+        stored = await client.get(f"/api/orders/{response.json()['id']}", headers=acme)
+        assert stored.json()["thirdPartyOrderId"] == response.json()["thirdPartyOrderId"]
+        events = await client.get(f"/api/orders/{response.json()['id']}/events", headers=acme)
+        assert [e["type"] for e in events.json()["items"]][:1] == ["order.created"]
