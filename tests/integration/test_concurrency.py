@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+from typing import Any
 
 import httpx2
 from sqlalchemy import event
 
+from ordermill.config import Settings
 from ordermill.service import Service
-from tests.integration.conftest import flow_doc, order_doc
+from tests.integration.conftest import (
+    flow_doc,
+    held_by,
+    order_doc,
+    wait_for_requests,
+    wait_for_status,
+)
+from tests.support.invariants import check_database, report
+from tests.support.receiver import HttpsReceiver, Reply
 
 
 async def test_twenty_concurrent_posts_of_one_order_create_exactly_one(
@@ -75,3 +86,43 @@ async def test_orders_posted_together_share_transactions_and_are_each_stored(
         assert stored.json()["thirdPartyOrderId"] == response.json()["thirdPartyOrderId"]
         events = await client.get(f"/api/orders/{response.json()['id']}/events", headers=acme)
         assert [e["type"] for e in events.json()["items"]][:1] == ["order.created"]
+
+
+async def test_outcomes_answered_together_are_recorded_together_and_keep_every_invariant(
+    client: httpx2.AsyncClient,
+    acme: dict[str, str],
+    https_receiver: HttpsReceiver,
+    gate: threading.Event,
+    settings: Settings,
+    service: Service,
+) -> None:
+    """Twelve orders whose connector answers are held, then released at once: their outcomes
+    are written as one batch (one UPDATE per table on PostgreSQL) and every order ends right."""
+    flow = flow_doc(https_receiver.url("/held"))
+    assert (await client.post("/api/flows", json=flow, headers=acme)).status_code == 201
+    https_receiver.script("/held", Reply(status=201, before=held_by(gate)))
+    posted = await asyncio.gather(
+        *(client.post("/api/orders", json=order_doc(f"HELD-{n}"), headers=acme) for n in range(12))
+    )
+    assert [r.status_code for r in posted] == [201] * 12
+    await wait_for_requests(https_receiver, 12, path="/held")
+    updates: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.startswith("UPDATE"):
+            updates.append(statement)
+
+    engine = service.store.db.writer.sync_engine
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        gate.set()
+        for response in posted:
+            order = await wait_for_status(client, acme, response.json()["id"], "SUCCESS", "FAILURE")
+            assert order["status"] == "SUCCESS"
+            assert [(t["status"], t["attempts"]) for t in order["tasks"]] == [("SUCCEEDED", 1)]
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    if not settings.database_url.startswith("sqlite"):
+        assert any("FROM (VALUES" in statement for statement in updates), updates
+    violations = check_database(settings.database_url, deliveries=https_receiver.delivery_ids())
+    assert violations == [], report(violations)

@@ -60,6 +60,7 @@ from ordermill.storage.orders import (
 )
 from ordermill.storage.spaces import SpaceStore, hash_secret
 from ordermill.storage.work import (
+    claim_due,
     claim_rows,
     extend_leases,
     load_orders,
@@ -265,22 +266,36 @@ class Store(OrderReads):
 
         With ``expired`` it also takes over tasks whose worker's lease ran out.
         """
-        async with self.unit() as uow:
-            candidates = await select_claimable(uow.conn, uow.now, limit, expired=expired)
-            if not candidates:
-                return []
-            rows = await claim_rows(uow, owner, timedelta(seconds=lease_seconds), candidates)
-            reclaimed = {row.id for row in candidates if row.status == TaskStatus.RUNNING.value}
-            order_ids = {row.order_id for row in rows}
-            orders = await load_orders(uow.conn, order_ids)
-            assets = await assets_of_orders(uow.conn, order_ids)
+        lease = timedelta(seconds=lease_seconds)
+        reclaimed: set[int] = set()
+        if not expired and not self.db.is_sqlite:
+            now = self.clock.now()
+            async with self.db.autocommit() as conn:
+                rows = await claim_due(conn, now, owner, lease, limit)
+                orders = {row.order_id: row for row in rows}
+                # Assets are written before the tasks that read them become due.
+                assets = await assets_of_orders(
+                    conn, {row.order_id for row in rows if row.has_assets}
+                )
+        else:
+            async with self.unit() as uow:
+                now = uow.now
+                candidates = await select_claimable(uow.conn, now, limit, expired=expired)
+                if not candidates:
+                    return []
+                rows = await claim_rows(uow, owner, lease, candidates)
+                reclaimed = {row.id for row in candidates if row.status == TaskStatus.RUNNING.value}
+                orders = await load_orders(uow.conn, {row.order_id for row in rows})
+                assets = await assets_of_orders(uow.conn, orders)
         claimed = []
         for row in rows:
             order = orders[row.order_id]
             flow = await self.flow_of(order.flow_id, order.flow_version)
-            task = make_claimed(row, order, flow, owner, uow.now, self.token_secret)
+            task = make_claimed(row, order, flow, owner, now, self.token_secret)
             claimed.append(
-                replace(task, assets=tuple(assets[row.order_id]), reclaimed=row.id in reclaimed)
+                replace(
+                    task, assets=tuple(assets.get(row.order_id, ())), reclaimed=row.id in reclaimed
+                )
             )
         return claimed
 
