@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import BindParameter, Table, bindparam, cast, column, insert, select, update
+from sqlalchemy import BindParameter, Table, bindparam, case, cast, column, insert, select, update
 from sqlalchemy import values as values_list
 
 from ordermill.flows.lifecycle import (
@@ -43,21 +43,32 @@ _LOCK_ORDERS = (
     .order_by(t.orders.c.id)
     .with_for_update()
 )
-# The tasks whose lease an outcome claims to hold; a reclaim (which takes no order lock) waits.
-_LOCK_LEASED = (
-    select(t.tasks.c.id).where(t.tasks.c.id.in_(_IDS)).order_by(t.tasks.c.id).with_for_update()
-)
 # Read after the order locks, so every status written under them is seen. Only claims
 # (PENDING to RUNNING, nothing the planner tells apart) may move concurrently; this read
-# does not block them.
-_TASK_STATES = select(
-    t.tasks.c.id,
-    t.tasks.c.order_id,
-    t.tasks.c.task_key,
-    t.tasks.c.status,
-    t.tasks.c.attempts,
-    t.tasks.c.lease_owner,
-).where(t.tasks.c.order_id.in_(_IDS))
+# does not block them. The same statement locks the tasks whose lease an outcome claims to
+# hold (a reclaim, which takes no order lock, then waits) and reads those as locked: the
+# locking CTE sees a row's latest version, where the rest of the statement sees its snapshot.
+_LEASED = (
+    select(t.tasks.c.id, t.tasks.c.status, t.tasks.c.attempts, t.tasks.c.lease_owner)
+    .where(t.tasks.c.id.in_(bindparam("leased", expanding=True)))
+    .order_by(t.tasks.c.id)
+    .with_for_update()
+    .cte("leased")
+    .prefix_with("MATERIALIZED", dialect="postgresql")
+)
+_HELD = _LEASED.c.id.is_not(None)
+_TASK_STATES = (
+    select(
+        t.tasks.c.id,
+        t.tasks.c.order_id,
+        t.tasks.c.task_key,
+        case((_HELD, _LEASED.c.status), else_=t.tasks.c.status).label("status"),
+        case((_HELD, _LEASED.c.attempts), else_=t.tasks.c.attempts).label("attempts"),
+        case((_HELD, _LEASED.c.lease_owner), else_=t.tasks.c.lease_owner).label("lease_owner"),
+    )
+    .select_from(t.tasks.outerjoin(_LEASED, _LEASED.c.id == t.tasks.c.id))
+    .where(t.tasks.c.order_id.in_(_IDS))
+)
 _ORDER_STATUS = (
     update(t.orders)
     .where(t.orders.c.id == bindparam("b_id"))
@@ -143,10 +154,9 @@ async def lock_orders(
         row.id: OrderStatus(row.status)
         for row in await uow.conn.execute(_LOCK_ORDERS, {"ids": ids})
     }
-    if leased:
-        await uow.conn.execute(_LOCK_LEASED, {"ids": sorted(set(leased))})
     tasks: dict[str, dict[str, TaskRow]] = {order_id: {} for order_id in orders}
-    for row in await uow.conn.execute(_TASK_STATES, {"ids": ids}):
+    params = {"ids": ids, "leased": sorted(set(leased))}
+    for row in await uow.conn.execute(_TASK_STATES, params):
         tasks[row.order_id][row.task_key] = TaskRow(
             row.id, TaskStatus(row.status), row.attempts, row.lease_owner
         )
