@@ -44,29 +44,36 @@ _EXPIRED = (
     .limit(bindparam("limit"))
     .with_for_update(skip_locked=True)
 )
-_CLAIM = (
-    update(t.tasks)
-    .where(t.tasks.c.id.in_(_IDS))
-    .values(
-        status=TaskStatus.RUNNING.value,
-        attempts=t.tasks.c.attempts + 1,
-        lease_owner=bindparam("owner"),
-        lease_expires_at=bindparam("until", type_=t.UTCDateTime),
-        updated_at=_NOW,
+
+
+def _lease(chosen: Any) -> Any:
+    """Mark the ``chosen`` tasks RUNNING under our lease, returning what a claim needs."""
+    return (
+        update(t.tasks)
+        .where(t.tasks.c.id.in_(chosen))
+        .values(
+            status=TaskStatus.RUNNING.value,
+            attempts=t.tasks.c.attempts + 1,
+            lease_owner=bindparam("owner"),
+            lease_expires_at=bindparam("until", type_=t.UTCDateTime),
+            updated_at=_NOW,
+        )
+        .returning(
+            t.tasks.c.id,
+            t.tasks.c.order_id,
+            t.tasks.c.stage_key,
+            t.tasks.c.task_key,
+            t.tasks.c.handler_key,
+            t.tasks.c.attempts,
+            t.tasks.c.budget_base,
+            t.tasks.c.delivery_id,
+            t.tasks.c.delivery_epoch,
+            t.tasks.c.created_at,
+        )
     )
-    .returning(
-        t.tasks.c.id,
-        t.tasks.c.order_id,
-        t.tasks.c.stage_key,
-        t.tasks.c.task_key,
-        t.tasks.c.handler_key,
-        t.tasks.c.attempts,
-        t.tasks.c.budget_base,
-        t.tasks.c.delivery_id,
-        t.tasks.c.delivery_epoch,
-        t.tasks.c.created_at,
-    )
-)
+
+
+_CLAIM = _lease(_IDS)
 _LOAD_ORDERS = select(
     t.orders.c.id,
     t.orders.c.space_key,
@@ -80,30 +87,8 @@ _INSERT_ATTEMPTS = insert(t.attempts).returning(t.attempts.c.id)  # one multi-ro
 # PostgreSQL: pick, lease and read the due tasks with their orders in one statement. The
 # orders' columns come with it, and whether an order has assets (so the assets are read only
 # for the orders that have some).
-_PICK = (
-    select(t.tasks.c.id)
-    .where(
-        t.IN_RUNNABLE_INDEX,
-        t.tasks.c.status == TaskStatus.PENDING.value,
-        t.tasks.c.due_at <= _NOW,
-    )
-    .order_by(t.tasks.c.due_at)
-    .limit(bindparam("limit"))
-    .with_for_update(skip_locked=True)
-)
-_LEASED = (
-    update(t.tasks)
-    .where(t.tasks.c.id.in_(_PICK))
-    .values(
-        status=TaskStatus.RUNNING.value,
-        attempts=t.tasks.c.attempts + 1,
-        lease_owner=bindparam("owner"),
-        lease_expires_at=bindparam("until", type_=t.UTCDateTime),
-        updated_at=_NOW,
-    )
-    .returning(*_CLAIM.exported_columns)
-    .cte("leased")
-)
+_PICK = _DUE.with_only_columns(t.tasks.c.id)
+_LEASED = _lease(_PICK).cte("leased")
 # The claim's timeline entries are written by the same statement, so a claim is one
 # statement in autocommit: atomic on its own, and an empty claim costs that one statement.
 _LOGGED = (
