@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import signal
 import socket
 import sqlite3
@@ -23,6 +24,7 @@ from typing import Any
 import aiohttp
 import psycopg
 
+_CLAIMS = re.compile(r'^ordermill_claims_total\{result="(?P<result>\w+)"\} (?P<value>\S+)$')
 ORDERMILL = str(Path(sys.executable).parent / "ordermill")
 ADMIN_KEY = "bench-admin-key"
 SPACE = "bench"
@@ -79,6 +81,8 @@ class Engine:
             **extra_env,
         }
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        # Where each engine process serves its Prometheus counters (the claims made).
+        self.metrics_urls: list[str] = [f"{self.base_url}/metrics"] if workers == 0 else []
 
     def _spawn(self, name: str, *args: str) -> None:
         with (self.workdir / f"{name}.log").open("ab") as log:
@@ -109,7 +113,22 @@ class Engine:
             )
         self._spawn("api", "api")
         for number in range(1, self.workers + 1):
-            self._spawn(f"worker-{number}", "worker")
+            port = free_port()
+            self.metrics_urls.append(f"http://127.0.0.1:{port}/metrics")
+            self._spawn(f"worker-{number}", "worker", "--metrics-port", str(port))
+
+    async def claims(self) -> dict[str, float]:
+        """Claims the engine processes made so far: ``{"tasks": n, "empty": n}``."""
+        found = {"tasks": 0.0, "empty": 0.0}
+        async with aiohttp.ClientSession() as session:
+            for url in self.metrics_urls:
+                async with session.get(url) as response:
+                    text = await response.text()
+                for line in text.splitlines():
+                    match = _CLAIMS.match(line)
+                    if match:
+                        found[match["result"]] += float(match["value"])
+        return found
 
     def pids(self, role: str) -> list[int]:
         """Process ids by role: ``serve``, ``api`` or ``worker``."""

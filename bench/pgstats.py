@@ -32,7 +32,7 @@ def _short(query: str, width: int = 90) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def per_order(server: PostgresServer, dbname: str, top: int = 15) -> dict[str, Any]:
+def per_order(server: PostgresServer, dbname: str, top: int = 40) -> dict[str, Any]:
     """Calls per order of ordermill's statements (the benchmark's own probes left out)."""
     with server.connect(dbname) as conn:
         orders = conn.execute("SELECT count(*) FROM orders").fetchone()

@@ -3,7 +3,8 @@
 py-spy is not a project dependency: install it into the venv by hand to use this
 (``.venv/bin/pip install py-spy``). Profiling costs CPU on the same cores, so the figures of a
 profiled run are not the ones to quote. ``python -m bench.profile FILE.txt`` summarises a
-profile: samples by package, and ordermill's functions by inclusive samples.
+profile: samples by kind of work (intake parsing, database, outbound HTTP, signing, the HTTP
+server, bookkeeping), by package, and ordermill's functions by inclusive samples.
 """
 
 from __future__ import annotations
@@ -66,9 +67,36 @@ def _package(frame: str) -> str:
     return top.removesuffix(".py")
 
 
+# Where a sample's time goes, by the innermost frame of its stack that one of these names
+# (file path fragments, first match wins): the split docs/performance.md shows.
+CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("signing", ("ordermill/signatures.py", "(hmac.py", "(hashlib.py", "standardwebhooks/")),
+    (
+        "database",
+        ("sqlalchemy/", "psycopg/", "psycopg_pool/", "sqlite3/", "ordermill/storage/"),
+    ),
+    ("outbound HTTP", ("aiohttp/", "(ssl.py", "yarl/", "multidict/", "ordermill/handlers/")),
+    (
+        "intake parsing",
+        ("pydantic", "ordermill/jsoncodec.py", "ordermill/api/schemas.py", "orjson"),
+    ),
+    ("HTTP server", ("uvicorn/", "starlette/", "fastapi/", "httptools/", "h11/")),
+)
+
+
+def category(frames: list[str]) -> str:
+    """The category of one sample's stack (innermost frame last); bookkeeping otherwise."""
+    for frame in reversed(frames):
+        for name, needles in CATEGORIES:
+            if any(needle in frame for needle in needles):
+                return name
+    return "bookkeeping"
+
+
 def summarize(path: Path, top: int = 25) -> str:
     """Samples by package (self), and the ordermill functions with most samples (inclusive)."""
     packages: Counter[str] = Counter()
+    kinds: Counter[str] = Counter()
     ours: Counter[str] = Counter()
     total = 0
     for line in path.read_text().splitlines():
@@ -79,12 +107,15 @@ def summarize(path: Path, top: int = 25) -> str:
         frames = stack.split(";")
         total += count
         packages[_package(frames[-1])] += count
+        kinds[category(frames)] += count
         for frame in set(frames):
             if "(ordermill/" in frame:
                 ours[frame] += count
     if not total:
         return f"{path.name}: no samples"
-    lines = [f"{path.name}: {total} samples", "self time by package:"]
+    lines = [f"{path.name}: {total} samples", "by kind of work:"]
+    lines += [f"  {n / total:6.1%}  {name}" for name, n in kinds.most_common()]
+    lines.append("self time by package:")
     lines += [f"  {n / total:6.1%}  {name}" for name, n in packages.most_common(top)]
     lines.append("ordermill functions, inclusive:")
     lines += [f"  {n / total:6.1%}  {frame}" for frame, n in ours.most_common(top)]

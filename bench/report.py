@@ -103,6 +103,8 @@ def throughput_table(scenarios: list[dict[str, Any]], ceilings: dict[str, Any]) 
                 _fmt(cpu.get("receiver"), 2),
                 _ratio(peak["orders_per_second"], raw_post),
                 _ratio(peak["orders_per_second"], _commit_ceiling(s, ceilings)),
+                _fmt(peak.get("claims_per_order"), 2),
+                _fmt(peak.get("empty_claims_per_order"), 2),
                 _fmt(peak["box"]["others_cores"], 2),
             ]
         )
@@ -120,6 +122,8 @@ def throughput_table(scenarios: list[dict[str, Any]], ceilings: dict[str, Any]) 
             "receiver",
             "vs raw POST/s",
             "vs raw commit/s",
+            "claims/order",
+            "empty claims/order",
             "others' cores",
         ],
         rows,
@@ -243,7 +247,7 @@ def statements_section(scenarios: list[dict[str, Any]]) -> list[str]:
                 _fmt(row["mean_exec_ms"], 3),
                 row["query"],
             ]
-            for row in found["top"]
+            for row in found["top"][:15]
         ]
         parts.append(table(["calls/order", "rows/call", "mean ms", "statement"], rows))
     if parts:

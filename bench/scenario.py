@@ -171,6 +171,7 @@ class Scenario:
 
     async def _phase(self, cpu: CpuMeter, prefix: str, load: Awaitable[Sent]) -> dict[str, Any]:
         await self.receiver.reset()
+        claims_before = await self.engine.claims()
         before = cpu.snapshot()
         sent = await load
         expected = len(sent.created)
@@ -178,6 +179,7 @@ class Scenario:
         delivered = await self.receiver.wait_for(expected, grace)
         counts, last_end = await self.outcomes.wait_until_ended(prefix, expected, grace)
         after = cpu.snapshot()
+        claims = {k: v - claims_before[k] for k, v in (await self.engine.claims()).items()}
         arrivals = await self.receiver.arrivals()
         completed = counts.get("SUCCESS", 0)
         seconds = last_end.timestamp() - sent.first_post_wall if last_end else None
@@ -205,6 +207,8 @@ class Scenario:
             "latency_ms": latency(sent.created, arrivals),
             "box": box,
             "engine_system_share": round(system_ms / engine_ms, 3) if engine_ms else None,
+            "claims_per_order": _per(claims["tasks"] + claims["empty"], completed),
+            "empty_claims_per_order": _per(claims["empty"], completed),
             "cpu_ms_per_order": {
                 role: round(ms / completed, 3) if completed else None
                 for role, ms in per_order.items()
@@ -281,3 +285,7 @@ def _others(ms: dict[str, float]) -> float:
 
 def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 1)
+
+
+def _per(count: float, orders: int) -> float | None:
+    return round(count / orders, 3) if orders else None

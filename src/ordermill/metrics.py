@@ -34,6 +34,12 @@ CLAIM_SECONDS = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
     registry=REGISTRY,
 )
+CLAIMS = Counter(
+    "ordermill_claims_total",
+    "Claims made, by whether they found work (tasks) or came back empty (empty).",
+    ["result"],
+    registry=REGISTRY,
+)
 COMMIT_BATCH = Histogram(
     "ordermill_completion_batch_size",
     "Outcomes recorded per transaction (group commit).",

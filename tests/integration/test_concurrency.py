@@ -3,10 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+from typing import Any
 
 import httpx2
+from sqlalchemy import event
 
-from tests.integration.conftest import flow_doc, order_doc
+from ordermill.config import Settings
+from ordermill.service import Service
+from tests.integration.conftest import (
+    flow_doc,
+    held_by,
+    order_doc,
+    wait_for_requests,
+    wait_for_status,
+)
+from tests.support.invariants import check_database, report
+from tests.support.receiver import HttpsReceiver, Reply
 
 
 async def test_twenty_concurrent_posts_of_one_order_create_exactly_one(
@@ -40,3 +53,76 @@ async def test_concurrent_conflicting_posts_create_one_and_refuse_the_rest(
 
     codes = sorted(r.status_code for r in responses)
     assert codes == [201] + [409] * 9
+
+
+async def test_orders_posted_together_share_transactions_and_are_each_stored(
+    client: httpx2.AsyncClient, acme: dict[str, str], service: Service
+) -> None:
+    flow = flow_doc("https://erp.example.com/orders")
+    assert (await client.post("/api/flows", json=flow, headers=acme)).status_code == 201
+    commits: list[int] = []
+    engine = service.store.db.writer.sync_engine
+    listener = lambda _conn: commits.append(1)  # noqa: E731
+    event.listen(engine, "commit", listener)
+    bodies = [{**order_doc(f"BATCH-{n}"), "start": False} for n in range(24)]
+    bodies.append({**order_doc("BATCH-0"), "start": False})  # a resend inside the batch
+    bodies.append({**order_doc("BATCH-X"), "flowKey": "no-such-flow", "start": False})
+    try:
+        responses = await asyncio.gather(
+            *(client.post("/api/orders", json=body, headers=acme) for body in bodies)
+        )
+    finally:
+        event.remove(engine, "commit", listener)
+
+    codes = [r.status_code for r in responses]
+    assert sorted(codes[:24]) == [201] * 24
+    assert codes[24] == 200
+    assert responses[24].json()["id"] == responses[0].json()["id"]
+    assert codes[25] == 404
+    # 24 new orders in fewer transactions than orders, each readable with what the 201 said.
+    assert 0 < len(commits) < 24
+    for response in responses[:24]:
+        stored = await client.get(f"/api/orders/{response.json()['id']}", headers=acme)
+        assert stored.json()["thirdPartyOrderId"] == response.json()["thirdPartyOrderId"]
+        events = await client.get(f"/api/orders/{response.json()['id']}/events", headers=acme)
+        assert [e["type"] for e in events.json()["items"]][:1] == ["order.created"]
+
+
+async def test_outcomes_answered_together_are_recorded_together_and_keep_every_invariant(
+    client: httpx2.AsyncClient,
+    acme: dict[str, str],
+    https_receiver: HttpsReceiver,
+    gate: threading.Event,
+    settings: Settings,
+    service: Service,
+) -> None:
+    """Twelve orders whose connector answers are held, then released at once: their outcomes
+    are written as one batch (one UPDATE per table on PostgreSQL) and every order ends right."""
+    flow = flow_doc(https_receiver.url("/held"))
+    assert (await client.post("/api/flows", json=flow, headers=acme)).status_code == 201
+    https_receiver.script("/held", Reply(status=201, before=held_by(gate)))
+    posted = await asyncio.gather(
+        *(client.post("/api/orders", json=order_doc(f"HELD-{n}"), headers=acme) for n in range(12))
+    )
+    assert [r.status_code for r in posted] == [201] * 12
+    await wait_for_requests(https_receiver, 12, path="/held")
+    updates: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.startswith("UPDATE"):
+            updates.append(statement)
+
+    engine = service.store.db.writer.sync_engine
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        gate.set()
+        for response in posted:
+            order = await wait_for_status(client, acme, response.json()["id"], "SUCCESS", "FAILURE")
+            assert order["status"] == "SUCCESS"
+            assert [(t["status"], t["attempts"]) for t in order["tasks"]] == [("SUCCEEDED", 1)]
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    if not settings.database_url.startswith("sqlite"):
+        assert any("FROM (VALUES" in statement for statement in updates), updates
+    violations = check_database(settings.database_url, deliveries=https_receiver.delivery_ids())
+    assert violations == [], report(violations)

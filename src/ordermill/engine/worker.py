@@ -180,6 +180,7 @@ class Worker:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
                 continue
+            metrics.CLAIMS.labels("tasks" if claimed else "empty").inc()
             for task in claimed:
                 if task.reclaimed:
                     metrics.LEASE_EXPIRIES.inc()

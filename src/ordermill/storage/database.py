@@ -103,6 +103,12 @@ class Database:
             yield conn
 
     @asynccontextmanager
+    async def autocommit(self) -> AsyncIterator[AsyncConnection]:
+        """A writer connection without a transaction: each statement commits on its own."""
+        async with _translated(), self.writer.connect() as conn:
+            yield await conn.execution_options(isolation_level="AUTOCOMMIT")
+
+    @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
         """A read-only transaction."""
         async with _translated(), self.reader.connect() as conn:

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Float, String, bindparam, insert, select
+from sqlalchemy import Float, String, bindparam, select
+from sqlalchemy.dialects import postgresql, sqlite
 
 from ordermill.errors import Conflict, NotFound
 from ordermill.flows.order import earliest_deadline, order_value
@@ -249,24 +250,32 @@ _ORDER_CONSTANTS: dict[str, Any] = {
     "created_at": t.UTCDateTime(),
     "updated_at": t.UTCDateTime(),
 }
-# Built once: the statement's cache key is then computed once, not on every order.
-_INSERT_ORDER = (
-    insert(t.orders)
-    .from_select(
-        [*_ORDER_CONSTANTS, "flow_id", "flow_key", "flow_version"],
-        select(
-            *(bindparam(f"o_{name}", type_=kind) for name, kind in _ORDER_CONSTANTS.items()),
-            t.flows.c.id,
-            t.flows.c.key,
-            t.flows.c.current_version,
-        ).where(
-            t.flows.c.space_key == bindparam("o_space_key"),
-            t.flows.c.key == bindparam("o_flow_key"),
-            t.flows.c.deleted_at.is_(None),
-        ),
-    )
-    .returning(t.orders.c.flow_id, t.orders.c.flow_version)
+# Built once per dialect: the statement's cache key is then computed once, not on every order.
+# A resend (the same thirdPartyOrderId) inserts nothing and returns no row, like an unknown
+# flow; the caller tells the two apart after its transaction, so one resend does not abort
+# the other orders that share the transaction.
+_ORDER_SOURCE = select(
+    *(bindparam(f"o_{name}", type_=kind) for name, kind in _ORDER_CONSTANTS.items()),
+    t.flows.c.id,
+    t.flows.c.key,
+    t.flows.c.current_version,
+).where(
+    t.flows.c.space_key == bindparam("o_space_key"),
+    t.flows.c.key == bindparam("o_flow_key"),
+    t.flows.c.deleted_at.is_(None),
 )
+_ORDER_COLUMNS = [*_ORDER_CONSTANTS, "flow_id", "flow_key", "flow_version"]
+_RESEND = ["space_key", "third_party_order_id"]
+_INSERT_ORDER = {
+    "postgresql": postgresql.insert(t.orders)
+    .from_select(_ORDER_COLUMNS, _ORDER_SOURCE)
+    .on_conflict_do_nothing(index_elements=_RESEND)
+    .returning(t.orders.c.flow_id, t.orders.c.flow_version),
+    "sqlite": sqlite.insert(t.orders)
+    .from_select(_ORDER_COLUMNS, _ORDER_SOURCE)
+    .on_conflict_do_nothing(index_elements=_RESEND)
+    .returning(t.orders.c.flow_id, t.orders.c.flow_version),
+}
 
 
 async def insert_order(
@@ -281,8 +290,8 @@ async def insert_order(
 ) -> tuple[int, int] | None:
     """Insert a new order on the flow's current version, read in the same statement.
 
-    Returns (flow id, version), or None when the space has no such flow. Raises
-    IntegrityError on a duplicate third-party id.
+    Returns (flow id, version), or None when the space has no such flow or already has an
+    order with this third-party id.
     """
     status = OrderStatus.IN_PROGRESS if start else OrderStatus.CREATED
     params = {
@@ -298,7 +307,7 @@ async def insert_order(
         "o_created_at": uow.now,
         "o_updated_at": uow.now,
     }
-    row = (await uow.conn.execute(_INSERT_ORDER, params)).first()
+    row = (await uow.conn.execute(_INSERT_ORDER[uow.conn.dialect.name], params)).first()
     if row is None:
         return None
     uow.event(order_id, "order.created", actor=actor, data={"flowVersion": row.flow_version})

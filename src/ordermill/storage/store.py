@@ -6,15 +6,14 @@ together; a crash at any point leaves either all of it or none of it.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
 
 from ordermill.clock import Clock
 from ordermill.errors import NotFound
@@ -34,6 +33,7 @@ from ordermill.storage import tables as t
 from ordermill.storage import writer
 from ordermill.storage.advance import UnitOfWork
 from ordermill.storage.assets import assets_of_orders
+from ordermill.storage.batching import GroupCommit
 from ordermill.storage.confirmations import ConfirmationStore
 from ordermill.storage.database import Database
 from ordermill.storage.eventlog import log_committed
@@ -53,12 +53,14 @@ from ordermill.storage.notify import notify
 from ordermill.storage.orders import (
     OrderReads,
     OrderView,
+    TaskView,
     existing_or_conflict,
     insert_order,
     task_view,
 )
 from ordermill.storage.spaces import SpaceStore, hash_secret
 from ordermill.storage.work import (
+    claim_due,
     claim_rows,
     extend_leases,
     load_orders,
@@ -69,6 +71,17 @@ from ordermill.storage.work import (
 )
 
 Listener = Callable[[], None]
+
+
+@dataclass(frozen=True)
+class Intake:
+    """One order posted to the API, waiting for its batch's transaction."""
+
+    space_key: str
+    flow_key: str
+    body: dict[str, Any]
+    start: bool
+    actor: str
 
 
 class Store(OrderReads):
@@ -82,6 +95,7 @@ class Store(OrderReads):
         self.flows = FlowStore(db, clock)
         self.confirmations = ConfirmationStore(db, clock, unit=self.unit, flow_of=self.flow_of)
         self._listeners: list[Listener] = []
+        self._intake: GroupCommit[Intake, tuple[OrderView, bool]] = GroupCommit(self._create_orders)
 
     def on_new_work(self, listener: Listener) -> None:
         """Call ``listener`` after any commit that made tasks runnable in this process."""
@@ -111,54 +125,100 @@ class Store(OrderReads):
     ) -> tuple[OrderView, bool]:
         """Store the order (and start it). A resend of the same order returns the stored one.
 
-        One transaction and no reads in the usual case: the insert picks the flow's current
-        version itself, and the answer is built from what was written.
+        Orders that arrive together share one transaction (group commit); the answer comes
+        once that transaction committed. No reads in the usual case: the insert picks the
+        flow's current version itself, and the answer is built from what was written.
         """
-        order_id = new_id("ord_")
-        try:
-            async with self.unit() as uow:
-                pinned = await insert_order(
-                    uow,
-                    order_id=order_id,
-                    space_key=space_key,
-                    flow_key=flow_key,
-                    body=body,
-                    start=start,
-                    actor=actor,
+        return await self._intake.submit(Intake(space_key, flow_key, body, start, actor))
+
+    async def _create_orders(
+        self, intakes: Sequence[Intake]
+    ) -> list[tuple[OrderView, bool] | BaseException]:
+        """One transaction for a batch of new orders."""
+        async with self.unit() as uow:
+            pinned: list[tuple[str, tuple[int, int] | None]] = []
+            for intake in intakes:
+                order_id = new_id("ord_")
+                pinned.append(
+                    (
+                        order_id,
+                        await insert_order(
+                            uow,
+                            order_id=order_id,
+                            space_key=intake.space_key,
+                            flow_key=intake.flow_key,
+                            body=intake.body,
+                            start=intake.start,
+                            actor=intake.actor,
+                        ),
+                    )
                 )
-                if pinned is None:
-                    raise NotFound(f"flow {flow_key!r} does not exist in space {space_key!r}")
-                flow_id, version = pinned
-                status = OrderStatus.IN_PROGRESS if start else OrderStatus.CREATED
-                if start:
-                    flow = await self.flow_of(flow_id, version)
-                    # Written in this unit, so its state is known: no read, no lock.
-                    locked = {order_id: writer.LockedOrder(OrderState(status), fresh=True)}
-                    change = writer.Change(order_id, flow, Replan(), actor=actor)
-                    [answer] = await writer.apply(uow, [change], locked)
-                    if isinstance(answer, Decision):
-                        status = answer.state.status
-        except IntegrityError:
-            # The same thirdPartyOrderId again (perhaps concurrently): same order, or conflict.
-            existing = await self.find_order(space_key, body["thirdPartyOrderId"])
-            return existing_or_conflict(existing, flow_key, body), False
-        order = OrderView(
-            id=order_id,
-            space_key=space_key,
-            flow_key=flow_key,
-            flow_id=flow_id,
-            flow_version=version,
-            third_party_order_id=body["thirdPartyOrderId"],
-            status=status,
-            body=body,
-            value=order_value(body),
-            deadline=earliest_deadline(body),
-            created_at=uow.now,
-            updated_at=uow.now,
-            ended_at=None,
-            tasks=tuple(task_view(SimpleNamespace(**row)) for row in uow.created_tasks),
-        )
-        return order, True
+            statuses = await self._start_new(uow, intakes, pinned)
+        tasks: dict[str, list[TaskView]] = {}
+        for row in uow.created_tasks:
+            tasks.setdefault(row["order_id"], []).append(task_view(SimpleNamespace(**row)))
+        answers: list[tuple[OrderView, bool] | BaseException] = []
+        for intake, (order_id, pin) in zip(intakes, pinned, strict=True):
+            if pin is None:
+                answers.append(await self._resent_or_unknown(intake))
+                continue
+            order = OrderView(
+                id=order_id,
+                space_key=intake.space_key,
+                flow_key=intake.flow_key,
+                flow_id=pin[0],
+                flow_version=pin[1],
+                third_party_order_id=intake.body["thirdPartyOrderId"],
+                status=statuses[order_id],
+                body=intake.body,
+                value=order_value(intake.body),
+                deadline=earliest_deadline(intake.body),
+                created_at=uow.now,
+                updated_at=uow.now,
+                ended_at=None,
+                tasks=tuple(tasks.get(order_id, ())),
+            )
+            answers.append((order, True))
+        return answers
+
+    async def _resent_or_unknown(self, intake: Intake) -> tuple[OrderView, bool] | BaseException:
+        """An order that inserted nothing: the stored one again, a conflict, or no such flow."""
+        try:
+            existing = await self.find_order(intake.space_key, intake.body["thirdPartyOrderId"])
+            if existing is None:
+                return NotFound(
+                    f"flow {intake.flow_key!r} does not exist in space {intake.space_key!r}"
+                )
+            return existing_or_conflict(existing, intake.flow_key, intake.body), False
+        except Exception as exc:
+            return exc
+
+    async def _start_new(
+        self,
+        uow: UnitOfWork,
+        intakes: Sequence[Intake],
+        pinned: Sequence[tuple[str, tuple[int, int] | None]],
+    ) -> dict[str, OrderStatus]:
+        """Start the orders just inserted in ``uow`` that asked to start, in one writer batch."""
+        statuses: dict[str, OrderStatus] = {}
+        locked: dict[str, writer.LockedOrder] = {}
+        changes: list[writer.Change] = []
+        for intake, (order_id, pin) in zip(intakes, pinned, strict=True):
+            if pin is None:
+                continue
+            status = OrderStatus.IN_PROGRESS if intake.start else OrderStatus.CREATED
+            statuses[order_id] = status
+            if intake.start:
+                # Written in this unit, so its state is known: no read, no lock.
+                locked[order_id] = writer.LockedOrder(OrderState(status), fresh=True)
+                flow = await self.flow_of(*pin)
+                changes.append(writer.Change(order_id, flow, Replan(), actor=intake.actor))
+        if changes:
+            answers = await writer.apply(uow, changes, locked)
+            for change, answer in zip(changes, answers, strict=True):
+                if isinstance(answer, Decision):
+                    statuses[change.order_id] = answer.state.status
+        return statuses
 
     async def start_order(self, space_key: str | None, order_id: str, actor: str) -> OrderView:
         return await self._operate(space_key, order_id, OperatorAction(Operator.START), actor)
@@ -206,22 +266,36 @@ class Store(OrderReads):
 
         With ``expired`` it also takes over tasks whose worker's lease ran out.
         """
-        async with self.unit() as uow:
-            candidates = await select_claimable(uow.conn, uow.now, limit, expired=expired)
-            if not candidates:
-                return []
-            rows = await claim_rows(uow, owner, timedelta(seconds=lease_seconds), candidates)
-            reclaimed = {row.id for row in candidates if row.status == TaskStatus.RUNNING.value}
-            order_ids = {row.order_id for row in rows}
-            orders = await load_orders(uow.conn, order_ids)
-            assets = await assets_of_orders(uow.conn, order_ids)
+        lease = timedelta(seconds=lease_seconds)
+        reclaimed: set[int] = set()
+        if not expired and not self.db.is_sqlite:
+            now = self.clock.now()
+            async with self.db.autocommit() as conn:
+                rows = await claim_due(conn, now, owner, lease, limit)
+                orders = {row.order_id: row for row in rows}
+                # Assets are written before the tasks that read them become due.
+                assets = await assets_of_orders(
+                    conn, {row.order_id for row in rows if row.has_assets}
+                )
+        else:
+            async with self.unit() as uow:
+                now = uow.now
+                candidates = await select_claimable(uow.conn, now, limit, expired=expired)
+                if not candidates:
+                    return []
+                rows = await claim_rows(uow, owner, lease, candidates)
+                reclaimed = {row.id for row in candidates if row.status == TaskStatus.RUNNING.value}
+                orders = await load_orders(uow.conn, {row.order_id for row in rows})
+                assets = await assets_of_orders(uow.conn, orders)
         claimed = []
         for row in rows:
             order = orders[row.order_id]
             flow = await self.flow_of(order.flow_id, order.flow_version)
-            task = make_claimed(row, order, flow, owner, uow.now, self.token_secret)
+            task = make_claimed(row, order, flow, owner, now, self.token_secret)
             claimed.append(
-                replace(task, assets=tuple(assets[row.order_id]), reclaimed=row.id in reclaimed)
+                replace(
+                    task, assets=tuple(assets.get(row.order_id, ())), reclaimed=row.id in reclaimed
+                )
             )
         return claimed
 

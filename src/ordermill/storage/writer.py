@@ -17,7 +17,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import BindParameter, bindparam, insert, select, update
+from sqlalchemy import BindParameter, Table, bindparam, case, cast, column, insert, select, update
+from sqlalchemy import values as values_list
 
 from ordermill.flows.lifecycle import (
     AttemptEnded,
@@ -42,21 +43,32 @@ _LOCK_ORDERS = (
     .order_by(t.orders.c.id)
     .with_for_update()
 )
-# The tasks whose lease an outcome claims to hold; a reclaim (which takes no order lock) waits.
-_LOCK_LEASED = (
-    select(t.tasks.c.id).where(t.tasks.c.id.in_(_IDS)).order_by(t.tasks.c.id).with_for_update()
-)
 # Read after the order locks, so every status written under them is seen. Only claims
 # (PENDING to RUNNING, nothing the planner tells apart) may move concurrently; this read
-# does not block them.
-_TASK_STATES = select(
-    t.tasks.c.id,
-    t.tasks.c.order_id,
-    t.tasks.c.task_key,
-    t.tasks.c.status,
-    t.tasks.c.attempts,
-    t.tasks.c.lease_owner,
-).where(t.tasks.c.order_id.in_(_IDS))
+# does not block them. The same statement locks the tasks whose lease an outcome claims to
+# hold (a reclaim, which takes no order lock, then waits) and reads those as locked: the
+# locking CTE sees a row's latest version, where the rest of the statement sees its snapshot.
+_LEASED = (
+    select(t.tasks.c.id, t.tasks.c.status, t.tasks.c.attempts, t.tasks.c.lease_owner)
+    .where(t.tasks.c.id.in_(bindparam("leased", expanding=True)))
+    .order_by(t.tasks.c.id)
+    .with_for_update()
+    .cte("leased")
+    .prefix_with("MATERIALIZED", dialect="postgresql")
+)
+_HELD = _LEASED.c.id.is_not(None)
+_TASK_STATES = (
+    select(
+        t.tasks.c.id,
+        t.tasks.c.order_id,
+        t.tasks.c.task_key,
+        case((_HELD, _LEASED.c.status), else_=t.tasks.c.status).label("status"),
+        case((_HELD, _LEASED.c.attempts), else_=t.tasks.c.attempts).label("attempts"),
+        case((_HELD, _LEASED.c.lease_owner), else_=t.tasks.c.lease_owner).label("lease_owner"),
+    )
+    .select_from(t.tasks.outerjoin(_LEASED, _LEASED.c.id == t.tasks.c.id))
+    .where(t.tasks.c.order_id.in_(_IDS))
+)
 _ORDER_STATUS = (
     update(t.orders)
     .where(t.orders.c.id == bindparam("b_id"))
@@ -75,6 +87,12 @@ _ORDER_VERSION = (
 _INSERT_TASKS = insert(t.tasks).returning(t.tasks.c.id, sort_by_parameter_order=True)
 # RETURNING lets SQLAlchemy send a batch as one multi-row INSERT ("insertmanyvalues")
 # instead of one execution per row on PostgreSQL.
+_ORDER_COLUMN = {
+    "b_id": "id",
+    "b_status": "status",
+    "b_now": "updated_at",
+    "b_ended_at": "ended_at",
+}
 _FINAL_ORDER = (OrderStatus.SUCCESS, OrderStatus.FAILURE, OrderStatus.CANCELLED)
 _TIME_COLUMNS = {"due_at", "updated_at", "ended_at", "delivery_epoch", "lease_expires_at"}
 _JSON_COLUMNS = {"result", "error"}
@@ -136,10 +154,9 @@ async def lock_orders(
         row.id: OrderStatus(row.status)
         for row in await uow.conn.execute(_LOCK_ORDERS, {"ids": ids})
     }
-    if leased:
-        await uow.conn.execute(_LOCK_LEASED, {"ids": sorted(set(leased))})
     tasks: dict[str, dict[str, TaskRow]] = {order_id: {} for order_id in orders}
-    for row in await uow.conn.execute(_TASK_STATES, {"ids": ids}):
+    params = {"ids": ids, "leased": sorted(set(leased))}
+    for row in await uow.conn.execute(_TASK_STATES, params):
         tasks[row.order_id][row.task_key] = TaskRow(
             row.id, TaskStatus(row.status), row.attempts, row.lease_owner
         )
@@ -235,7 +252,10 @@ class _Batch:
         for task_id, values in self.tasks.items():
             shapes.setdefault(tuple(sorted(values)), []).append({"b_id": task_id, **values})
         for columns, rows in shapes.items():
-            await uow.conn.execute(_update_tasks(columns), [_bound(row) for row in rows])
+            if len(rows) > 1 and uow.conn.dialect.name == "postgresql":
+                await uow.conn.execute(_update_from_values(t.tasks, columns, rows))
+            else:
+                await uow.conn.execute(_update_tasks(columns), [_bound(row) for row in rows])
         if self.new_tasks:
             result = await uow.conn.execute(_INSERT_TASKS, self.new_tasks)
             for row, task_id in zip(self.new_tasks, result.scalars(), strict=True):
@@ -256,10 +276,14 @@ class _Batch:
             for order_id, status in self.orders.items()
             if status is None and order_id not in self.fresh
         ]
-        if moved:
-            await uow.conn.execute(_ORDER_STATUS, moved)
-        if touched:
-            await uow.conn.execute(_ORDER_VERSION, touched)
+        for rows, single in ((moved, _ORDER_STATUS), (touched, _ORDER_VERSION)):
+            if len(rows) > 1 and uow.conn.dialect.name == "postgresql":
+                plain = [{_ORDER_COLUMN[key]: value for key, value in row.items()} for row in rows]
+                columns = tuple(key for key in plain[0] if key != "id")
+                bump = {"version": t.orders.c.version + 1}
+                await uow.conn.execute(_update_from_values(t.orders, columns, plain, bump))
+            elif rows:
+                await uow.conn.execute(single, rows)
 
 
 def _new_task_row(
@@ -312,6 +336,34 @@ def _columns(uow: UnitOfWork, task: TaskRow, old: TaskStatus, new: TaskStatus) -
 
 def _bound(row: dict[str, Any]) -> dict[str, Any]:
     return {("b_id" if key == "b_id" else f"v_{key}"): value for key, value in row.items()}
+
+
+def _update_from_values(
+    table: Table,
+    columns: tuple[str, ...],
+    rows: Sequence[Mapping[str, Any]],
+    extra: Mapping[str, Any] | None = None,
+) -> Any:
+    """PostgreSQL: one UPDATE for many rows, from a VALUES list keyed by id (``b_id`` or ``id``).
+
+    A batch costs one statement however many rows it moves, where executemany costs one each.
+    """
+    source = values_list(
+        column("id", table.c.id.type),
+        *(column(name, table.c[name].type) for name in columns),
+        name="v",
+    ).data([(row.get("b_id", row.get("id")), *(row[name] for name in columns)) for row in rows])
+    return (
+        update(table)
+        .where(table.c.id == source.c.id)
+        # The casts type a column whose values are all NULL in this batch.
+        .values(
+            {
+                **{name: cast(source.c[name], table.c[name].type) for name in columns},
+                **(extra or {}),
+            }
+        )
+    )
 
 
 _UPDATES: dict[tuple[str, ...], Any] = {}

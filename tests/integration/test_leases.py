@@ -1,0 +1,56 @@
+"""Claims and leases at the storage seam, on SQLite and PostgreSQL: an outcome counts only
+while its worker still holds the task's lease, and a claim logs what it took."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from ordermill.config import Settings
+from ordermill.flows.status import OrderStatus, TaskStatus
+from tests.integration.conftest import flow_doc, order_doc
+from tests.integration.test_joins import _done, engine_off
+
+
+async def test_an_outcome_whose_lease_passed_changes_nothing_and_the_new_holder_finishes(
+    make_settings: Callable[..., Settings],
+) -> None:
+    async with engine_off(make_settings, flow_doc("https://127.0.0.1:9/x")) as service:
+        order, _ = await service.create_order(order_doc("LEASE-1"), start=True, actor="test")
+        [first] = await service.store.claim("worker-a", 10, 0.05, expired=False)
+        assert await service.store.claim("worker-b", 10, 30, expired=False) == []
+        await asyncio.sleep(0.1)  # worker-a's lease runs out
+        [second] = await service.store.claim("worker-b", 10, 30, expired=True)
+        assert (second.task_id, second.attempt, second.reclaimed) == (first.task_id, 2, True)
+
+        assert await service.store.complete([_done(first, TaskStatus.SUCCEEDED)]) == [False]
+        view = await service.store.get_order("acme", order.id)
+        assert [(t.status, t.attempts) for t in view.tasks] == [(TaskStatus.RUNNING, 2)]
+
+        assert await service.store.complete([_done(second, TaskStatus.SUCCEEDED)]) == [True]
+        view = await service.store.get_order("acme", order.id)
+        assert view.status is OrderStatus.SUCCESS
+        events = [(e.type, e.data) for e in await service.store.list_events("acme", order.id)]
+        running = [data for kind, data in events if kind == "task.running"]
+        assert running == [{"attempt": 1}, {"attempt": 2}]
+
+
+async def test_claims_take_each_due_task_once_and_read_its_order(
+    make_settings: Callable[..., Settings],
+) -> None:
+    async with engine_off(make_settings, flow_doc("https://127.0.0.1:9/x")) as service:
+        posted = await asyncio.gather(
+            *(
+                service.create_order(order_doc(f"CLAIM-{n}"), start=True, actor="test")
+                for n in range(6)
+            )
+        )
+        batches = await asyncio.gather(
+            *(service.store.claim(f"worker-{n}", 2, 30, expired=False) for n in range(5))
+        )
+        claimed = [task for batch in batches for task in batch]
+        assert sorted(task.order_id for task in claimed) == sorted(o.id for o, _ in posted)
+        bodies = {o.id: o.body for o, _ in posted}
+        assert all(task.order == bodies[task.order_id] for task in claimed)
+        assert all(task.attempt == 1 and task.space_key == "acme" for task in claimed)
+        assert await service.store.claim("late", 10, 30, expired=False) == []
