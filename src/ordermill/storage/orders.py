@@ -39,6 +39,13 @@ class TaskView:
 
 
 @dataclass(frozen=True)
+class PauseView:
+    at: datetime
+    by: str | None
+    reason: str | None
+
+
+@dataclass(frozen=True)
 class OrderView:
     id: str
     space_key: str
@@ -54,6 +61,9 @@ class OrderView:
     updated_at: datetime
     ended_at: datetime | None
     tasks: tuple[TaskView, ...] = field(default=())
+    pause: PauseView | None = None  # set while an operator holds the order
+    cancel_reason: str | None = None
+    restarts: tuple[dict[str, Any], ...] = ()  # each move onto another version of the flow
 
 
 @dataclass(frozen=True)
@@ -131,6 +141,13 @@ def order_view(row: Any, tasks: Sequence[TaskView] = ()) -> OrderView:
         updated_at=row.updated_at,
         ended_at=row.ended_at,
         tasks=tuple(tasks),
+        pause=(
+            None
+            if row.paused_at is None
+            else PauseView(row.paused_at, row.paused_by, row.paused_reason)
+        ),
+        cancel_reason=row.cancel_reason,
+        restarts=tuple(row.restarts or ()),
     )
 
 

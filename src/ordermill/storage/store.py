@@ -25,6 +25,7 @@ from ordermill.flows.lifecycle import (
     OrderState,
     Refusal,
     Replan,
+    Restart,
 )
 from ordermill.flows.model import FlowDefinition
 from ordermill.flows.order import earliest_deadline, order_value
@@ -177,8 +178,65 @@ class Store(OrderReads):
         event = OperatorAction(Operator.REDELIVER, task_key)
         return await self._operate(space_key, order_id, event, actor, order)
 
-    async def cancel_order(self, space_key: str | None, order_id: str, actor: str) -> OrderView:
-        return await self._operate(space_key, order_id, OperatorAction(Operator.CANCEL), actor)
+    async def cancel_order(
+        self, space_key: str | None, order_id: str, actor: str, reason: str | None = None
+    ) -> OrderView:
+        event = OperatorAction(Operator.CANCEL, reason=reason)
+        return await self._operate(space_key, order_id, event, actor)
+
+    async def pause_order(
+        self, space_key: str | None, order_id: str, actor: str, reason: str | None = None
+    ) -> OrderView:
+        """Nothing new of the order starts (attempts in flight finish) until it is resumed."""
+        event = OperatorAction(Operator.PAUSE, reason=reason)
+        return await self._operate(space_key, order_id, event, actor)
+
+    async def resume_order(
+        self, space_key: str | None, order_id: str, actor: str, reason: str | None = None
+    ) -> OrderView:
+        event = OperatorAction(Operator.RESUME, reason=reason)
+        return await self._operate(space_key, order_id, event, actor)
+
+    async def skip_task(
+        self,
+        space_key: str | None,
+        order_id: str,
+        task_key: str,
+        actor: str,
+        reason: str | None = None,
+        result: dict[str, Any] | None = None,
+    ) -> OrderView:
+        """Mark a failed, waiting or timed-out task succeeded by hand; its successors run."""
+        order = await self.get_order(space_key, order_id)
+        if not any(task.key == task_key for task in order.tasks):
+            raise NotFound(f"order {order_id!r} has no task {task_key!r}")
+        event = OperatorAction(Operator.SKIP, task_key, reason=reason)
+        values = {} if result is None else {"result": {**result, "skipped": True}}
+        return await self._operate(space_key, order_id, event, actor, order, values)
+
+    async def restart_order(
+        self,
+        space_key: str | None,
+        order_id: str,
+        actor: str,
+        *,
+        flow_version: int | None = None,
+        from_start: bool = False,
+        reason: str | None = None,
+    ) -> OrderView:
+        """Move the order onto ``flow_version`` of its flow (None: the latest)."""
+        order = await self.get_order(space_key, order_id)
+        flow = await self.flows.get(order.space_key, order.flow_key)
+        version = flow.current_version if flow_version is None else flow_version
+        definition = await self.flow_of(order.flow_id, version)
+        previous = await self.flow_of(order.flow_id, order.flow_version)
+        event = Restart(order.flow_version, version, from_start, reason, previous)
+        async with self.unit() as uow:
+            change = writer.Change(order_id, definition, event, actor=actor)
+            [answer] = await writer.apply(uow, [change])
+            if isinstance(answer, Refusal):
+                raise answer.error()
+        return await self.get_order(space_key, order_id)
 
     async def _operate(
         self,
@@ -187,12 +245,14 @@ class Store(OrderReads):
         event: OperatorAction,
         actor: str,
         order: OrderView | None = None,
+        values: dict[str, Any] | None = None,
     ) -> OrderView:
         """An operator's action through the lifecycle writer; a refusal is a Conflict (409)."""
         order = order or await self.get_order(space_key, order_id)
         flow = await self.flow_of(order.flow_id, order.flow_version)
         async with self.unit() as uow:
-            [answer] = await writer.apply(uow, [writer.Change(order_id, flow, event, actor=actor)])
+            change = writer.Change(order_id, flow, event, values=values or {}, actor=actor)
+            [answer] = await writer.apply(uow, [change])
             if isinstance(answer, Refusal):
                 raise answer.error()
         return await self.get_order(space_key, order_id)

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 
 from ordermill.api.auth import PrincipalDep, ServiceDep
+from ordermill.api.routes.steering import ReasonIn
 from ordermill.api.schemas import (
     BulkRetryIn,
     OrderIn,
@@ -174,8 +175,10 @@ async def redeliver(
 
 @router.post("/{order_id}/cancel", summary="Cancel an order")
 async def cancel_order(
-    order_id: str, principal: PrincipalDep, service: ServiceDep
+    order_id: str, principal: PrincipalDep, service: ServiceDep, body: ReasonIn | None = None
 ) -> dict[str, Any]:
+    """The ``reason`` is stored on the order and written to its timeline."""
+    reason = body.reason if body else None
     return order_out(
-        await service.store.cancel_order(principal.space_key, order_id, principal.actor)
+        await service.store.cancel_order(principal.space_key, order_id, principal.actor, reason)
     )
