@@ -96,6 +96,7 @@ _RENAME_TASK = (
 _INSERT_TASKS = insert(t.tasks).returning(t.tasks.c.id, sort_by_parameter_order=True)
 # RETURNING lets SQLAlchemy send a batch as one multi-row INSERT ("insertmanyvalues")
 # instead of one execution per row on PostgreSQL.
+_BY_ACTOR = ("order.", "task.redelivery", "task.skipped")  # entries that name who moved the order
 _FINAL_ORDER = (OrderStatus.SUCCESS, OrderStatus.FAILURE, OrderStatus.CANCELLED)
 _TIME_COLUMNS = {"due_at", "updated_at", "ended_at", "delivery_epoch", "lease_expires_at"}
 _TIME_COLUMNS |= {"held_due_at"}
@@ -243,7 +244,7 @@ class _Batch:
                 uow.new_tasks += 1
             task.status = moved.new
         for note in decision.events:
-            actor = change.actor if note.type.startswith(("order.", "task.redelivery")) else None
+            actor = change.actor if note.type.startswith(_BY_ACTOR) else None
             data = None if note.data is None else dict(note.data)
             uow.event(change.order_id, note.type, task_key=note.task_key, actor=actor, data=data)
         for key, archived in decision.archive:
