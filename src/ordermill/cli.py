@@ -11,6 +11,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
+from urllib.parse import quote
 
 import typer
 from pydantic import ValidationError
@@ -526,6 +527,125 @@ def orders_watch(
     status = _run(run)
     if status is not OrderStatus.SUCCESS:
         raise typer.Exit(1)
+
+
+Reason = Annotated[
+    str | None, typer.Option("--reason", help="Why: kept on the order and in its timeline.")
+]
+
+
+def _order_action(
+    order_id: str,
+    action: str,
+    body: dict[str, Any],
+    *,
+    url: str,
+    api_key: str,
+    space: str | None,
+) -> None:
+    """POST one operator action to the server and print how the order stands after it."""
+
+    async def run() -> dict[str, Any]:
+        async with RemoteApi.connect(url, api_key, space) as remote:
+            return await remote.order_action(order_id, action, body)
+
+    order = _run(run)
+    paused = (
+        f", paused ({order['pause'].get('reason') or 'no reason given'})" if order["paused"] else ""
+    )
+    out.print(f"{order['id']}: {order['status']}{paused}, flow version {order['flowVersion']}")
+    for task in order["tasks"]:
+        out.print(f"  {task['key']}: [{_STYLE[TaskStatus(task['status'])]}]{task['status']}[/]")
+
+
+@orders_app.command("pause")
+def orders_pause(
+    order_id: Annotated[str, typer.Argument(help="The order id (ord_…).")],
+    api_key: ApiKey,
+    reason: Reason = None,
+    url: ServerUrl = DEFAULT_URL,
+    space: SpaceKey = None,
+) -> None:
+    """Pause an order: nothing new of it starts; attempts in flight finish."""
+    _order_action(order_id, "pause", {"reason": reason}, url=url, api_key=api_key, space=space)
+
+
+@orders_app.command("resume")
+def orders_resume(
+    order_id: Annotated[str, typer.Argument(help="The order id (ord_…).")],
+    api_key: ApiKey,
+    reason: Reason = None,
+    url: ServerUrl = DEFAULT_URL,
+    space: SpaceKey = None,
+) -> None:
+    """Resume a paused order; timers that fell due meanwhile fire now."""
+    _order_action(order_id, "resume", {"reason": reason}, url=url, api_key=api_key, space=space)
+
+
+@orders_app.command("cancel")
+def orders_cancel(
+    order_id: Annotated[str, typer.Argument(help="The order id (ord_…).")],
+    api_key: ApiKey,
+    reason: Reason = None,
+    url: ServerUrl = DEFAULT_URL,
+    space: SpaceKey = None,
+) -> None:
+    """Cancel an order (for good)."""
+    _order_action(order_id, "cancel", {"reason": reason}, url=url, api_key=api_key, space=space)
+
+
+@orders_app.command("skip")
+def orders_skip(
+    order_id: Annotated[str, typer.Argument(help="The order id (ord_…).")],
+    task_key: Annotated[str, typer.Argument(help="The task to mark succeeded.")],
+    api_key: ApiKey,
+    reason: Reason = None,
+    result: Annotated[
+        str | None, typer.Option(help="The task's result, a JSON object.", show_default=False)
+    ] = None,
+    url: ServerUrl = DEFAULT_URL,
+    space: SpaceKey = None,
+) -> None:
+    """Mark a FAILED, WAITING or TIMED_OUT task succeeded by hand; its successors run."""
+    body: dict[str, Any] = {"reason": reason}
+    if result is not None:
+        try:
+            body["result"] = json.loads(result)
+        except json.JSONDecodeError as exc:
+            err.print(f"--result is not JSON: {exc.msg}")
+            raise typer.Exit(2) from exc
+    action = f"tasks/{quote(task_key, safe='')}/skip"
+    _order_action(order_id, action, body, url=url, api_key=api_key, space=space)
+
+
+@orders_app.command("restart")
+def orders_restart(
+    order_id: Annotated[str, typer.Argument(help="The order id (ord_…).")],
+    api_key: ApiKey,
+    flow_version: Annotated[
+        str, typer.Option("--flow-version", help="latest, or a version number.")
+    ] = "latest",
+    start: Annotated[
+        bool,
+        typer.Option(
+            "--from-start/--from-failed",
+            help="Run every task again, or keep what succeeded (the default).",
+        ),
+    ] = False,
+    reason: Reason = None,
+    url: ServerUrl = DEFAULT_URL,
+    space: SpaceKey = None,
+) -> None:
+    """Move a FAILURE, UNHEALTHY or CANCELLED order onto another version of its flow."""
+    if flow_version != "latest" and not flow_version.isdigit():
+        err.print("--flow-version is latest or a version number.")
+        raise typer.Exit(2)
+    body = {
+        "flowVersion": flow_version if flow_version == "latest" else int(flow_version),
+        "from": "start" if start else "failed",
+        "reason": reason,
+    }
+    _order_action(order_id, "restart", body, url=url, api_key=api_key, space=space)
 
 
 _VERDICT_STYLE = {"pass": "green", "warn": "yellow", "fail": "red"}
