@@ -250,3 +250,40 @@ async def test_actions_on_an_unknown_order_are_404_problems(
     answer = await client.post(f"/api/orders/ord_nope/{action}", headers=acme)
     assert answer.status_code == 404
     assert answer.headers["content-type"] == PROBLEM_JSON
+
+
+async def test_a_timer_that_falls_due_while_paused_fires_on_resume(
+    client: httpx2.AsyncClient, acme: dict[str, str]
+) -> None:
+    flow = staged_flow(
+        "made-to-order",
+        "Cure and wait",
+        stage_doc(
+            "make",
+            ["cure"],
+            [{"key": "cure", "handlerKey": "wait", "payload": {"durationMs": 300}, "next": []}],
+        ),
+    )
+    await put_flow(client, acme, flow)
+    order_id = await create(client, acme, start=False)
+    await client.post(f"/api/orders/{order_id}/pause", json={"reason": "hold"}, headers=acme)
+    started = await client.post(f"/api/orders/{order_id}/start", headers=acme)
+    assert started.json()["tasks"][0]["dueAt"] is None
+    await client.post(f"/api/orders/{order_id}/resume", headers=acme)
+    for _ in range(200):  # 10 s at most: the wait runs and its timer is set
+        order = (await client.get(f"/api/orders/{order_id}", headers=acme)).json()
+        if order["tasks"][0]["status"] == "WAITING":
+            break
+        await asyncio.sleep(0.05)
+    assert order["tasks"][0]["status"] == "WAITING"
+
+    held = await client.post(f"/api/orders/{order_id}/pause", headers=acme)
+    await asyncio.sleep(0.8)  # the timer falls due meanwhile
+
+    assert held.json()["tasks"][0]["dueAt"] is None
+    still = (await client.get(f"/api/orders/{order_id}", headers=acme)).json()
+    assert (still["status"], still["tasks"][0]["status"]) == ("IN_PROGRESS", "WAITING")
+    resumed = await client.post(f"/api/orders/{order_id}/resume", headers=acme)
+    assert resumed.json()["tasks"][0]["dueAt"] is not None
+    done = await wait_for_status(client, acme, order_id, "SUCCESS", "FAILURE", timeout=10)
+    assert done["status"] == "SUCCESS"
