@@ -648,6 +648,36 @@ def orders_restart(
     _order_action(order_id, "restart", body, url=url, api_key=api_key, space=space)
 
 
+@orders_app.command("explain")
+def orders_explain(
+    order_id: Annotated[str, typer.Argument(help="The order id (ord_…).")],
+    api_key: ApiKey,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the API's answer.")] = False,
+    url: ServerUrl = DEFAULT_URL,
+    space: SpaceKey = None,
+) -> None:
+    """Say what each unfinished task of an order waits for, and how it stands to its deadline."""
+
+    async def run() -> dict[str, Any]:
+        async with RemoteApi.connect(url, api_key, space) as remote:
+            return await remote.get_order_part(order_id, "explain")
+
+    answer = _run(run)
+    if as_json:
+        sys.stdout.write(json.dumps(answer, indent=2, ensure_ascii=False) + "\n")
+        return
+    out.print(answer["sentence"], highlight=False)
+    for wait in answer["tasks"]:
+        out.print(
+            f"  {wait['taskKey']} ({wait['status']}) waits for {wait['words']}", highlight=False
+        )
+    if answer["criticalPath"]:
+        out.print(f"Critical path: {' → '.join(answer['criticalPath'])}", highlight=False)
+    if answer["earliestFinish"]:
+        late = " — misses the deadline" if answer["missesDeadline"] else ""
+        out.print(f"Earliest finish: {answer['earliestFinish']}{late}", highlight=False)
+
+
 _VERDICT_STYLE = {"pass": "green", "warn": "yellow", "fail": "red"}
 
 

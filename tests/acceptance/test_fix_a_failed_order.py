@@ -89,11 +89,15 @@ def test_pause_resume_and_skip_from_the_cli(
     order_id = created.json()["id"]
 
     paused = run("orders", "pause", order_id, "--reason", "material out", cwd=tmp_path, env=env)
+    explained = run("orders", "explain", order_id, cwd=tmp_path, env=env)
     started = api.post(f"/api/orders/{order_id}/start", {})
     resumed = run("orders", "resume", order_id, cwd=tmp_path, env=env)
 
     assert paused.returncode == 0, paused.stderr
     assert f"{order_id}: CREATED, paused (material out)" in paused.stdout
+    assert explained.returncode == 0, explained.stderr
+    assert explained.stdout.startswith("Paused for ")
+    assert "(material out)" in explained.stdout
     assert started.status_code == 200
     assert started.json()["tasks"][0]["dueAt"] is None  # held while paused
     assert resumed.returncode == 0, resumed.stderr

@@ -41,6 +41,7 @@ def test_pause_resume_and_skip_with_a_reason_from_the_order_page(
     page.get_by_role("button", name="Pause", exact=True).click()
     expect(page.locator("#toasts")).to_contain_text("Order paused")
     expect(page.locator(".paused-note")).to_contain_text("material out")
+    expect(page.locator(".order-explain")).to_contain_text("Paused for")
     assert api.get(f"/api/orders/{order_id}")["paused"] is True
     page.get_by_role("button", name="Resume", exact=True).click()
     expect(page.locator("#toasts")).to_contain_text("Order resumed.")

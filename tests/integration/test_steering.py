@@ -6,12 +6,13 @@ from __future__ import annotations
 import asyncio
 import threading
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx2
 import pytest
 
 from tests.integration.conftest import bearer_prefix, held_by, wait_for_requests, wait_for_status
-from tests.support.factories import order_doc, rest_task, stage_doc, staged_flow
+from tests.support.factories import flow_doc, order_doc, rest_task, stage_doc, staged_flow
 from tests.support.receiver import HttpsReceiver, Reply
 
 PROBLEM_JSON = "application/problem+json"
@@ -287,3 +288,43 @@ async def test_a_timer_that_falls_due_while_paused_fires_on_resume(
     assert resumed.json()["tasks"][0]["dueAt"] is not None
     done = await wait_for_status(client, acme, order_id, "SUCCESS", "FAILURE", timeout=10)
     assert done["status"] == "SUCCESS"
+
+
+async def test_explain_names_the_feedback_waited_for_its_last_progress_and_the_pause(
+    client: httpx2.AsyncClient, acme: dict[str, str], https_receiver: HttpsReceiver
+) -> None:
+    https_receiver.script("/orders", Reply(status=202))
+    flow = flow_doc(https_receiver.url("/orders"), sends_feedback=True, timeoutDuration=60_000)
+    await client.post("/api/flows", json=flow, headers=acme)
+    order_id = await create(client, acme)
+    [request] = await wait_for_requests(https_receiver, 1, path="/orders")
+    path = urlsplit(request.json()["order"]["updateUrl"]).path
+    for _ in range(200):  # 10 s at most
+        order = (await client.get(f"/api/orders/{order_id}", headers=acme)).json()
+        if order["tasks"][0]["status"] == "WAITING":
+            break
+        await asyncio.sleep(0.05)
+    progress = await client.post(path, json={"status": "progress", "message": "in production"})
+    assert progress.status_code == 200
+
+    explained = await client.get(f"/api/orders/{order_id}/explain", headers=acme)
+
+    assert explained.status_code == 200, explained.text
+    answer = explained.json()
+    [wait] = answer["tasks"]
+    assert (wait["taskKey"], wait["status"], wait["waitsFor"]) == ("task-1", "WAITING", "feedback")
+    assert wait["detail"]["lastProgress"] == "in production"
+    assert wait["until"] is not None
+    assert answer["sentence"].startswith("Waiting ")
+    assert "for the connector's feedback on task-1" in answer["sentence"]
+    assert "the deadline of line 1 passed" in answer["sentence"]  # 2026-10-01
+    assert answer["deadlineLine"] == 1
+    assert answer["criticalPath"] == ["task-1"]
+    assert answer["missesDeadline"] is True
+
+    await client.post(f"/api/orders/{order_id}/pause", json={"reason": "hold"}, headers=acme)
+    paused = (await client.get(f"/api/orders/{order_id}/explain", headers=acme)).json()
+    assert paused["sentence"].startswith("Paused for ")
+    assert "(hold)" in paused["sentence"]
+    unknown = await client.get("/api/orders/ord_nope/explain", headers=acme)
+    assert unknown.status_code == 404

@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ordermill.clock import Clock
 from ordermill.errors import NotFound
+from ordermill.flows.explain import Explanation, explain
 from ordermill.flows.lifecycle import (
     Decision,
     Operator,
@@ -56,6 +57,7 @@ from ordermill.storage.orders import (
     OrderView,
     existing_or_conflict,
     insert_order,
+    order_facts,
     task_view,
 )
 from ordermill.storage.spaces import SpaceStore, hash_secret
@@ -237,6 +239,16 @@ class Store(OrderReads):
             if isinstance(answer, Refusal):
                 raise answer.error()
         return await self.get_order(space_key, order_id)
+
+    async def explain_order(self, space_key: str | None, order_id: str) -> Explanation:
+        """What the order waits for now (``ordermill.flows.explain``)."""
+        order = await self.get_order(space_key, order_id)
+        flow = await self.flow_of(order.flow_id, order.flow_version)
+        progress: dict[str, tuple[str, datetime]] = {}
+        for event in await self.list_events(space_key, order_id):
+            if event.type == "feedback.progress" and event.task_key and event.data:
+                progress[event.task_key] = (str(event.data.get("message") or ""), event.at)
+        return explain(flow, order_facts(order, progress), self.clock.now())
 
     async def _operate(
         self,

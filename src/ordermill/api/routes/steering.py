@@ -6,6 +6,7 @@ not apply to the order's state is refused with 409 and the core's reason.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter
@@ -13,6 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ordermill.api.auth import PrincipalDep, ServiceDep
 from ordermill.api.schemas import order_out
+from ordermill.flows.explain import Explanation
+from ordermill.times import iso
 
 router = APIRouter(prefix="/api/orders", tags=["orders"])
 
@@ -34,6 +37,45 @@ class RestartIn(ReasonIn):
         default="latest", alias="flowVersion"
     )
     from_: Literal["failed", "start"] = Field(default="failed", alias="from")
+
+
+@router.get("/{order_id}/explain", summary="What the order waits for, and its deadline")
+async def explain_order(
+    order_id: str, principal: PrincipalDep, service: ServiceDep
+) -> dict[str, Any]:
+    """Per unfinished task what it waits for, in words and as data; for the order the critical
+    path, the earliest possible finish and whether it misses the earliest line deadline."""
+    return explanation_out(await service.store.explain_order(principal.space_key, order_id))
+
+
+def explanation_out(explanation: Explanation) -> dict[str, Any]:
+    def value(item: Any) -> Any:
+        return iso(item) if isinstance(item, datetime) else item
+
+    return {
+        "sentence": explanation.sentence,
+        "tasks": [
+            {
+                "taskKey": wait.task_key,
+                "status": wait.status,
+                "waitsFor": wait.waits.value,
+                "words": wait.words,
+                "since": value(wait.since),
+                "until": value(wait.until),
+                "on": list(wait.on),
+                "detail": {key: value(item) for key, item in wait.detail.items()},
+            }
+            for wait in explanation.tasks
+        ],
+        "criticalPath": list(explanation.critical_path),
+        "earliestFinish": value(explanation.earliest_finish),
+        "deadline": value(explanation.deadline),
+        "deadlineLine": explanation.deadline_line,
+        "missesDeadline": explanation.late_by is not None,
+        "lateBySeconds": (
+            None if explanation.late_by is None else int(explanation.late_by.total_seconds())
+        ),
+    }
 
 
 @router.post("/{order_id}/pause", summary="Pause an order: nothing new of it starts")

@@ -67,8 +67,10 @@ async def live_context(service: Service, session: Session, order_id: str) -> dic
         for stage in definition.stages
         for d in stage.task_definitions
     ]
+    explanation = await service.store.explain_order(session.space_key, order_id)
     return {
         "order": order,
+        "explanation": explanation.sentence,
         "flow_name": definition.name,
         "graph": flow_graph(stages_of_definition(definition), states),
         "task_rows": task_rows,
