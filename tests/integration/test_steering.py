@@ -38,8 +38,14 @@ async def put_flow(client: httpx2.AsyncClient, headers: dict[str, str], doc: dic
     return version
 
 
-async def create(client: httpx2.AsyncClient, headers: dict[str, str], **extra: Any) -> str:
-    response = await client.post("/api/orders", json=order_doc(**extra), headers=headers)
+async def create(
+    client: httpx2.AsyncClient,
+    headers: dict[str, str],
+    third_party_id: str = "WEB-1001",
+    **extra: Any,
+) -> str:
+    body = order_doc(third_party_id, **extra)
+    response = await client.post("/api/orders", json=body, headers=headers)
     assert response.status_code == 201, response.text
     order_id: str = response.json()["id"]
     return order_id
@@ -328,3 +334,60 @@ async def test_explain_names_the_feedback_waited_for_its_last_progress_and_the_p
     assert "(hold)" in paused["sentence"]
     unknown = await client.get("/api/orders/ord_nope/explain", headers=acme)
     assert unknown.status_code == 404
+
+
+async def test_bulk_pause_resume_cancel_and_restart_count_first_then_act(
+    client: httpx2.AsyncClient, acme: dict[str, str], https_receiver: HttpsReceiver
+) -> None:
+    https_receiver.script("/book", Reply(status=201))
+    https_receiver.script("/wrong", Reply(status=404))
+    https_receiver.script("/second", Reply(status=201))
+    await put_flow(client, acme, two_steps(https_receiver, "/wrong"))
+    waiting = [await create(client, acme, f"WEB-C{n}", start=False) for n in range(3)]
+    failed = [await create(client, acme, f"WEB-F{n}") for n in range(2)]
+    for order_id in failed:
+        await wait_for_status(client, acme, order_id, "FAILURE")
+
+    counted = await client.post("/api/orders/pause", json={"dryRun": True}, headers=acme)
+    assert counted.status_code == 200, counted.text
+    assert counted.json() == {
+        "action": "pause",
+        "dryRun": True,
+        "matched": 3,
+        "changed": sorted(waiting, reverse=True),
+        "skipped": 0,
+    }
+    views = [(await client.get(f"/api/orders/{o}", headers=acme)).json() for o in waiting]
+    assert [view["paused"] for view in views] == [False, False, False]
+    paused = await client.post("/api/orders/pause", json={"reason": "stocktake"}, headers=acme)
+    assert len(paused.json()["changed"]) == 3
+    again = await client.post("/api/orders/pause", json={"dryRun": True}, headers=acme)
+    assert (again.json()["changed"], again.json()["skipped"]) == ([], 3)
+    resumed = await client.post("/api/orders/resume", json={}, headers=acme)
+    assert len(resumed.json()["changed"]) == 3
+
+    retry_count = await client.post("/api/orders/retry", json={"dryRun": True}, headers=acme)
+    assert retry_count.json()["dryRun"] is True
+    assert sorted(retry_count.json()["retried"]) == sorted(failed)
+    for order_id in failed:
+        view = (await client.get(f"/api/orders/{order_id}", headers=acme)).json()
+        assert view["status"] == "FAILURE"
+    await put_flow(client, acme, two_steps(https_receiver, "/second"))
+    restart_count = await client.post("/api/orders/restart", json={"dryRun": True}, headers=acme)
+    assert sorted(restart_count.json()["changed"]) == sorted(failed)
+    restarted = await client.post(
+        "/api/orders/restart", json={"flowVersion": "latest", "reason": "URL fixed"}, headers=acme
+    )
+    assert sorted(restarted.json()["changed"]) == sorted(failed)
+    for order_id in failed:
+        done = await wait_for_status(client, acme, order_id, "SUCCESS", "FAILURE")
+        assert (done["status"], done["flowVersion"]) == ("SUCCESS", 2)
+
+    cancel = await client.post(
+        "/api/orders/cancel", json={"status": ["CREATED"], "reason": "closing"}, headers=acme
+    )
+    assert sorted(cancel.json()["changed"]) == sorted(waiting)
+    view = (await client.get(f"/api/orders/{waiting[0]}", headers=acme)).json()
+    assert (view["status"], view["cancelReason"]) == ("CANCELLED", "closing")
+    bad = await client.post("/api/orders/cancel", json={"status": ["LOST"]}, headers=acme)
+    assert bad.status_code == 400

@@ -332,6 +332,7 @@ class BulkRetryIn(_Strict):
     createdFrom: AwareDatetime | None = None
     createdTo: AwareDatetime | None = None
     limit: int = Field(default=100, ge=1, le=1000)
+    dryRun: bool = False  # change nothing; answer which orders would be retried
 
 
 class RequireSignatureIn(_Strict):

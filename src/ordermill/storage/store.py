@@ -27,6 +27,7 @@ from ordermill.flows.lifecycle import (
     Refusal,
     Replan,
     Restart,
+    decide,
 )
 from ordermill.flows.model import FlowDefinition
 from ordermill.flows.order import earliest_deadline, order_value
@@ -166,9 +167,12 @@ class Store(OrderReads):
     async def start_order(self, space_key: str | None, order_id: str, actor: str) -> OrderView:
         return await self._operate(space_key, order_id, OperatorAction(Operator.START), actor)
 
-    async def retry_order(self, space_key: str | None, order_id: str, actor: str) -> OrderView:
+    async def retry_order(
+        self, space_key: str | None, order_id: str, actor: str, *, dry_run: bool = False
+    ) -> OrderView:
         """Give the failed and timed-out tasks a fresh retry budget; the order runs again."""
-        return await self._operate(space_key, order_id, OperatorAction(Operator.RETRY), actor)
+        event = OperatorAction(Operator.RETRY)
+        return await self._operate(space_key, order_id, event, actor, dry_run=dry_run)
 
     async def redeliver_task(
         self, space_key: str | None, order_id: str, task_key: str, actor: str
@@ -181,23 +185,41 @@ class Store(OrderReads):
         return await self._operate(space_key, order_id, event, actor, order)
 
     async def cancel_order(
-        self, space_key: str | None, order_id: str, actor: str, reason: str | None = None
+        self,
+        space_key: str | None,
+        order_id: str,
+        actor: str,
+        reason: str | None = None,
+        *,
+        dry_run: bool = False,
     ) -> OrderView:
         event = OperatorAction(Operator.CANCEL, reason=reason)
-        return await self._operate(space_key, order_id, event, actor)
+        return await self._operate(space_key, order_id, event, actor, dry_run=dry_run)
 
     async def pause_order(
-        self, space_key: str | None, order_id: str, actor: str, reason: str | None = None
+        self,
+        space_key: str | None,
+        order_id: str,
+        actor: str,
+        reason: str | None = None,
+        *,
+        dry_run: bool = False,
     ) -> OrderView:
         """Nothing new of the order starts (attempts in flight finish) until it is resumed."""
         event = OperatorAction(Operator.PAUSE, reason=reason)
-        return await self._operate(space_key, order_id, event, actor)
+        return await self._operate(space_key, order_id, event, actor, dry_run=dry_run)
 
     async def resume_order(
-        self, space_key: str | None, order_id: str, actor: str, reason: str | None = None
+        self,
+        space_key: str | None,
+        order_id: str,
+        actor: str,
+        reason: str | None = None,
+        *,
+        dry_run: bool = False,
     ) -> OrderView:
         event = OperatorAction(Operator.RESUME, reason=reason)
-        return await self._operate(space_key, order_id, event, actor)
+        return await self._operate(space_key, order_id, event, actor, dry_run=dry_run)
 
     async def skip_task(
         self,
@@ -225,6 +247,7 @@ class Store(OrderReads):
         flow_version: int | None = None,
         from_start: bool = False,
         reason: str | None = None,
+        dry_run: bool = False,
     ) -> OrderView:
         """Move the order onto ``flow_version`` of its flow (None: the latest)."""
         order = await self.get_order(space_key, order_id)
@@ -233,12 +256,9 @@ class Store(OrderReads):
         definition = await self.flow_of(order.flow_id, version)
         previous = await self.flow_of(order.flow_id, order.flow_version)
         event = Restart(order.flow_version, version, from_start, reason, previous)
-        async with self.unit() as uow:
-            change = writer.Change(order_id, definition, event, actor=actor)
-            [answer] = await writer.apply(uow, [change])
-            if isinstance(answer, Refusal):
-                raise answer.error()
-        return await self.get_order(space_key, order_id)
+        return await self._apply_one(
+            space_key, writer.Change(order_id, definition, event, actor=actor), dry_run
+        )
 
     async def explain_order(self, space_key: str | None, order_id: str) -> Explanation:
         """What the order waits for now (``ordermill.flows.explain``)."""
@@ -258,16 +278,37 @@ class Store(OrderReads):
         actor: str,
         order: OrderView | None = None,
         values: dict[str, Any] | None = None,
+        *,
+        dry_run: bool = False,
     ) -> OrderView:
         """An operator's action through the lifecycle writer; a refusal is a Conflict (409)."""
         order = order or await self.get_order(space_key, order_id)
         flow = await self.flow_of(order.flow_id, order.flow_version)
+        change = writer.Change(order_id, flow, event, values=values or {}, actor=actor)
+        return await self._apply_one(space_key, change, dry_run, order)
+
+    async def _apply_one(
+        self,
+        space_key: str | None,
+        change: writer.Change,
+        dry_run: bool,
+        order: OrderView | None = None,
+    ) -> OrderView:
+        """Apply one change; ``dry_run`` asks the core under the order's lock and writes nothing
+        (the order as it is is answered). A refusal is a Conflict (409) either way."""
         async with self.unit() as uow:
-            change = writer.Change(order_id, flow, event, values=values or {}, actor=actor)
-            [answer] = await writer.apply(uow, [change])
+            if dry_run:
+                locked = await writer.lock_orders(uow, [change.order_id])
+                if change.order_id not in locked:
+                    raise NotFound(f"order {change.order_id!r} does not exist")
+                answer = decide(change.flow, locked[change.order_id].state, change.event)
+            else:
+                [answer] = await writer.apply(uow, [change])
             if isinstance(answer, Refusal):
                 raise answer.error()
-        return await self.get_order(space_key, order_id)
+        if dry_run and order is not None:
+            return order
+        return await self.get_order(space_key, change.order_id)
 
     # -- the engine's side ---------------------------------------------------------------------
 

@@ -101,7 +101,8 @@ async def retry_many(
     principal: PrincipalDep, service: ServiceDep, body: BulkRetryIn
 ) -> dict[str, Any]:
     """Retries every FAILURE/UNHEALTHY order matching the filter, up to ``limit`` orders.
-    Answers with the ids retried and how many were skipped (not retryable any more)."""
+    Answers with the ids retried and how many were skipped (not retryable any more); with
+    ``dryRun`` nothing changes and ``retried`` lists the orders that would be."""
     filters = OrderFilter(
         status=tuple(OrderStatus(s) for s in body.status),
         flow_key=body.flowKey,
@@ -114,11 +115,18 @@ async def retry_many(
     retried, skipped = [], 0
     for order in orders:
         try:
-            await service.store.retry_order(principal.space_key, order.id, principal.actor)
+            await service.store.retry_order(
+                principal.space_key, order.id, principal.actor, dry_run=body.dryRun
+            )
             retried.append(order.id)
         except Conflict:
             skipped += 1
-    return {"retried": retried, "skipped": skipped, "matched": len(orders)}
+    return {
+        "retried": retried,
+        "skipped": skipped,
+        "matched": len(orders),
+        "dryRun": body.dryRun,
+    }
 
 
 @router.get("/{order_id}", summary="Read an order with its tasks")

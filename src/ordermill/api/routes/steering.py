@@ -6,15 +6,20 @@ not apply to the order's state is refused with 409 and the core's reason.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from ordermill.api.auth import PrincipalDep, ServiceDep
-from ordermill.api.schemas import order_out
+from ordermill.api.auth import Principal, PrincipalDep, ServiceDep
+from ordermill.api.schemas import KEY_PATTERN, order_out
+from ordermill.errors import Conflict
 from ordermill.flows.explain import Explanation
+from ordermill.flows.status import OrderStatus
+from ordermill.service import Service
+from ordermill.storage.orders import OrderFilter
 from ordermill.times import iso
 
 router = APIRouter(prefix="/api/orders", tags=["orders"])
@@ -37,6 +42,141 @@ class RestartIn(ReasonIn):
         default="latest", alias="flowVersion"
     )
     from_: Literal["failed", "start"] = Field(default="failed", alias="from")
+
+
+OrderStatusName = Literal["CREATED", "IN_PROGRESS", "UNHEALTHY", "FAILURE", "SUCCESS", "CANCELLED"]
+
+
+class BulkIn(ReasonIn):
+    """Which orders: by status (each action has its default), flow and creation time; with
+    ``dryRun`` nothing changes and the answer says which orders would."""
+
+    spaceKey: str | None = Field(default=None, pattern=KEY_PATTERN)  # noqa: N815 (the API's names)
+    status: list[OrderStatusName] | None = Field(default=None, min_length=1)
+    flowKey: str | None = None  # noqa: N815 (the API's names)
+    createdFrom: AwareDatetime | None = None  # noqa: N815 (the API's names)
+    createdTo: AwareDatetime | None = None  # noqa: N815 (the API's names)
+    limit: int = Field(default=100, ge=1, le=1000)
+    dryRun: bool = False  # noqa: N815 (the API's names)
+
+
+class BulkRestartIn(BulkIn):
+    flow_version: Literal["latest"] | Annotated[int, Field(ge=1)] = Field(
+        default="latest", alias="flowVersion"
+    )
+    from_: Literal["failed", "start"] = Field(default="failed", alias="from")
+
+
+_BULK_STATUSES: dict[str, tuple[OrderStatus, ...]] = {
+    "pause": (OrderStatus.CREATED, OrderStatus.IN_PROGRESS, OrderStatus.UNHEALTHY),
+    "resume": (OrderStatus.CREATED, OrderStatus.IN_PROGRESS, OrderStatus.UNHEALTHY),
+    "cancel": (OrderStatus.CREATED, OrderStatus.IN_PROGRESS, OrderStatus.UNHEALTHY),
+    "restart": (OrderStatus.FAILURE, OrderStatus.UNHEALTHY, OrderStatus.CANCELLED),
+}
+
+
+async def bulk(
+    principal: Principal,
+    service: Service,
+    body: BulkIn,
+    action: str,
+    act: Callable[[str], Awaitable[object]],
+) -> dict[str, Any]:
+    """Apply ``act`` to every order matching the filter (up to ``limit``), or only ask."""
+    statuses = tuple(OrderStatus(s) for s in body.status) if body.status else _BULK_STATUSES[action]
+    filters = OrderFilter(
+        status=statuses,
+        flow_key=body.flowKey,
+        created_from=body.createdFrom,
+        created_to=body.createdTo,
+    )
+    orders = await service.store.list_orders(
+        principal.space(body.spaceKey), filters, limit=body.limit, after=None
+    )
+    changed, refused = [], 0
+    for order in orders:
+        try:
+            await act(order.id)
+            changed.append(order.id)
+        except Conflict:
+            refused += 1
+    return {
+        "action": action,
+        "dryRun": body.dryRun,
+        "matched": len(orders),
+        "changed": changed,
+        "skipped": refused,
+    }
+
+
+@router.post("/pause", summary="Pause many orders at once")
+async def pause_many(principal: PrincipalDep, service: ServiceDep, body: BulkIn) -> dict[str, Any]:
+    """Default filter: CREATED, IN_PROGRESS and UNHEALTHY orders. ``changed`` lists the orders
+    paused (with ``dryRun``: that would be); ``skipped`` counts those the action does not fit."""
+    store, actor = service.store, principal.actor
+    return await bulk(
+        principal,
+        service,
+        body,
+        "pause",
+        lambda order_id: store.pause_order(
+            principal.space_key, order_id, actor, body.reason, dry_run=body.dryRun
+        ),
+    )
+
+
+@router.post("/resume", summary="Resume many paused orders at once")
+async def resume_many(principal: PrincipalDep, service: ServiceDep, body: BulkIn) -> dict[str, Any]:
+    store, actor = service.store, principal.actor
+    return await bulk(
+        principal,
+        service,
+        body,
+        "resume",
+        lambda order_id: store.resume_order(
+            principal.space_key, order_id, actor, body.reason, dry_run=body.dryRun
+        ),
+    )
+
+
+@router.post("/cancel", summary="Cancel many orders at once")
+async def cancel_many(principal: PrincipalDep, service: ServiceDep, body: BulkIn) -> dict[str, Any]:
+    """Default filter: CREATED, IN_PROGRESS and UNHEALTHY orders. Try ``dryRun`` first."""
+    store, actor = service.store, principal.actor
+    return await bulk(
+        principal,
+        service,
+        body,
+        "cancel",
+        lambda order_id: store.cancel_order(
+            principal.space_key, order_id, actor, body.reason, dry_run=body.dryRun
+        ),
+    )
+
+
+@router.post("/restart", summary="Restart many orders onto another version of their flow")
+async def restart_many(
+    principal: PrincipalDep, service: ServiceDep, body: BulkRestartIn
+) -> dict[str, Any]:
+    """Default filter: FAILURE, UNHEALTHY and CANCELLED orders; each moves onto ``flowVersion``
+    of its own flow (``latest`` by default)."""
+    store, actor = service.store, principal.actor
+    version = None if body.flow_version == "latest" else body.flow_version
+    return await bulk(
+        principal,
+        service,
+        body,
+        "restart",
+        lambda order_id: store.restart_order(
+            principal.space_key,
+            order_id,
+            actor,
+            flow_version=version,
+            from_start=body.from_ == "start",
+            reason=body.reason,
+            dry_run=body.dryRun,
+        ),
+    )
 
 
 @router.get("/{order_id}/explain", summary="What the order waits for, and its deadline")
