@@ -95,6 +95,7 @@ def create_app(settings: Settings, *, run_worker: bool = True, demo: bool = Fals
         assets,
     ):
         app.include_router(module.router)
+    app.include_router(steering.flows_router)
     install_ui(app)
     if demo:
         from ordermill import demo as demo_module

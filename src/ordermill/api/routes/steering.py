@@ -14,8 +14,9 @@ from fastapi import APIRouter
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from ordermill.api.auth import Principal, PrincipalDep, ServiceDep
-from ordermill.api.schemas import KEY_PATTERN, order_out
-from ordermill.errors import Conflict
+from ordermill.api.schemas import KEY_PATTERN, order_out, parse_order
+from ordermill.dryrun import dry_run
+from ordermill.errors import Conflict, InvalidInput, Problem
 from ordermill.flows.explain import Explanation
 from ordermill.flows.status import OrderStatus
 from ordermill.service import Service
@@ -273,3 +274,53 @@ async def restart_order(
         reason=body.reason,
     )
     return order_out(order)
+
+
+flows_router = APIRouter(prefix="/api/flows", tags=["flows"])
+
+
+class OutcomeIn(_Strict):
+    status: int = Field(default=201, ge=100, le=599)
+    feedback: Literal["success", "failure"] | None = None
+    confirmed: bool = True
+    afterMs: int = Field(default=0, ge=0, le=366 * 86_400_000)  # noqa: N815 (the API's names)
+    timeout: bool = False
+
+
+class DryRunIn(_Strict):
+    spaceKey: str | None = Field(default=None, pattern=KEY_PATTERN)  # noqa: N815 (the API's names)
+    flow: dict[str, Any] | None = None
+    flowKey: str | None = None  # noqa: N815 (the API's names)
+    version: int | None = Field(default=None, ge=1)
+    order: dict[str, Any]
+    outcomes: dict[str, list[OutcomeIn]] = Field(default_factory=dict, max_length=1000)
+
+
+@flows_router.post("/dry-run", summary="Run a flow against a sample order, with no side effects")
+async def dry_run_flow(
+    principal: PrincipalDep, service: ServiceDep, body: DryRunIn
+) -> dict[str, Any]:
+    """The flow (``flow``, or ``flowKey`` and ``version``) runs on the real lifecycle core with
+    a simulated clock and the scripted ``outcomes`` per task key: nothing is sent, mailed,
+    written or stored. Answers the timeline, the final status, each task's attempts, the
+    connector bodies, the rendered e-mails and confirmation texts, and the problems found."""
+    space_key = principal.space(body.spaceKey)
+    if body.flow is not None:
+        definition = await service.parse_flow(space_key, body.flow)
+    elif body.flowKey is not None:
+        flow = await service.store.flows.get(space_key, body.flowKey)
+        number = body.version or flow.current_version
+        definition = (await service.store.flows.version(space_key, body.flowKey, number)).definition
+    else:
+        raise InvalidInput([Problem("/flow", "give a flow, or a flowKey")], "No flow to run.")
+    order, _ = parse_order({**body.order, "spaceKey": space_key, "flowKey": definition.key})
+    outcomes = {key: [item.model_dump() for item in items] for key, items in body.outcomes.items()}
+    run = await dry_run(
+        definition,
+        order,
+        outcomes,
+        service.registry,
+        space_key=space_key,
+        public_url=service.settings.base_url,
+    )
+    return run.wire()
