@@ -343,6 +343,64 @@ def flows_push(
         raise typer.Exit(1)
 
 
+@flows_app.command("dry-run")
+def flows_dry_run(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="A flow JSON file.")],
+    order: Annotated[
+        Path, typer.Option(exists=True, dir_okay=False, help="A sample order JSON file.")
+    ],
+    api_key: ApiKey,
+    outcomes: Annotated[
+        Path | None,
+        typer.Option(
+            exists=True,
+            dir_okay=False,
+            help='Scripted answers per task key, e.g. {"book-erp": [{"status": 500}]}.',
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the server's answer.")] = False,
+    url: ServerUrl = DEFAULT_URL,
+    space: SpaceKey = None,
+) -> None:
+    """Run a flow against a sample order on the server's simulated clock: nothing is sent,
+    mailed or stored. Exits 1 unless the order would end in SUCCESS without problems."""
+    body: dict[str, Any] = {"flow": _read_flow_file(file), "order": _read_json(order)}
+    if outcomes is not None:
+        body["outcomes"] = _read_json(outcomes)
+
+    async def run() -> dict[str, Any]:
+        async with RemoteApi.connect(url, api_key, space) as remote:
+            return await remote.dry_run(body)
+
+    answer = _run(run)
+    if as_json:
+        sys.stdout.write(json.dumps(answer, indent=2, ensure_ascii=False) + "\n")
+    else:
+        out.print(f"Final status: {answer['status']}", highlight=False)
+        for key, task in answer["tasks"].items():
+            tries = ", ".join(
+                f"{a['outcome']} at {a['at']}" + (f": {a['error']}" if a.get("error") else "")
+                for a in task["attempts"]
+            )
+            out.print(f"  {key}: {task['status']} ({tries})", highlight=False)
+        for request in answer["requests"]:
+            out.print(f"POST {request['url']} (attempt {request['attempt']})", highlight=False)
+        for email in answer["emails"]:
+            out.print(f"E-mail to {', '.join(email['to'])}: {email['subject']}", highlight=False)
+        for problem in answer["problems"]:
+            err.print(f"problem in {problem['taskKey']}: {problem['message']}", highlight=False)
+    if answer["status"] != "SUCCESS" or answer["problems"]:
+        raise typer.Exit(1)
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        err.print(f"{path}: not valid JSON: {exc.msg} at line {exc.lineno}")
+        raise typer.Exit(2) from exc
+
+
 @flows_app.command("pull")
 def flows_pull(
     key: Annotated[str, typer.Argument(help="The flow key.")],

@@ -142,6 +142,10 @@ class RemoteApi:
         """POST ``/api/orders/{id}/{action}`` (pause, resume, cancel, restart, tasks/…/skip)."""
         return await self._call("POST", f"/api/orders/{quote(order_id, safe='')}/{action}", body)
 
+    async def dry_run(self, body: dict[str, Any]) -> dict[str, Any]:
+        """POST ``/api/flows/dry-run``: the flow against a sample order, with no side effects."""
+        return await self._call("POST", "/api/flows/dry-run", body)
+
     async def get_order_part(self, order_id: str, part: str = "") -> dict[str, Any]:
         """GET the order (``part`` empty) or one of its parts (``explain``, ``events``)."""
         path = f"/api/orders/{quote(order_id, safe='')}" + (f"/{part}" if part else "")

@@ -121,3 +121,38 @@ def test_pause_resume_and_skip_from_the_cli(
     reasons = [(e["type"], (e["data"] or {}).get("reason")) for e in events if e["actor"]]
     assert ("order.paused", "material out") in reasons
     assert ("task.skipped", "booked by phone") in reasons
+
+
+def test_flows_dry_run_shows_the_bodies_a_fixed_flow_would_send_and_sends_nothing(
+    tmp_path: Path, api: Api, serve: ServeProcess, https_receiver: HttpsReceiver
+) -> None:
+    env = remote(api, serve)
+    path = write(
+        tmp_path / "made-to-order.json",
+        erp_flow(https_receiver.url("/erp/orders"), https_receiver.url("/shop/notify")),
+    )
+    order = write(tmp_path / "order.json", order_doc("WEB-DRY"))
+    outcomes = write(tmp_path / "outcomes.json", {"book-erp": [{"status": 503}]})
+
+    result = run("flows", "dry-run", str(path), "--order", str(order), cwd=tmp_path, env=env)
+    down = run(
+        "flows",
+        "dry-run",
+        str(path),
+        "--order",
+        str(order),
+        "--outcomes",
+        str(outcomes),
+        cwd=tmp_path,
+        env=env,
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Final status: SUCCESS" in result.stdout
+    assert f"POST {https_receiver.url('/erp/orders')} (attempt 1)" in result.stdout
+    assert f"POST {https_receiver.url('/shop/notify')} (attempt 1)" in result.stdout
+    assert down.returncode == 1
+    assert "Final status: FAILURE" in down.stdout  # one attempt only: maxAttempts is 1
+    assert "the connector answered 503" in down.stdout
+    assert https_receiver.requests == []  # nothing was sent
+    assert api.get("/api/orders")["items"] == []
