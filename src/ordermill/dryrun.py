@@ -166,30 +166,18 @@ def _attempt(
     queue = scripts.get(task.task_key) or []
     script = queue.pop(0) if len(queue) > 1 else (queue[0] if queue else Scripted())
     definition = task.definition
-    handler = registry.get(definition.handler_key)
-    payload = registry.parse_payload(definition.handler_key, definition.payload)
-    timeout = (definition.timeout_ms or handler.default_timeout_ms) / 1000
-    ctx = TaskContext(
-        order_id=task.order_id,
-        space_key=task.space_key,
-        flow_key=task.flow_key,
-        flow_version=task.flow_version,
-        stage_key=task.stage_key,
-        task_key=task.task_key,
-        attempt=task.attempt,
-        delivery_id=task.delivery_id,
-        delivery_epoch=task.delivery_epoch,
+    ctx = TaskContext.of_claimed(
+        task,
+        payload=registry.parse_payload(definition.handler_key, definition.payload),
         update_url=f"{public_url}/api/feedback/…",
-        order=task.order,
-        payload=payload,
-        timeout_seconds=timeout,
+        timeout_seconds=registry.timeout_ms(definition) / 1000,
         now=now,
     )
     record = AttemptRecord(number=task.attempt, started_at=now, ended_at=now, outcome="")
     entry = run.tasks.setdefault(task.task_key, {"attempts": []})
     attempt: dict[str, Any] = {"number": task.attempt, "at": iso(now)}
     entry["attempts"].append(attempt)
-    policy = definition.retry or handler.default_retry
+    policy = registry.retry_policy(definition)
     try:
         completion = _outcome(task, ctx, script, run, later, record)
     except HandlerError as error:

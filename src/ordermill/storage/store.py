@@ -184,41 +184,21 @@ class Store(OrderReads):
         event = OperatorAction(Operator.REDELIVER, task_key)
         return await self._operate(space_key, order_id, event, actor, order)
 
-    async def cancel_order(
+    async def steer(
         self,
         space_key: str | None,
         order_id: str,
+        action: Operator,
         actor: str,
         reason: str | None = None,
         *,
         dry_run: bool = False,
     ) -> OrderView:
-        event = OperatorAction(Operator.CANCEL, reason=reason)
-        return await self._operate(space_key, order_id, event, actor, dry_run=dry_run)
+        """Cancel, pause or resume the order (``action``), with the operator's reason.
 
-    async def pause_order(
-        self,
-        space_key: str | None,
-        order_id: str,
-        actor: str,
-        reason: str | None = None,
-        *,
-        dry_run: bool = False,
-    ) -> OrderView:
-        """Nothing new of the order starts (attempts in flight finish) until it is resumed."""
-        event = OperatorAction(Operator.PAUSE, reason=reason)
-        return await self._operate(space_key, order_id, event, actor, dry_run=dry_run)
-
-    async def resume_order(
-        self,
-        space_key: str | None,
-        order_id: str,
-        actor: str,
-        reason: str | None = None,
-        *,
-        dry_run: bool = False,
-    ) -> OrderView:
-        event = OperatorAction(Operator.RESUME, reason=reason)
+        While paused, nothing new of the order starts (attempts in flight finish); resuming
+        lets what fell due meanwhile run or fire at once."""
+        event = OperatorAction(action, reason=reason)
         return await self._operate(space_key, order_id, event, actor, dry_run=dry_run)
 
     async def skip_task(

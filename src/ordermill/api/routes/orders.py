@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 
 from ordermill.api.auth import PrincipalDep, ServiceDep
-from ordermill.api.routes.steering import ReasonIn
+from ordermill.api.routes.steering import ReasonIn, matching_orders
 from ordermill.api.schemas import (
     BulkRetryIn,
     OrderIn,
@@ -19,6 +19,7 @@ from ordermill.api.schemas import (
 )
 from ordermill.errors import Conflict, InvalidInput, Problem
 from ordermill.flows.examples import reference_order
+from ordermill.flows.lifecycle import Operator
 from ordermill.flows.status import OrderStatus
 from ordermill.jsoncodec import dumps, loads
 from ordermill.storage.orders import OrderFilter
@@ -103,15 +104,8 @@ async def retry_many(
     """Retries every FAILURE/UNHEALTHY order matching the filter, up to ``limit`` orders.
     Answers with the ids retried and how many were skipped (not retryable any more); with
     ``dryRun`` nothing changes and ``retried`` lists the orders that would be."""
-    filters = OrderFilter(
-        status=tuple(OrderStatus(s) for s in body.status),
-        flow_key=body.flowKey,
-        created_from=body.createdFrom,
-        created_to=body.createdTo,
-    )
-    orders = await service.store.list_orders(
-        principal.space(body.spaceKey), filters, limit=body.limit, after=None
-    )
+    statuses = tuple(OrderStatus(s) for s in body.status)
+    orders = await matching_orders(principal, service, body, statuses)
     retried, skipped = [], 0
     for order in orders:
         try:
@@ -188,5 +182,7 @@ async def cancel_order(
     """The ``reason`` is stored on the order and written to its timeline."""
     reason = body.reason if body else None
     return order_out(
-        await service.store.cancel_order(principal.space_key, order_id, principal.actor, reason)
+        await service.store.steer(
+            principal.space_key, order_id, Operator.CANCEL, principal.actor, reason
+        )
     )

@@ -18,9 +18,10 @@ from ordermill.api.schemas import KEY_PATTERN, order_out, parse_order
 from ordermill.dryrun import dry_run
 from ordermill.errors import Conflict, InvalidInput, Problem
 from ordermill.flows.explain import Explanation
+from ordermill.flows.lifecycle import Operator
 from ordermill.flows.status import OrderStatus
 from ordermill.service import Service
-from ordermill.storage.orders import OrderFilter
+from ordermill.storage.orders import OrderFilter, OrderView
 from ordermill.times import iso
 
 router = APIRouter(prefix="/api/orders", tags=["orders"])
@@ -76,6 +77,22 @@ _BULK_STATUSES: dict[str, tuple[OrderStatus, ...]] = {
 }
 
 
+async def matching_orders(
+    principal: Principal, service: Service, body: Any, statuses: tuple[OrderStatus, ...]
+) -> list[OrderView]:
+    """The orders a bulk action's filter (``spaceKey``, ``flowKey``, ``createdFrom``,
+    ``createdTo``, ``limit``) matches among ``statuses``, newest first."""
+    filters = OrderFilter(
+        status=statuses,
+        flow_key=body.flowKey,
+        created_from=body.createdFrom,
+        created_to=body.createdTo,
+    )
+    return await service.store.list_orders(
+        principal.space(body.spaceKey), filters, limit=body.limit, after=None
+    )
+
+
 async def bulk(
     principal: Principal,
     service: Service,
@@ -85,15 +102,7 @@ async def bulk(
 ) -> dict[str, Any]:
     """Apply ``act`` to every order matching the filter (up to ``limit``), or only ask."""
     statuses = tuple(OrderStatus(s) for s in body.status) if body.status else _BULK_STATUSES[action]
-    filters = OrderFilter(
-        status=statuses,
-        flow_key=body.flowKey,
-        created_from=body.createdFrom,
-        created_to=body.createdTo,
-    )
-    orders = await service.store.list_orders(
-        principal.space(body.spaceKey), filters, limit=body.limit, after=None
-    )
+    orders = await matching_orders(principal, service, body, statuses)
     changed, refused = [], 0
     for order in orders:
         try:
@@ -110,49 +119,39 @@ async def bulk(
     }
 
 
-@router.post("/pause", summary="Pause many orders at once")
-async def pause_many(principal: PrincipalDep, service: ServiceDep, body: BulkIn) -> dict[str, Any]:
-    """Default filter: CREATED, IN_PROGRESS and UNHEALTHY orders. ``changed`` lists the orders
-    paused (with ``dryRun``: that would be); ``skipped`` counts those the action does not fit."""
-    store, actor = service.store, principal.actor
-    return await bulk(
-        principal,
-        service,
-        body,
-        "pause",
-        lambda order_id: store.pause_order(
-            principal.space_key, order_id, actor, body.reason, dry_run=body.dryRun
-        ),
-    )
+def _bulk_route(action: Operator, summary: str) -> None:
+    """``POST /api/orders/{action}``: the bulk form of pause, resume or cancel."""
+
+    async def steer_many(
+        principal: PrincipalDep, service: ServiceDep, body: BulkIn
+    ) -> dict[str, Any]:
+        return await bulk(
+            principal,
+            service,
+            body,
+            action.value,
+            lambda order_id: service.store.steer(
+                principal.space_key,
+                order_id,
+                action,
+                principal.actor,
+                body.reason,
+                dry_run=body.dryRun,
+            ),
+        )
+
+    steer_many.__name__ = f"{action.value}_many"
+    router.post(f"/{action.value}", summary=summary, description=BULK_HELP)(steer_many)
 
 
-@router.post("/resume", summary="Resume many paused orders at once")
-async def resume_many(principal: PrincipalDep, service: ServiceDep, body: BulkIn) -> dict[str, Any]:
-    store, actor = service.store, principal.actor
-    return await bulk(
-        principal,
-        service,
-        body,
-        "resume",
-        lambda order_id: store.resume_order(
-            principal.space_key, order_id, actor, body.reason, dry_run=body.dryRun
-        ),
-    )
-
-
-@router.post("/cancel", summary="Cancel many orders at once")
-async def cancel_many(principal: PrincipalDep, service: ServiceDep, body: BulkIn) -> dict[str, Any]:
-    """Default filter: CREATED, IN_PROGRESS and UNHEALTHY orders. Try ``dryRun`` first."""
-    store, actor = service.store, principal.actor
-    return await bulk(
-        principal,
-        service,
-        body,
-        "cancel",
-        lambda order_id: store.cancel_order(
-            principal.space_key, order_id, actor, body.reason, dry_run=body.dryRun
-        ),
-    )
+BULK_HELP = (
+    "The default filter is CREATED, IN_PROGRESS and UNHEALTHY orders. ``changed`` lists the "
+    "orders changed (with ``dryRun``: that would be); ``skipped`` counts those the action "
+    "does not fit."
+)
+_bulk_route(Operator.PAUSE, "Pause many orders at once")
+_bulk_route(Operator.RESUME, "Resume many paused orders at once")
+_bulk_route(Operator.CANCEL, "Cancel many orders at once")
 
 
 @router.post("/restart", summary="Restart many orders onto another version of their flow")
@@ -219,24 +218,30 @@ def explanation_out(explanation: Explanation) -> dict[str, Any]:
     }
 
 
-@router.post("/{order_id}/pause", summary="Pause an order: nothing new of it starts")
-async def pause_order(
-    order_id: str, principal: PrincipalDep, service: ServiceDep, body: ReasonIn | None = None
-) -> dict[str, Any]:
-    """Attempts in flight finish and are recorded; timers that fall due while the order is
-    paused fire when it is resumed; feedback is accepted and applied meanwhile."""
-    reason = body.reason if body else None
-    order = await service.store.pause_order(principal.space_key, order_id, principal.actor, reason)
-    return order_out(order)
+def _order_route(action: Operator, summary: str, description: str) -> None:
+    """``POST /api/orders/{id}/{action}`` for pause and resume, with an optional reason."""
+
+    async def steer_one(
+        order_id: str, principal: PrincipalDep, service: ServiceDep, body: ReasonIn | None = None
+    ) -> dict[str, Any]:
+        reason = body.reason if body else None
+        store = service.store
+        return order_out(
+            await store.steer(principal.space_key, order_id, action, principal.actor, reason)
+        )
+
+    steer_one.__name__ = f"{action.value}_order"
+    route = f"/{{order_id}}/{action.value}"
+    router.post(route, summary=summary, description=description)(steer_one)
 
 
-@router.post("/{order_id}/resume", summary="Resume a paused order")
-async def resume_order(
-    order_id: str, principal: PrincipalDep, service: ServiceDep, body: ReasonIn | None = None
-) -> dict[str, Any]:
-    reason = body.reason if body else None
-    order = await service.store.resume_order(principal.space_key, order_id, principal.actor, reason)
-    return order_out(order)
+_order_route(
+    Operator.PAUSE,
+    "Pause an order: nothing new of it starts",
+    "Attempts in flight finish and are recorded; timers that fall due while the order is "
+    "paused fire when it is resumed; feedback is accepted and applied meanwhile.",
+)
+_order_route(Operator.RESUME, "Resume a paused order", "What fell due meanwhile runs at once.")
 
 
 @router.post("/{order_id}/tasks/{task_key}/skip", summary="Mark a task succeeded by hand")

@@ -10,6 +10,7 @@ from fastapi import Form, Request, Response
 
 from ordermill.assets_view import download_path
 from ordermill.errors import NotFound
+from ordermill.flows.lifecycle import Operator
 from ordermill.flows.status import OrderStatus, TaskStatus
 from ordermill.service import Service
 from ordermill.storage.assets import order_assets
@@ -187,12 +188,8 @@ async def order_action(
             await store.start_order(space, order_id, actor)
         case "retry":
             await store.retry_order(space, order_id, actor)
-        case "cancel":
-            await store.cancel_order(space, order_id, actor, why)
-        case "pause":
-            await store.pause_order(space, order_id, actor, why)
-        case "resume":
-            await store.resume_order(space, order_id, actor, why)
+        case "cancel" | "pause" | "resume":
+            await store.steer(space, order_id, Operator(action), actor, why)
         case "restart":
             await store.restart_order(
                 space, order_id, actor, from_start=source == "start", reason=why
