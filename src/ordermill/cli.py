@@ -35,7 +35,7 @@ app = typer.Typer(
 )
 flows_app = typer.Typer(help="Work with flow definitions.", no_args_is_help=True)
 spaces_app = typer.Typer(help="Manage spaces and their API keys.", no_args_is_help=True)
-orders_app = typer.Typer(help="Follow orders.", no_args_is_help=True)
+orders_app = typer.Typer(help="Follow and steer orders.", no_args_is_help=True)
 connector_app = typer.Typer(help="Tools for connector authors.", no_args_is_help=True)
 app.add_typer(flows_app, name="flows")
 app.add_typer(spaces_app, name="spaces")
@@ -616,40 +616,25 @@ def _order_action(
         out.print(f"  {task['key']}: [{_STYLE[TaskStatus(task['status'])]}]{task['status']}[/]")
 
 
-@orders_app.command("pause")
-def orders_pause(
-    order_id: Annotated[str, typer.Argument(help="The order id (ord_…).")],
-    api_key: ApiKey,
-    reason: Reason = None,
-    url: ServerUrl = DEFAULT_URL,
-    space: SpaceKey = None,
-) -> None:
-    """Pause an order: nothing new of it starts; attempts in flight finish."""
-    _order_action(order_id, "pause", {"reason": reason}, url=url, api_key=api_key, space=space)
+def _steering_command(action: str, help_text: str) -> None:
+    """``ordermill orders {action} ORDER_ID [--reason …]`` for pause, resume and cancel."""
+
+    def command(
+        order_id: Annotated[str, typer.Argument(help="The order id (ord_…).")],
+        api_key: ApiKey,
+        reason: Reason = None,
+        url: ServerUrl = DEFAULT_URL,
+        space: SpaceKey = None,
+    ) -> None:
+        _order_action(order_id, action, {"reason": reason}, url=url, api_key=api_key, space=space)
+
+    command.__name__ = f"orders_{action}"
+    orders_app.command(action, help=help_text)(command)
 
 
-@orders_app.command("resume")
-def orders_resume(
-    order_id: Annotated[str, typer.Argument(help="The order id (ord_…).")],
-    api_key: ApiKey,
-    reason: Reason = None,
-    url: ServerUrl = DEFAULT_URL,
-    space: SpaceKey = None,
-) -> None:
-    """Resume a paused order; timers that fell due meanwhile fire now."""
-    _order_action(order_id, "resume", {"reason": reason}, url=url, api_key=api_key, space=space)
-
-
-@orders_app.command("cancel")
-def orders_cancel(
-    order_id: Annotated[str, typer.Argument(help="The order id (ord_…).")],
-    api_key: ApiKey,
-    reason: Reason = None,
-    url: ServerUrl = DEFAULT_URL,
-    space: SpaceKey = None,
-) -> None:
-    """Cancel an order (for good)."""
-    _order_action(order_id, "cancel", {"reason": reason}, url=url, api_key=api_key, space=space)
+_steering_command("pause", "Pause an order: nothing new of it starts; attempts in flight finish.")
+_steering_command("resume", "Resume a paused order; timers that fell due meanwhile fire now.")
+_steering_command("cancel", "Cancel an order (for good).")
 
 
 @orders_app.command("skip")
