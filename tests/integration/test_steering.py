@@ -301,6 +301,7 @@ async def test_explain_names_the_feedback_waited_for_its_last_progress_and_the_p
 ) -> None:
     https_receiver.script("/orders", Reply(status=202))
     flow = flow_doc(https_receiver.url("/orders"), sends_feedback=True, timeoutDuration=60_000)
+    flow["stages"][0]["taskDefinitions"][0]["payload"]["heartbeatTimeoutDuration"] = 600_000
     await client.post("/api/flows", json=flow, headers=acme)
     order_id = await create(client, acme)
     [request] = await wait_for_requests(https_receiver, 1, path="/orders")
@@ -332,6 +333,13 @@ async def test_explain_names_the_feedback_waited_for_its_last_progress_and_the_p
     paused = (await client.get(f"/api/orders/{order_id}/explain", headers=acme)).json()
     assert paused["sentence"].startswith("Paused for ")
     assert "(hold)" in paused["sentence"]
+    # a heartbeat while paused pushes the held timeout on, not a live due time
+    await client.post(path, json={"status": "progress", "message": "still here"})
+    later = (await client.get(f"/api/orders/{order_id}/explain", headers=acme)).json()
+    assert later["tasks"][0]["until"] > paused["tasks"][0]["until"]
+    assert (await client.get(f"/api/orders/{order_id}", headers=acme)).json()["tasks"][0][
+        "dueAt"
+    ] is None
     unknown = await client.get("/api/orders/ord_nope/explain", headers=acme)
     assert unknown.status_code == 404
 
