@@ -12,6 +12,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
+from urllib.parse import quote
 
 import typer
 from pydantic import ValidationError
@@ -35,7 +36,7 @@ app = typer.Typer(
 )
 flows_app = typer.Typer(help="Work with flow definitions.", no_args_is_help=True)
 spaces_app = typer.Typer(help="Manage spaces and their API keys.", no_args_is_help=True)
-orders_app = typer.Typer(help="Follow orders.", no_args_is_help=True)
+orders_app = typer.Typer(help="Follow and steer orders.", no_args_is_help=True)
 connector_app = typer.Typer(help="Tools for connector authors.", no_args_is_help=True)
 users_app = typer.Typer(
     help="Manage people: invite, create, reset passwords.", no_args_is_help=True
@@ -356,6 +357,64 @@ def flows_push(
         raise typer.Exit(1)
 
 
+@flows_app.command("dry-run")
+def flows_dry_run(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="A flow JSON file.")],
+    order: Annotated[
+        Path, typer.Option(exists=True, dir_okay=False, help="A sample order JSON file.")
+    ],
+    api_key: ApiKey,
+    outcomes: Annotated[
+        Path | None,
+        typer.Option(
+            exists=True,
+            dir_okay=False,
+            help='Scripted answers per task key, e.g. {"book-erp": [{"status": 500}]}.',
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the server's answer.")] = False,
+    url: ServerUrl = DEFAULT_URL,
+    space: SpaceKey = None,
+) -> None:
+    """Run a flow against a sample order on the server's simulated clock: nothing is sent,
+    mailed or stored. Exits 1 unless the order would end in SUCCESS without problems."""
+    body: dict[str, Any] = {"flow": _read_flow_file(file), "order": _read_json(order)}
+    if outcomes is not None:
+        body["outcomes"] = _read_json(outcomes)
+
+    async def run() -> dict[str, Any]:
+        async with RemoteApi.connect(url, api_key, space) as remote:
+            return await remote.dry_run(body)
+
+    answer = _run(run)
+    if as_json:
+        sys.stdout.write(json.dumps(answer, indent=2, ensure_ascii=False) + "\n")
+    else:
+        out.print(f"Final status: {answer['status']}", highlight=False)
+        for key, task in answer["tasks"].items():
+            tries = ", ".join(
+                f"{a['outcome']} at {a['at']}" + (f": {a['error']}" if a.get("error") else "")
+                for a in task["attempts"]
+            )
+            out.print(f"  {key}: {task['status']} ({tries})", highlight=False)
+        for request in answer["requests"]:
+            out.print(f"POST {request['url']} (attempt {request['attempt']})", highlight=False)
+        for email in answer["emails"]:
+            out.print(f"E-mail to {', '.join(email['to'])}: {email['subject']}", highlight=False)
+        for problem in answer["problems"]:
+            err.print(f"problem in {problem['taskKey']}: {problem['message']}", highlight=False)
+    if answer["status"] != "SUCCESS" or answer["problems"]:
+        raise typer.Exit(1)
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        err.print(f"{path}: not valid JSON: {exc.msg} at line {exc.lineno}")
+        raise typer.Exit(2) from exc
+
+
 @flows_app.command("pull")
 def flows_pull(
     key: Annotated[str, typer.Argument(help="The flow key.")],
@@ -621,6 +680,140 @@ def orders_watch(
     status = _run(run)
     if status is not OrderStatus.SUCCESS:
         raise typer.Exit(1)
+
+
+Reason = Annotated[
+    str | None, typer.Option("--reason", help="Why: kept on the order and in its timeline.")
+]
+
+
+def _order_action(
+    order_id: str,
+    action: str,
+    body: dict[str, Any],
+    *,
+    url: str,
+    api_key: str,
+    space: str | None,
+) -> None:
+    """POST one operator action to the server and print how the order stands after it."""
+
+    async def run() -> dict[str, Any]:
+        async with RemoteApi.connect(url, api_key, space) as remote:
+            return await remote.order_action(order_id, action, body)
+
+    order = _run(run)
+    paused = (
+        f", paused ({order['pause'].get('reason') or 'no reason given'})" if order["paused"] else ""
+    )
+    out.print(f"{order['id']}: {order['status']}{paused}, flow version {order['flowVersion']}")
+    for task in order["tasks"]:
+        out.print(f"  {task['key']}: [{_STYLE[TaskStatus(task['status'])]}]{task['status']}[/]")
+
+
+def _steering_command(action: str, help_text: str) -> None:
+    """``ordermill orders {action} ORDER_ID [--reason …]`` for pause, resume and cancel."""
+
+    def command(
+        order_id: Annotated[str, typer.Argument(help="The order id (ord_…).")],
+        api_key: ApiKey,
+        reason: Reason = None,
+        url: ServerUrl = DEFAULT_URL,
+        space: SpaceKey = None,
+    ) -> None:
+        _order_action(order_id, action, {"reason": reason}, url=url, api_key=api_key, space=space)
+
+    command.__name__ = f"orders_{action}"
+    orders_app.command(action, help=help_text)(command)
+
+
+_steering_command("pause", "Pause an order: nothing new of it starts; attempts in flight finish.")
+_steering_command("resume", "Resume a paused order; timers that fell due meanwhile fire now.")
+_steering_command("cancel", "Cancel an order (for good).")
+
+
+@orders_app.command("skip")
+def orders_skip(
+    order_id: Annotated[str, typer.Argument(help="The order id (ord_…).")],
+    task_key: Annotated[str, typer.Argument(help="The task to mark succeeded.")],
+    api_key: ApiKey,
+    reason: Reason = None,
+    result: Annotated[
+        str | None, typer.Option(help="The task's result, a JSON object.", show_default=False)
+    ] = None,
+    url: ServerUrl = DEFAULT_URL,
+    space: SpaceKey = None,
+) -> None:
+    """Mark a FAILED, WAITING or TIMED_OUT task succeeded by hand; its successors run."""
+    body: dict[str, Any] = {"reason": reason}
+    if result is not None:
+        try:
+            body["result"] = json.loads(result)
+        except json.JSONDecodeError as exc:
+            err.print(f"--result is not JSON: {exc.msg}")
+            raise typer.Exit(2) from exc
+    action = f"tasks/{quote(task_key, safe='')}/skip"
+    _order_action(order_id, action, body, url=url, api_key=api_key, space=space)
+
+
+@orders_app.command("restart")
+def orders_restart(
+    order_id: Annotated[str, typer.Argument(help="The order id (ord_…).")],
+    api_key: ApiKey,
+    flow_version: Annotated[
+        str, typer.Option("--flow-version", help="latest, or a version number.")
+    ] = "latest",
+    start: Annotated[
+        bool,
+        typer.Option(
+            "--from-start/--from-failed",
+            help="Run every task again, or keep what succeeded (the default).",
+        ),
+    ] = False,
+    reason: Reason = None,
+    url: ServerUrl = DEFAULT_URL,
+    space: SpaceKey = None,
+) -> None:
+    """Move a FAILURE, UNHEALTHY or CANCELLED order onto another version of its flow."""
+    if flow_version != "latest" and not flow_version.isdigit():
+        err.print("--flow-version is latest or a version number.")
+        raise typer.Exit(2)
+    body = {
+        "flowVersion": flow_version if flow_version == "latest" else int(flow_version),
+        "from": "start" if start else "failed",
+        "reason": reason,
+    }
+    _order_action(order_id, "restart", body, url=url, api_key=api_key, space=space)
+
+
+@orders_app.command("explain")
+def orders_explain(
+    order_id: Annotated[str, typer.Argument(help="The order id (ord_…).")],
+    api_key: ApiKey,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the API's answer.")] = False,
+    url: ServerUrl = DEFAULT_URL,
+    space: SpaceKey = None,
+) -> None:
+    """Say what each unfinished task of an order waits for, and how it stands to its deadline."""
+
+    async def run() -> dict[str, Any]:
+        async with RemoteApi.connect(url, api_key, space) as remote:
+            return await remote.get_order_part(order_id, "explain")
+
+    answer = _run(run)
+    if as_json:
+        sys.stdout.write(json.dumps(answer, indent=2, ensure_ascii=False) + "\n")
+        return
+    out.print(answer["sentence"], highlight=False)
+    for wait in answer["tasks"]:
+        out.print(
+            f"  {wait['taskKey']} ({wait['status']}) waits for {wait['words']}", highlight=False
+        )
+    if answer["criticalPath"]:
+        out.print(f"Critical path: {' → '.join(answer['criticalPath'])}", highlight=False)
+    if answer["earliestFinish"]:
+        late = " — misses the deadline" if answer["missesDeadline"] else ""
+        out.print(f"Earliest finish: {answer['earliestFinish']}{late}", highlight=False)
 
 
 _VERDICT_STYLE = {"pass": "green", "warn": "yellow", "fail": "red"}

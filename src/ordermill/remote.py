@@ -1,6 +1,7 @@
-"""Flows as code: push flow files to a running server, pull them back, list them.
+"""Flows as code and operators' actions, against a running server's HTTP API.
 
-``ordermill flows push/pull/list`` talk to a server's HTTP API with a space API key, so flows
+``ordermill flows push/pull/list`` and ``ordermill orders pause/resume/cancel/skip/restart``
+talk to a server's HTTP API with a space API key, so flows
 kept in git can be deployed from CI. The server decides what is valid (with its handlers and
 the space's allowances); this module only carries documents and turns HTTP answers into
 ordermill's errors, so the CLI prints them like every other failure.
@@ -20,6 +21,7 @@ from urllib.parse import quote
 import aiohttp
 
 from ordermill.errors import (
+    Conflict,
     Forbidden,
     InvalidFlow,
     InvalidInput,
@@ -134,6 +136,21 @@ class RemoteApi:
             return PushResult(key, Pushed.CREATED, version)
         return PushResult(key, Pushed.UNCHANGED if version == before else Pushed.UPDATED, version)
 
+    async def order_action(
+        self, order_id: str, action: str, body: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """POST ``/api/orders/{id}/{action}`` (pause, resume, cancel, restart, tasks/…/skip)."""
+        return await self._call("POST", f"/api/orders/{quote(order_id, safe='')}/{action}", body)
+
+    async def dry_run(self, body: dict[str, Any]) -> dict[str, Any]:
+        """POST ``/api/flows/dry-run``: the flow against a sample order, with no side effects."""
+        return await self._call("POST", "/api/flows/dry-run", body)
+
+    async def get_order_part(self, order_id: str, part: str = "") -> dict[str, Any]:
+        """GET the order (``part`` empty) or one of its parts (``explain``, ``events``)."""
+        path = f"/api/orders/{quote(order_id, safe='')}" + (f"/{part}" if part else "")
+        return await self._call("GET", path)
+
     async def _call(
         self,
         method: str,
@@ -181,6 +198,8 @@ class RemoteApi:
             raise Forbidden(detail)
         if status == 404:
             raise NotFound(detail)
+        if status == 409:
+            raise Conflict(detail)
         if status == 400 and isinstance(answer.get("problems"), list):
             problems = [Problem(p["pointer"], p["message"]) for p in answer["problems"]]
             raise InvalidFlow(problems, detail)

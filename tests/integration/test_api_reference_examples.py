@@ -213,6 +213,11 @@ async def test_every_json_example_of_the_api_reference_matches_the_service(
     checks.answer("`GET /api/orders`", listed, 0, "/items/0")
     retried = await ok(await post("/api/orders/retry", json={}, headers=acme))
     checks.answer("`POST /api/orders/retry`", retried)
+    await wait_for_status(client, acme, failed["id"], "FAILURE")
+    explained = await ok(await get(f"/api/orders/{failed['id']}/explain", headers=acme))
+    checks.answer("`GET /api/orders/{id}/explain`", explained)
+    counted = await ok(await post("/api/orders/restart", json={"dryRun": True}, headers=acme))
+    checks.answer("`POST /api/orders/restart`", counted)
 
     bad_order = {**order_doc("WEB-BAD")}
     bad_order["orderLines"][0]["deadline"] = "soon"

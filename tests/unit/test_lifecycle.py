@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ordermill.flows.lifecycle import (
+    ARCHIVE_MARK,
     AttemptEnded,
     Claimed,
     ConfirmationAnswered,
@@ -27,6 +28,7 @@ from ordermill.flows.lifecycle import (
     OrderState,
     Outcome,
     Refusal,
+    Restart,
     TimelineEvent,
     TimerFired,
     WaitTimedOut,
@@ -187,10 +189,23 @@ EVENT_KINDS: tuple[Callable[[str], Event], ...] = (
     lambda key: ConfirmationAnswered(key, confirmed=True),
     lambda key: ConfirmationAnswered(key, confirmed=False),
     lambda key: OperatorAction(Operator.REDELIVER, key),
+    lambda key: OperatorAction(Operator.SKIP, key, reason="booked by phone"),
 )
-OPERATOR = tuple(
-    OperatorAction(action) for action in (Operator.START, Operator.RETRY, Operator.CANCEL)
+OPERATOR: tuple[Event, ...] = (
+    *(
+        OperatorAction(action, reason="why")
+        for action in (
+            Operator.START,
+            Operator.RETRY,
+            Operator.CANCEL,
+            Operator.PAUSE,
+            Operator.RESUME,
+        )
+    ),
+    Restart(1, 1),  # onto the same definition: what succeeded is kept
+    Restart(1, 1, from_start=True),
 )
+RESTARTABLE = (OrderStatus.FAILURE, OrderStatus.UNHEALTHY, OrderStatus.CANCELLED)
 
 
 @st.composite
@@ -212,9 +227,16 @@ class Checker:
     def step(self, event: Event) -> None:
         before = self.state
         answer = decide(self.flow, before, event)
+        if isinstance(event, Restart) and event.from_start and before.status in RESTARTABLE:
+            assert isinstance(answer, Decision), "a restart from the start is never refused"
         if isinstance(answer, Refusal):
             assert answer.reason
             return
+        if before.paused and answer.state.paused:
+            # (an attempt in flight whose lease was lost is taken over: it is not new work)
+            started = [c for c in answer.changes if c.old is PENDING and c.new is RUNNING]
+            assert not started, "a paused order started a task"
+            assert not isinstance(event, (TimerFired, WaitTimedOut)), "a paused timer fired"
         for change in answer.changes:
             assert before.tasks[change.task_key] is change.old
             assert can_transition(change.old, change.new), change
@@ -223,11 +245,18 @@ class Checker:
             if change.new is SUCCEEDED:
                 self.successes[change.task_key] += 1
                 assert self.successes[change.task_key] == 1, "a task succeeded twice"
-        if before.status is OrderStatus.CANCELLED:
+        if before.status is OrderStatus.CANCELLED and not isinstance(event, Restart):
             assert answer.start == ()
             assert answer.changes == ()
-            assert answer.state == before
+            assert answer.state.tasks == before.tasks
+            assert answer.state.status is OrderStatus.CANCELLED
         after_changes = {**before.tasks, **{c.task_key: c.new for c in answer.changes}}
+        for key, archived in answer.archive:
+            assert ARCHIVE_MARK in archived
+            assert archived not in after_changes
+            after_changes[archived] = after_changes.pop(key)
+            assert not after_changes[archived].is_active, "an archived task still runs"
+            self.successes[key] = 0  # it runs again under the new version
         for ref in answer.start:
             assert ref.task_key not in after_changes, "a task was queued twice"
             earlier = [
@@ -248,6 +277,8 @@ class Checker:
     def settle(self) -> None:
         """The engine does all it can while the outside world is silent: claim and succeed."""
         for _ in range(10_000):
+            if self.state.paused:
+                self.step(OperatorAction(Operator.RESUME))  # an operator lets it go on
             runnable = sorted(k for k, s in self.state.tasks.items() if s in (PENDING, RUNNING))
             if not runnable or self.state.status is OrderStatus.CANCELLED:
                 break

@@ -26,6 +26,7 @@ from ordermill.flows.lifecycle import (
     Operator,
     OperatorAction,
     Refusal,
+    Restart,
 )
 from ordermill.flows.model import FlowDefinition, Join, Stage, TaskDefinition
 from ordermill.flows.status import OrderStatus, TaskStatus
@@ -96,11 +97,14 @@ class CheckedStore(MemoryStore):
         super().__init__(clock)
         self.checkers: dict[str, Checker] = {}
 
-    def _apply(self, order: MemoryOrder, event: Event) -> Decision | Refusal:
+    def _apply(
+        self, order: MemoryOrder, event: Event, decided: Decision | None = None
+    ) -> Decision | Refusal:
         checker = self.checkers.setdefault(order.id, Checker(order.flow, order.state))
+        checker.flow = order.flow
         checker.state = order.state
         checker.step(event)
-        answer = super()._apply(order, event)
+        answer = super()._apply(order, event, decided)
         assert (isinstance(answer, Decision) and answer.state == order.state) or isinstance(
             answer, Refusal
         )
@@ -139,9 +143,15 @@ def completion(task: ClaimedTask, clock: FakeClock, rng: random.Random) -> Compl
 async def outside(store: CheckedStore, rng: random.Random) -> None:
     """A connector's feedback, a person's answer or an operator's action, on a random task."""
     order = store.orders[rng.choice(sorted(store.orders))]
-    if not order.tasks or rng.random() < 0.2:
-        action = rng.choice([Operator.RETRY, Operator.CANCEL, Operator.START])
-        await store.operate(order.id, OperatorAction(action))
+    if not order.tasks or rng.random() < 0.3:
+        action = rng.choice(
+            [Operator.RETRY, Operator.CANCEL, Operator.START, Operator.PAUSE, Operator.RESUME]
+        )
+        if rng.random() < 0.15:
+            restart = Restart(1, 1, from_start=rng.random() < 0.5, previous=order.flow)
+            await store.restart(order.id, order.flow, restart)
+            return
+        await store.operate(order.id, OperatorAction(action, reason="steered"))
         return
     key = rng.choice(sorted(order.tasks))
     match rng.randrange(4):
@@ -150,7 +160,8 @@ async def outside(store: CheckedStore, rng: random.Random) -> None:
         case 1:
             await store.answer(order.id, key, confirm=rng.random() < 0.8)
         case 2:
-            await store.operate(order.id, OperatorAction(Operator.REDELIVER, key))
+            action = rng.choice([Operator.REDELIVER, Operator.SKIP])
+            await store.operate(order.id, OperatorAction(action, key, reason="by hand"))
         case _:
             await store.feedback(order.id, key, FeedbackKind.SUCCESS)
 
@@ -192,7 +203,11 @@ async def simulate(
 
 
 async def settle(store: CheckedStore, clock: FakeClock, crew: list[SimWorker]) -> None:
-    """The outside world falls silent; workers finish what they hold and every attempt succeeds."""
+    """The outside world falls silent but for resuming paused orders; workers finish what they
+    hold and every attempt succeeds."""
+    for order in list(store.orders.values()):
+        if order.paused:
+            await store.operate(order.id, OperatorAction(Operator.RESUME))
     for worker in crew:
         for task in worker.holding:
             await store.complete([succeeded(task, clock)])

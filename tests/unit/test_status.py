@@ -22,7 +22,7 @@ from ordermill.flows.status import ACTIVE_TASK_STATUSES, TASK_TRANSITIONS, can_t
         (TaskStatus.TIMED_OUT, TaskStatus.PENDING, True),  # an operator retry
         (TaskStatus.FAILED, TaskStatus.PENDING, True),  # an operator retry
         (TaskStatus.WAITING, TaskStatus.PENDING, False),
-        (TaskStatus.FAILED, TaskStatus.SUCCEEDED, False),
+        (TaskStatus.FAILED, TaskStatus.SUCCEEDED, True),  # an operator skips it
         (TaskStatus.SUCCEEDED, TaskStatus.FAILED, False),
         (TaskStatus.SUCCEEDED, TaskStatus.PENDING, True),  # an operator's redelivery
         (TaskStatus.CANCELLED, TaskStatus.PENDING, False),

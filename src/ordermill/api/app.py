@@ -26,6 +26,7 @@ from ordermill.api.routes import (
     orders,
     people,
     spaces,
+    steering,
 )
 from ordermill.api.security import relative_slash_redirects
 from ordermill.config import Settings
@@ -77,6 +78,7 @@ def create_app(settings: Settings, *, run_worker: bool = True, demo: bool = Fals
             meta,
             flows,
             orders,
+            steering,
             feedback,
             spaces,
             people,
@@ -85,6 +87,7 @@ def create_app(settings: Settings, *, run_worker: bool = True, demo: bool = Fals
             assets,
         )
     ]
+    routers.append(steering.flows_router)
     app.openapi = lambda: exact_openapi(app, routers)  # type: ignore[method-assign]
     install_problem_handlers(app)
     relative_slash_redirects(app.router)

@@ -168,6 +168,18 @@ def order_out(order: OrderView, *, with_tasks: bool = True) -> dict[str, Any]:
         "flowVersion": order.flow_version,
         "thirdPartyOrderId": order.third_party_order_id,
         "status": order.status.value,
+        "paused": order.pause is not None,
+        "pause": (
+            None
+            if order.pause is None
+            else {
+                "at": _iso(order.pause.at),
+                "by": order.pause.by,
+                "reason": order.pause.reason,
+            }
+        ),
+        "cancelReason": order.cancel_reason,
+        "restarts": list(order.restarts),
         "value": order.value,
         "deadline": _iso(order.deadline),
         "createdAt": _iso(order.created_at),
@@ -356,6 +368,7 @@ class BulkRetryIn(_Strict):
     createdFrom: AwareDatetime | None = None
     createdTo: AwareDatetime | None = None
     limit: int = Field(default=100, ge=1, le=1000)
+    dryRun: bool = False  # change nothing; answer which orders would be retried
 
 
 class RequireSignatureIn(_Strict):

@@ -236,19 +236,10 @@ class Worker:
             error = PermanentError(f"the task's payload is no longer valid here: {exc}")
             policy = self.registry.retry_policy(task.definition)
             return completion_of_error(task, error, policy, started, started, 0.0, AttemptLog())
-        ctx = TaskContext(
-            order_id=task.order_id,
-            space_key=task.space_key,
-            flow_key=task.flow_key,
-            flow_version=task.flow_version,
-            stage_key=task.stage_key,
-            task_key=task.task_key,
-            attempt=task.attempt,
-            delivery_id=task.delivery_id,
-            delivery_epoch=task.delivery_epoch,
-            update_url=f"{self.options.public_url}/api/feedback/{task.feedback_token}",
-            order=task.order,
+        ctx = TaskContext.of_claimed(
+            task,
             payload=payload,
+            update_url=f"{self.options.public_url}/api/feedback/{task.feedback_token}",
             timeout_seconds=self.registry.timeout_ms(task.definition) / 1000,
             now=started,
             allow_networks=delivery.allow_networks,

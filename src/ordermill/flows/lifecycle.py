@@ -12,15 +12,16 @@ planner, so the same state and event always give the same answer.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
 from ordermill.errors import Conflict
 from ordermill.flows.model import FlowDefinition
-from ordermill.flows.planner import TaskRef, plan
+from ordermill.flows.planner import TaskRef, plan, runnable
 from ordermill.flows.status import OrderStatus, TaskStatus, can_transition
 
 # --- state ---------------------------------------------------------------------------------------
@@ -32,6 +33,7 @@ class OrderState:
 
     status: OrderStatus
     tasks: Mapping[str, TaskStatus] = field(default_factory=lambda: MappingProxyType({}))
+    paused: bool = False  # a flag beside the status: nothing new starts while it is set
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tasks", MappingProxyType(dict(self.tasks)))
@@ -79,6 +81,9 @@ class Operator(StrEnum):
     RETRY = "retry"
     CANCEL = "cancel"
     REDELIVER = "redeliver"
+    PAUSE = "pause"
+    RESUME = "resume"
+    SKIP = "skip"  # a task marked succeeded by hand
 
 
 @dataclass(frozen=True)
@@ -122,7 +127,24 @@ class ConfirmationAnswered:
 @dataclass(frozen=True)
 class OperatorAction:
     action: Operator
-    task_key: str | None = None  # the task, for a redelivery
+    task_key: str | None = None  # the task, for a redelivery or a skip
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Restart:
+    """Move the order onto ``to_version`` of its flow (the flow ``decide`` is given).
+
+    Tasks that succeeded and whose key the new version still has keep their results, unless
+    ``from_start``; every other task is archived under a new key (``key~n``) and the planner
+    starts the new version's work from there.
+    """
+
+    from_version: int
+    to_version: int
+    from_start: bool = False
+    reason: str | None = None
+    previous: FlowDefinition | None = None  # the version the order ran on, when known
 
 
 @dataclass(frozen=True)
@@ -140,7 +162,10 @@ Event = (
     | WaitTimedOut
     | ConfirmationAnswered
     | OperatorAction
+    | Restart
 )
+
+ARCHIVE_MARK = "~"  # never in a task key: an archived task's key is ``key~n``
 
 
 # --- answers -------------------------------------------------------------------------------------
@@ -177,6 +202,7 @@ class Decision:
     start: tuple[TaskRef, ...] = ()  # tasks to queue (they do not exist yet)
     extend_wait: str | None = None  # a WAITING task whose heartbeat pushes its deadline on
     note: Note = Note.APPLIED
+    archive: tuple[tuple[str, str], ...] = ()  # (key, archived key) on a restart
 
     @property
     def order_changed(self) -> bool:
@@ -203,6 +229,8 @@ def decide(flow: FlowDefinition, state: OrderState, event: Event) -> Decision | 
     """The one answer to ``event`` in ``state``: a decision to apply, or a refusal."""
     if isinstance(event, OperatorAction):
         return _operator(flow, state, event)
+    if isinstance(event, Restart):
+        return _restart(flow, state, event)
     if isinstance(event, Replan):
         decision = _move(flow, state, {})
         if isinstance(decision, Decision) and not decision.events:
@@ -215,6 +243,8 @@ def decide(flow: FlowDefinition, state: OrderState, event: Event) -> Decision | 
         case Claimed():
             if current is not TaskStatus.PENDING or state.status is OrderStatus.CANCELLED:
                 return Refusal(f"task {event.task_key!r} is {current.value}, not PENDING")
+            if state.paused:
+                return Refusal("the order is paused; nothing new starts until it is resumed")
             return _move(flow, state, {event.task_key: TaskStatus.RUNNING}, plan_after=False)
         case AttemptEnded():
             if current is not TaskStatus.RUNNING:
@@ -226,6 +256,8 @@ def decide(flow: FlowDefinition, state: OrderState, event: Event) -> Decision | 
         case TimerFired() | WaitTimedOut():
             if current is not TaskStatus.WAITING:
                 return Refusal(f"task {event.task_key!r} is {current.value}, not WAITING")
+            if state.paused:
+                return Refusal("the order is paused; its timers fire when it is resumed")
             new = TaskStatus.SUCCEEDED if isinstance(event, TimerFired) else TaskStatus.TIMED_OUT
             return _move(flow, state, {event.task_key: new})
         case ConfirmationAnswered():
@@ -265,7 +297,7 @@ def _operator(flow: FlowDefinition, state: OrderState, event: OperatorAction) ->
         case Operator.START:
             if status is not OrderStatus.CREATED:
                 return Refusal(f"only CREATED orders can be started; this one is {status.value}")
-            started = OrderState(OrderStatus.IN_PROGRESS, state.tasks)
+            started = OrderState(OrderStatus.IN_PROGRESS, state.tasks, state.paused)
             decision = _move(flow, started, {}, opening=(TimelineEvent("order.started"),))
             if isinstance(decision, Decision):
                 moved = TimelineEvent(
@@ -300,8 +332,148 @@ def _operator(flow: FlowDefinition, state: OrderState, event: OperatorAction) ->
             if status in (OrderStatus.SUCCESS, OrderStatus.CANCELLED):
                 return Refusal(f"a {status.value} order cannot be cancelled")
             active = {key: TaskStatus.CANCELLED for key, s in state.tasks.items() if s.is_active}
-            return _move(flow, state, active, cancel=True, plan_after=True)
+            opening = (TimelineEvent("order.cancelled", data=_reason(event.reason)),)
+            decision = _move(flow, state, active, cancel=True, plan_after=True, opening=opening)
+            return _unpaused(decision) if isinstance(decision, Decision) else decision
+        case Operator.PAUSE:
+            if status.is_final:
+                return Refusal(f"a {status.value} order cannot be paused")
+            if state.paused:
+                return Refusal("the order is already paused")
+            paused = OrderState(status, state.tasks, paused=True)
+            return Decision(
+                paused, events=(TimelineEvent("order.paused", data=_reason(event.reason)),)
+            )
+        case Operator.RESUME:
+            if not state.paused:
+                return Refusal("the order is not paused")
+            resumed = OrderState(status, state.tasks, paused=False)
+            return Decision(
+                resumed, events=(TimelineEvent("order.resumed", data=_reason(event.reason)),)
+            )
+        case Operator.SKIP:
+            return _skip(flow, state, event)
     raise TypeError(f"not an operator action: {event!r}")  # pragma: no cover
+
+
+_SKIPPABLE = (TaskStatus.FAILED, TaskStatus.WAITING, TaskStatus.TIMED_OUT)
+
+
+def _skip(flow: FlowDefinition, state: OrderState, event: OperatorAction) -> Decision | Refusal:
+    key = event.task_key or ""
+    current = state.task(key)
+    if current is None:
+        return Refusal(f"the order has no task {key!r}")
+    if state.status.is_final:
+        return Refusal(f"a task of a {state.status.value} order cannot be skipped")
+    if current not in _SKIPPABLE:
+        return Refusal(
+            f"task {key!r} is {current.value}; only FAILED, WAITING or TIMED_OUT tasks are skipped"
+        )
+    opening = (TimelineEvent("task.skipped", task_key=key, data=_reason(event.reason)),)
+    return _move(flow, state, {key: TaskStatus.SUCCEEDED}, opening=opening)
+
+
+_RESTARTABLE = (OrderStatus.FAILURE, OrderStatus.UNHEALTHY, OrderStatus.CANCELLED)
+
+
+def _restart(flow: FlowDefinition, state: OrderState, event: Restart) -> Decision | Refusal:
+    if state.status not in _RESTARTABLE:
+        return Refusal(
+            f"a {state.status.value} order cannot be restarted; "
+            "only FAILURE, UNHEALTHY or CANCELLED ones"
+        )
+    known = {
+        d.key: index for index, stage in enumerate(flow.stages) for d in stage.task_definitions
+    }
+    keep = (
+        {}
+        if event.from_start
+        else {
+            key: status
+            for key, status in state.tasks.items()
+            if status is TaskStatus.SUCCEEDED and key in known
+        }
+    )
+    refusal = _unheld(flow, keep, known, event)
+    if refusal is not None:
+        return refusal
+    changes: list[TaskChange] = []
+    archive: list[tuple[str, str]] = []
+    tasks: dict[str, TaskStatus] = dict(keep)
+    taken = set(state.tasks)
+    for key, status in sorted(state.tasks.items()):
+        if key in keep:
+            continue
+        if ARCHIVE_MARK in key:
+            tasks[key] = status
+            continue
+        if status.is_active:
+            changes.append(TaskChange(key, status, TaskStatus.CANCELLED))
+            status = TaskStatus.CANCELLED
+        archived = next(
+            name for n in itertools.count(1) if (name := f"{key}{ARCHIVE_MARK}{n}") not in taken
+        )
+        taken.add(archived)
+        archive.append((key, archived))
+        tasks[archived] = status
+    data: dict[str, Any] = {
+        "fromVersion": event.from_version,
+        "toVersion": event.to_version,
+        "from": "start" if event.from_start else "failed",
+        "kept": sorted(keep),
+    }
+    if event.reason:
+        data["reason"] = event.reason
+    opening = (TimelineEvent("order.restarted", data=data),)
+    moved = _move(
+        flow, OrderState(OrderStatus.IN_PROGRESS, tasks, state.paused), {}, opening=opening
+    )
+    if isinstance(moved, Refusal):  # pragma: no cover - the planner refuses nothing here
+        return moved
+    events = tuple(e for e in moved.events if e.type != "order.status")
+    if moved.state.status is not state.status:
+        events += (TimelineEvent("order.status", data=_from_to(state.status, moved.state.status)),)
+    return Decision(moved.state, tuple(changes), events, moved.start, archive=tuple(archive))
+
+
+def _unheld(
+    flow: FlowDefinition, keep: Mapping[str, TaskStatus], known: Mapping[str, int], event: Restart
+) -> Refusal | None:
+    """Why the new version cannot hold the tasks kept: one is another kind of task there, or
+    it would have succeeded before predecessors that run again; None when it can."""
+    version = event.to_version
+    current = plan(flow, keep).stage_index
+    for key in sorted(keep):
+        index = known[key]
+        if event.previous is not None:
+            before = event.previous
+            old_stage = before.stages[before.stage_index_of(key)]
+            old, new = old_stage.task_definition(key), flow.task_definition(key)
+            if (old.handler_key, old_stage.key) != (new.handler_key, flow.stages[index].key):
+                return Refusal(
+                    f"version {version} cannot hold the order's history: task {key!r} "
+                    "succeeded as another kind of task or in another stage there; "
+                    'restart with "from": "start"'
+                )
+        if current is not None and (
+            index > current or key not in runnable(flow.stages[index], keep)
+        ):
+            return Refusal(
+                f"version {version} cannot hold the order's history: task {key!r} succeeded, "
+                "but in that version it comes after tasks that have not; "
+                'restart with "from": "start"'
+            )
+    return None
+
+
+def _reason(reason: str | None) -> dict[str, Any] | None:
+    return {"reason": reason} if reason else None
+
+
+def _unpaused(decision: Decision) -> Decision:
+    state = decision.state
+    return replace(decision, state=OrderState(state.status, state.tasks, paused=False))
 
 
 def _move(
@@ -339,7 +511,7 @@ def _move(
         status = decision.order_status
     if status is not state.status:
         events.append(TimelineEvent("order.status", data=_from_to(state.status, status)))
-    return Decision(OrderState(status, tasks), tuple(changes), tuple(events), start)
+    return Decision(OrderState(status, tasks, state.paused), tuple(changes), tuple(events), start)
 
 
 def _from_to(old: OrderStatus, new: OrderStatus) -> dict[str, str]:
@@ -348,14 +520,7 @@ def _from_to(old: OrderStatus, new: OrderStatus) -> dict[str, str]:
 
 def _with_events(decision: Decision, events: tuple[TimelineEvent, ...], *, first: bool) -> Decision:
     ordered = events + decision.events if first else decision.events + events
-    return Decision(
-        decision.state,
-        decision.changes,
-        ordered,
-        decision.start,
-        decision.extend_wait,
-        decision.note,
-    )
+    return replace(decision, events=ordered)
 
 
 def apply(flow: FlowDefinition, state: OrderState, event: Event) -> OrderState:

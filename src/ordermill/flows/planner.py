@@ -69,9 +69,7 @@ def plan(
         return Plan((), OrderStatus.SUCCESS, None, None)
     stage = flow.stages[current]
     start = tuple(
-        TaskRef(current, stage.key, key)
-        for key in _runnable(stage, statuses)
-        if key not in statuses
+        TaskRef(current, stage.key, key) for key in runnable(stage, statuses) if key not in statuses
     )
     fresh = start and not any(d.key in statuses for d in stage.task_definitions)
     status = OrderStatus.UNHEALTHY if TaskStatus.TIMED_OUT in present else OrderStatus.IN_PROGRESS
@@ -89,7 +87,7 @@ def derive_order_status(
     return plan(flow, tasks, started=started, cancelled=cancelled).order_status
 
 
-def _runnable(stage: Stage, tasks: Mapping[str, TaskStatus]) -> list[str]:
+def runnable(stage: Stage, tasks: Mapping[str, TaskStatus]) -> list[str]:
     """The task definitions of ``stage`` that may run, in definition order, existing or not.
 
     Initial ones always may; the others once their join is satisfied: ``all`` when every

@@ -61,7 +61,7 @@ TASK_TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
         {TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.TIMED_OUT, TaskStatus.CANCELLED}
     ),
     TaskStatus.SUCCEEDED: frozenset({TaskStatus.PENDING}),  # an operator's redelivery
-    TaskStatus.FAILED: frozenset({TaskStatus.PENDING}),
+    TaskStatus.FAILED: frozenset({TaskStatus.PENDING, TaskStatus.SUCCEEDED}),  # or skipped
     TaskStatus.TIMED_OUT: frozenset({TaskStatus.PENDING, TaskStatus.SUCCEEDED, TaskStatus.FAILED}),
     TaskStatus.CANCELLED: frozenset(),
 }

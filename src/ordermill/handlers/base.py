@@ -16,7 +16,7 @@ from typing import Any, ClassVar, Protocol
 from pydantic import BaseModel
 
 from ordermill.flows.model import RetryPolicy
-from ordermill.flows.work import AssetRecord, Question
+from ordermill.flows.work import AssetRecord, ClaimedTask, Question
 from ordermill.links import LinkSigner
 
 
@@ -89,6 +89,36 @@ class TaskContext:
     # Wrap a wait for a busy target in ``async with ctx.queued(target):`` so the task does not
     # hold a worker slot meanwhile.
     queued: Callable[[str], AbstractAsyncContextManager[None]] = _not_queued
+
+    @classmethod
+    def of_claimed(
+        cls,
+        task: ClaimedTask,
+        *,
+        payload: Any,
+        update_url: str,
+        timeout_seconds: float,
+        now: datetime,
+        **extra: Any,
+    ) -> TaskContext:
+        """The context of one attempt of a claimed ``task``; ``extra`` sets the other fields."""
+        return cls(
+            order_id=task.order_id,
+            space_key=task.space_key,
+            flow_key=task.flow_key,
+            flow_version=task.flow_version,
+            stage_key=task.stage_key,
+            task_key=task.task_key,
+            attempt=task.attempt,
+            delivery_id=task.delivery_id,
+            delivery_epoch=task.delivery_epoch,
+            update_url=update_url,
+            order=task.order,
+            payload=payload,
+            timeout_seconds=timeout_seconds,
+            now=now,
+            **extra,
+        )
 
 
 class Handler(Protocol):

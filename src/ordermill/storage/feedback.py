@@ -115,10 +115,12 @@ async def receive_feedback(
         if answer.extend_wait is not None and target.heartbeat_ms is not None:
             # A progress note is a heartbeat: the connector is alive, so the wait goes on.
             due = uow.now + timedelta(milliseconds=target.heartbeat_ms)
+            # While the order is paused, its due time is kept aside (storage/writer.py).
+            column = t.tasks.c.held_due_at if state.paused else t.tasks.c.due_at
             await uow.conn.execute(
                 update(t.tasks)
-                .where(t.tasks.c.id == target.task_id, t.tasks.c.due_at < due)
-                .values(due_at=due, updated_at=uow.now)
+                .where(t.tasks.c.id == target.task_id, column < due)
+                .values({column: due, t.tasks.c.updated_at: uow.now})
             )
             data["waitUntil"] = iso(due)
         uow.event(

@@ -30,6 +30,7 @@ from ordermill.flows.lifecycle import (
     OrderState,
     Refusal,
     Replan,
+    Restart,
     TimerFired,
     WaitTimedOut,
     decide,
@@ -67,10 +68,12 @@ class MemoryOrder:
     version: int = 0
     tasks: dict[str, MemoryTask] = field(default_factory=dict)
     timeline: list[tuple[str, str | None]] = field(default_factory=list)
+    paused: bool = False
 
     @property
     def state(self) -> OrderState:
-        return OrderState(self.status, {key: task.status for key, task in self.tasks.items()})
+        statuses = {key: task.status for key, task in self.tasks.items()}
+        return OrderState(self.status, statuses, self.paused)
 
 
 class MemoryStore:
@@ -116,6 +119,17 @@ class MemoryStore:
 
     async def operate(self, order_id: str, event: OperatorAction) -> Decision | Refusal:
         return self._apply(self._order(order_id), event)
+
+    async def restart(
+        self, order_id: str, flow: FlowDefinition, event: Restart
+    ) -> Decision | Refusal:
+        """Move the order onto ``flow`` (another version of its flow)."""
+        order = self._order(order_id)
+        answer = decide(flow, order.state, event)
+        if isinstance(answer, Refusal):
+            return answer
+        order.flow = flow
+        return self._apply(order, event, answer)
 
     # -- the worker's side (WorkStore) ------------------------------------------------------
 
@@ -219,8 +233,10 @@ class MemoryStore:
             raise NotFound(f"order {order_id!r} does not exist")
         return order
 
-    def _apply(self, order: MemoryOrder, event: Event) -> Decision | Refusal:
-        answer = decide(order.flow, order.state, event)
+    def _apply(
+        self, order: MemoryOrder, event: Event, decided: Decision | None = None
+    ) -> Decision | Refusal:
+        answer = decided or decide(order.flow, order.state, event)
         if isinstance(answer, Refusal):
             return answer
         now = self.clock.now()
@@ -233,6 +249,9 @@ class MemoryStore:
                 task.budget_base, task.due_at, task.error = task.attempts, now, None
             if change.new.is_ended:
                 task.due_at = task.wake = None
+        for key, archived in answer.archive:
+            order.tasks[archived] = order.tasks.pop(key)
+            order.tasks[archived].key = archived
         for ref in answer.start:
             task = MemoryTask(
                 next(self._ids),
@@ -246,6 +265,7 @@ class MemoryStore:
             self._tasks[task.id] = task
         order.timeline += [(note.type, note.task_key) for note in answer.events]
         order.status = answer.state.status
+        order.paused = answer.state.paused
         order.version += 1
         if answer.start or any(c.new is TaskStatus.PENDING for c in answer.changes):
             for listener in self._listeners:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -12,6 +12,7 @@ from sqlalchemy import Float, String, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ordermill.errors import Conflict, NotFound
+from ordermill.flows.explain import OrderFacts, Pause, TaskFacts
 from ordermill.flows.order import earliest_deadline, order_value
 from ordermill.flows.status import OrderStatus, TaskStatus
 from ordermill.jsoncodec import dumps
@@ -37,6 +38,17 @@ class TaskView:
     updated_at: datetime
     ended_at: datetime | None
     asks_question: bool = False  # it waits, or waited, for a person's answer
+    wake: str | None = None
+    lease_owner: str | None = None
+    lease_expires_at: datetime | None = None
+    held_due_at: datetime | None = None  # its due time, kept aside while the order is paused
+
+
+@dataclass(frozen=True)
+class PauseView:
+    at: datetime
+    by: str | None
+    reason: str | None
 
 
 @dataclass(frozen=True)
@@ -55,6 +67,9 @@ class OrderView:
     updated_at: datetime
     ended_at: datetime | None
     tasks: tuple[TaskView, ...] = field(default=())
+    pause: PauseView | None = None  # set while an operator holds the order
+    cancel_reason: str | None = None
+    restarts: tuple[dict[str, Any], ...] = ()  # each move onto another version of the flow
 
 
 @dataclass(frozen=True)
@@ -113,6 +128,11 @@ def task_view(row: Any) -> TaskView:
         updated_at=row.updated_at,
         ended_at=row.ended_at,
         asks_question=row.asks_question,
+        # (a task row built for a new order has none of these yet)
+        wake=getattr(row, "wake", None),
+        lease_owner=getattr(row, "lease_owner", None),
+        lease_expires_at=getattr(row, "lease_expires_at", None),
+        held_due_at=getattr(row, "held_due_at", None),
     )
 
 
@@ -132,6 +152,13 @@ def order_view(row: Any, tasks: Sequence[TaskView] = ()) -> OrderView:
         updated_at=row.updated_at,
         ended_at=row.ended_at,
         tasks=tuple(tasks),
+        pause=(
+            None
+            if row.paused_at is None
+            else PauseView(row.paused_at, row.paused_by, row.paused_reason)
+        ),
+        cancel_reason=row.cancel_reason,
+        restarts=tuple(row.restarts or ()),
     )
 
 
@@ -328,3 +355,36 @@ def existing_or_conflict(
             "with a different body"
         )
     return existing
+
+
+def order_facts(order: OrderView, progress: Mapping[str, tuple[str, datetime]]) -> OrderFacts:
+    """What ``ordermill.flows.explain`` reads of an order; ``progress``: each task's last
+    progress message and when it came."""
+    tasks = []
+    for task in order.tasks:
+        result = task.result if isinstance(task.result, dict) else {}
+        question = result.get("confirmation") if task.asks_question else None
+        assignees = tuple(question.get("assignees") or ()) if isinstance(question, dict) else ()
+        error = task.error.get("message") if isinstance(task.error, dict) else None
+        message, at = progress.get(task.key, (None, None))
+        tasks.append(
+            TaskFacts(
+                key=task.key,
+                status=task.status,
+                since=task.updated_at,
+                due_at=task.due_at,
+                held_due_at=task.held_due_at,
+                wake=task.wake,
+                error=error,
+                lease_owner=task.lease_owner,
+                lease_expires_at=task.lease_expires_at,
+                asks_question=task.asks_question,
+                assignees=assignees,
+                last_progress=message,
+                last_progress_at=at,
+            )
+        )
+    pause = (
+        None if order.pause is None else Pause(order.pause.at, order.pause.by, order.pause.reason)
+    )
+    return OrderFacts(order.status, tuple(tasks), order.body, pause)

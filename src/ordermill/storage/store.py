@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 
 from ordermill.clock import Clock
 from ordermill.errors import NotFound
+from ordermill.flows.explain import Explanation, explain
 from ordermill.flows.lifecycle import (
     Decision,
     Operator,
@@ -24,6 +25,8 @@ from ordermill.flows.lifecycle import (
     OrderState,
     Refusal,
     Replan,
+    Restart,
+    decide,
 )
 from ordermill.flows.model import FlowDefinition
 from ordermill.flows.order import earliest_deadline, order_value
@@ -56,6 +59,7 @@ from ordermill.storage.orders import (
     TaskView,
     existing_or_conflict,
     insert_order,
+    order_facts,
     task_view,
 )
 from ordermill.storage.spaces import SpaceStore, hash_secret
@@ -223,9 +227,12 @@ class Store(OrderReads):
     async def start_order(self, space_key: str | None, order_id: str, actor: str) -> OrderView:
         return await self._operate(space_key, order_id, OperatorAction(Operator.START), actor)
 
-    async def retry_order(self, space_key: str | None, order_id: str, actor: str) -> OrderView:
+    async def retry_order(
+        self, space_key: str | None, order_id: str, actor: str, *, dry_run: bool = False
+    ) -> OrderView:
         """Give the failed and timed-out tasks a fresh retry budget; the order runs again."""
-        return await self._operate(space_key, order_id, OperatorAction(Operator.RETRY), actor)
+        event = OperatorAction(Operator.RETRY)
+        return await self._operate(space_key, order_id, event, actor, dry_run=dry_run)
 
     async def redeliver_task(
         self, space_key: str | None, order_id: str, task_key: str, actor: str
@@ -237,8 +244,71 @@ class Store(OrderReads):
         event = OperatorAction(Operator.REDELIVER, task_key)
         return await self._operate(space_key, order_id, event, actor, order)
 
-    async def cancel_order(self, space_key: str | None, order_id: str, actor: str) -> OrderView:
-        return await self._operate(space_key, order_id, OperatorAction(Operator.CANCEL), actor)
+    async def steer(
+        self,
+        space_key: str | None,
+        order_id: str,
+        action: Operator,
+        actor: str,
+        reason: str | None = None,
+        *,
+        dry_run: bool = False,
+    ) -> OrderView:
+        """Cancel, pause or resume the order (``action``), with the operator's reason.
+
+        While paused, nothing new of the order starts (attempts in flight finish); resuming
+        lets what fell due meanwhile run or fire at once."""
+        event = OperatorAction(action, reason=reason)
+        return await self._operate(space_key, order_id, event, actor, dry_run=dry_run)
+
+    async def skip_task(
+        self,
+        space_key: str | None,
+        order_id: str,
+        task_key: str,
+        actor: str,
+        reason: str | None = None,
+        result: dict[str, Any] | None = None,
+    ) -> OrderView:
+        """Mark a failed, waiting or timed-out task succeeded by hand; its successors run."""
+        order = await self.get_order(space_key, order_id)
+        if not any(task.key == task_key for task in order.tasks):
+            raise NotFound(f"order {order_id!r} has no task {task_key!r}")
+        event = OperatorAction(Operator.SKIP, task_key, reason=reason)
+        values = {} if result is None else {"result": {**result, "skipped": True}}
+        return await self._operate(space_key, order_id, event, actor, order, values)
+
+    async def restart_order(
+        self,
+        space_key: str | None,
+        order_id: str,
+        actor: str,
+        *,
+        flow_version: int | None = None,
+        from_start: bool = False,
+        reason: str | None = None,
+        dry_run: bool = False,
+    ) -> OrderView:
+        """Move the order onto ``flow_version`` of its flow (None: the latest)."""
+        order = await self.get_order(space_key, order_id)
+        flow = await self.flows.get(order.space_key, order.flow_key)
+        version = flow.current_version if flow_version is None else flow_version
+        definition = await self.flow_of(order.flow_id, version)
+        previous = await self.flow_of(order.flow_id, order.flow_version)
+        event = Restart(order.flow_version, version, from_start, reason, previous)
+        return await self._apply_one(
+            space_key, writer.Change(order_id, definition, event, actor=actor), dry_run
+        )
+
+    async def explain_order(self, space_key: str | None, order_id: str) -> Explanation:
+        """What the order waits for now (``ordermill.flows.explain``)."""
+        order = await self.get_order(space_key, order_id)
+        flow = await self.flow_of(order.flow_id, order.flow_version)
+        progress: dict[str, tuple[str, datetime]] = {}
+        for event in await self.list_events(space_key, order_id):
+            if event.type == "feedback.progress" and event.task_key and event.data:
+                progress[event.task_key] = (str(event.data.get("message") or ""), event.at)
+        return explain(flow, order_facts(order, progress), self.clock.now())
 
     async def _operate(
         self,
@@ -247,15 +317,38 @@ class Store(OrderReads):
         event: OperatorAction,
         actor: str,
         order: OrderView | None = None,
+        values: dict[str, Any] | None = None,
+        *,
+        dry_run: bool = False,
     ) -> OrderView:
         """An operator's action through the lifecycle writer; a refusal is a Conflict (409)."""
         order = order or await self.get_order(space_key, order_id)
         flow = await self.flow_of(order.flow_id, order.flow_version)
+        change = writer.Change(order_id, flow, event, values=values or {}, actor=actor)
+        return await self._apply_one(space_key, change, dry_run, order)
+
+    async def _apply_one(
+        self,
+        space_key: str | None,
+        change: writer.Change,
+        dry_run: bool,
+        order: OrderView | None = None,
+    ) -> OrderView:
+        """Apply one change; ``dry_run`` asks the core under the order's lock and writes nothing
+        (the order as it is is answered). A refusal is a Conflict (409) either way."""
         async with self.unit() as uow:
-            [answer] = await writer.apply(uow, [writer.Change(order_id, flow, event, actor=actor)])
+            if dry_run:
+                locked = await writer.lock_orders(uow, [change.order_id])
+                if change.order_id not in locked:
+                    raise NotFound(f"order {change.order_id!r} does not exist")
+                answer = decide(change.flow, locked[change.order_id].state, change.event)
+            else:
+                [answer] = await writer.apply(uow, [change])
             if isinstance(answer, Refusal):
                 raise answer.error()
-        return await self.get_order(space_key, order_id)
+        if dry_run and order is not None:
+            return order
+        return await self.get_order(space_key, change.order_id)
 
     # -- the engine's side ---------------------------------------------------------------------
 

@@ -226,6 +226,13 @@ orders = Table(
     Column("ended_at", UTCDateTime),
     # Raised by every write of the lifecycle writer (storage/writer.py).
     Column("version", Integer, nullable=False, server_default=text("0")),
+    # Paused by an operator: a flag beside the status (who, when, why).
+    Column("paused_at", UTCDateTime),
+    Column("paused_by", String(200)),
+    Column("paused_reason", String(2000)),
+    Column("cancel_reason", String(2000)),
+    # Each restart onto another version of the flow: [{at, by, fromVersion, toVersion, ...}].
+    Column("restarts", Json),
     UniqueConstraint("space_key", "third_party_order_id"),
     Index("ix_orders_space_created", "space_key", "created_at", "id"),
     Index("ix_orders_space_status", "space_key", "status"),
@@ -255,6 +262,8 @@ tasks = Table(
     # When the task is due: PENDING runs then, WAITING times out (or fires, for timers) then.
     Column("due_at", UTCDateTime),
     Column("wake", String(16)),
+    # While the order is paused, due_at is kept here (and due_at is NULL).
+    Column("held_due_at", UTCDateTime),
     # A WAITING task's heartbeat: each progress note pushes its deadline this far ahead.
     Column("heartbeat_ms", Integer),
     # The task waits for a person's answer (its question is in result.confirmation).

@@ -24,8 +24,11 @@ from ordermill.flows.lifecycle import (
     AttemptEnded,
     Decision,
     Event,
+    Operator,
+    OperatorAction,
     OrderState,
     Refusal,
+    Restart,
     decide,
 )
 from ordermill.flows.model import FlowDefinition
@@ -38,7 +41,7 @@ from ordermill.storage.spaces import hash_secret
 
 _IDS: BindParameter[Any] = bindparam("ids", expanding=True)
 _LOCK_ORDERS = (
-    select(t.orders.c.id, t.orders.c.status, t.orders.c.version)
+    select(t.orders.c.id, t.orders.c.status, t.orders.c.version, t.orders.c.paused_at)
     .where(t.orders.c.id.in_(_IDS))
     .order_by(t.orders.c.id)
     .with_for_update()
@@ -84,6 +87,24 @@ _ORDER_VERSION = (
     .where(t.orders.c.id == bindparam("b_id"))
     .values(updated_at=bindparam("b_now", type_=t.UTCDateTime), version=t.orders.c.version + 1)
 )
+# A paused order's live tasks keep their due time aside (due_at NULL is never claimed or fired);
+# resuming puts it back, so what fell due meanwhile runs or fires at once.
+_HELD = t.tasks.c.status.in_([TaskStatus.PENDING.value, TaskStatus.WAITING.value])
+_HOLD = (
+    update(t.tasks)
+    .where(t.tasks.c.order_id.in_(_IDS), _HELD, t.tasks.c.due_at.is_not(None))
+    .values(held_due_at=t.tasks.c.due_at, due_at=None)
+)
+_RELEASE = (
+    update(t.tasks)
+    .where(t.tasks.c.order_id.in_(_IDS), _HELD, t.tasks.c.held_due_at.is_not(None))
+    .values(due_at=t.tasks.c.held_due_at, held_due_at=None)
+)
+_RENAME_TASK = (
+    update(t.tasks)
+    .where(t.tasks.c.id == bindparam("b_id"))
+    .values(task_key=bindparam("b_key"), updated_at=bindparam("b_now", type_=t.UTCDateTime))
+)
 _INSERT_TASKS = insert(t.tasks).returning(t.tasks.c.id, sort_by_parameter_order=True)
 # RETURNING lets SQLAlchemy send a batch as one multi-row INSERT ("insertmanyvalues")
 # instead of one execution per row on PostgreSQL.
@@ -93,8 +114,10 @@ _ORDER_COLUMN = {
     "b_now": "updated_at",
     "b_ended_at": "ended_at",
 }
+_BY_ACTOR = ("order.", "task.redelivery", "task.skipped")  # entries that name who moved the order
 _FINAL_ORDER = (OrderStatus.SUCCESS, OrderStatus.FAILURE, OrderStatus.CANCELLED)
 _TIME_COLUMNS = {"due_at", "updated_at", "ended_at", "delivery_epoch", "lease_expires_at"}
+_TIME_COLUMNS |= {"held_due_at"}
 _JSON_COLUMNS = {"result", "error"}
 
 
@@ -151,7 +174,7 @@ async def lock_orders(
     """Lock the orders' rows in id order (then the ``leased`` tasks), and read their state."""
     ids = sorted(set(order_ids))
     orders = {
-        row.id: OrderStatus(row.status)
+        row.id: (OrderStatus(row.status), row.paused_at is not None)
         for row in await uow.conn.execute(_LOCK_ORDERS, {"ids": ids})
     }
     tasks: dict[str, dict[str, TaskRow]] = {order_id: {} for order_id in orders}
@@ -162,10 +185,10 @@ async def lock_orders(
         )
     return {
         order_id: LockedOrder(
-            OrderState(status, {key: task.status for key, task in tasks[order_id].items()}),
+            OrderState(status, {key: task.status for key, task in tasks[order_id].items()}, paused),
             tasks[order_id],
         )
-        for order_id, status in orders.items()
+        for order_id, (status, paused) in orders.items()
     }
 
 
@@ -212,6 +235,9 @@ class _Batch:
         self.new_tasks: list[dict[str, Any]] = []
         self.orders: dict[str, OrderStatus | None] = {}  # the new status, None: unchanged
         self.fresh: set[str] = set()
+        self.paused: dict[str, tuple[bool, bool]] = {}  # paused before the batch, and after
+        self.renames: list[dict[str, Any]] = []
+        self.order_values: dict[str, dict[str, Any]] = {}  # what an operator's action sets
 
     def add(self, change: Change, order: LockedOrder, decision: Decision) -> None:
         uow = self.uow
@@ -229,16 +255,28 @@ class _Batch:
             values.update(_columns(uow, task, moved.old, moved.new))
             if moved.task_key == getattr(change.event, "task_key", None):
                 values.update(change.values)
+            if decision.state.paused and moved.new in (TaskStatus.PENDING, TaskStatus.WAITING):
+                values.update(held_due_at=values.get("due_at"), due_at=None)
             if moved.new is TaskStatus.PENDING and moved.old.is_ended:
                 uow.new_tasks += 1
             task.status = moved.new
         for note in decision.events:
-            actor = change.actor if note.type.startswith(("order.", "task.redelivery")) else None
+            actor = change.actor if note.type.startswith(_BY_ACTOR) else None
             data = None if note.data is None else dict(note.data)
             uow.event(change.order_id, note.type, task_key=note.task_key, actor=actor, data=data)
+        for key, archived in decision.archive:
+            task = order.tasks.pop(key)
+            order.tasks[archived] = task
+            self.renames.append({"b_id": task.id, "b_key": archived, "b_now": uow.now})
         for ref in decision.start:
-            self.new_tasks.append(_new_task_row(uow, change.order_id, change.flow, ref))
+            row = _new_task_row(uow, change.order_id, change.flow, ref)
+            if decision.state.paused:
+                row.update(held_due_at=row["due_at"], due_at=None)
+            self.new_tasks.append(row)
             order.tasks[ref.task_key] = TaskRow(-1, TaskStatus.PENDING, 0, None)
+        before = self.paused.get(change.order_id, (order.state.paused,))[0]
+        self.paused[change.order_id] = (before, decision.state.paused)
+        self._order_values(change, order, decision)
         self.orders.setdefault(change.order_id, None)
         if decision.state.status is not order.state.status:
             self.orders[change.order_id] = decision.state.status
@@ -246,8 +284,45 @@ class _Batch:
             self.fresh.add(change.order_id)
         order.state = decision.state
 
+    def _order_values(self, change: Change, order: LockedOrder, decision: Decision) -> None:
+        """The order columns an operator's action sets besides its status."""
+        values = self.order_values.setdefault(change.order_id, {})
+        event = change.event
+        if decision.state.paused and not order.state.paused:
+            assert isinstance(event, OperatorAction)
+            values.update(
+                paused_at=self.uow.now, paused_by=change.actor, paused_reason=event.reason
+            )
+        elif order.state.paused and not decision.state.paused:
+            values.update(paused_at=None, paused_by=None, paused_reason=None)
+        if isinstance(event, OperatorAction) and event.action is Operator.CANCEL:
+            values["cancel_reason"] = event.reason
+        if isinstance(event, Restart):
+            values.update(
+                flow_version=event.to_version,
+                cancel_reason=None,
+                restart={
+                    "at": self.uow.now.isoformat().replace("+00:00", "Z"),
+                    "by": change.actor,
+                    "fromVersion": event.from_version,
+                    "toVersion": event.to_version,
+                    "from": "start" if event.from_start else "failed",
+                    "reason": event.reason,
+                },
+            )
+
     async def write(self) -> None:
         uow = self.uow
+        for order_id, values in self.order_values.items():
+            if "restart" in values:
+                query = select(t.orders.c.restarts).where(t.orders.c.id == order_id)
+                earlier = (await uow.conn.execute(query)).scalar() or []
+                values["restarts"] = [*earlier, values.pop("restart")]
+            if values:
+                statement = update(t.orders).where(t.orders.c.id == order_id).values(**values)
+                await uow.conn.execute(statement)
+        if self.renames:
+            await uow.conn.execute(_RENAME_TASK, self.renames)
         shapes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
         for task_id, values in self.tasks.items():
             shapes.setdefault(tuple(sorted(values)), []).append({"b_id": task_id, **values})
@@ -284,6 +359,12 @@ class _Batch:
                 await uow.conn.execute(_update_from_values(t.orders, columns, plain, bump))
             elif rows:
                 await uow.conn.execute(single, rows)
+        held = sorted(o for o, (was, now) in self.paused.items() if now and not was)
+        released = sorted(o for o, (was, now) in self.paused.items() if was and not now)
+        if held:
+            await uow.conn.execute(_HOLD, {"ids": held})
+        if released:
+            await uow.conn.execute(_RELEASE, {"ids": released})
 
 
 def _new_task_row(

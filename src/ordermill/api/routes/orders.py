@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Request, Response
 
 from ordermill.api.auth import PrincipalDep, ServiceDep
 from ordermill.api.limits import BoundedRoute
+from ordermill.api.routes.steering import ReasonIn, matching_orders
 from ordermill.api.schemas import (
     ORDER_ID_PATTERN,
     BulkRetryIn,
@@ -20,6 +21,7 @@ from ordermill.api.schemas import (
 )
 from ordermill.errors import Conflict, InvalidInput, Problem
 from ordermill.flows.examples import reference_order
+from ordermill.flows.lifecycle import Operator
 from ordermill.flows.status import OrderStatus
 from ordermill.jsoncodec import dumps
 from ordermill.storage.orders import OrderFilter
@@ -101,24 +103,25 @@ async def retry_many(
     principal: PrincipalDep, service: ServiceDep, body: BulkRetryIn
 ) -> dict[str, Any]:
     """Retries every FAILURE/UNHEALTHY order matching the filter, up to ``limit`` orders.
-    Answers with the ids retried and how many were skipped (not retryable any more)."""
-    filters = OrderFilter(
-        status=tuple(OrderStatus(s) for s in body.status),
-        flow_key=body.flowKey,
-        created_from=body.createdFrom,
-        created_to=body.createdTo,
-    )
-    orders = await service.store.list_orders(
-        principal.space(body.spaceKey), filters, limit=body.limit, after=None
-    )
+    Answers with the ids retried and how many were skipped (not retryable any more); with
+    ``dryRun`` nothing changes and ``retried`` lists the orders that would be."""
+    statuses = tuple(OrderStatus(s) for s in body.status)
+    orders = await matching_orders(principal, service, body, statuses)
     retried, skipped = [], 0
     for order in orders:
         try:
-            await service.store.retry_order(principal.space_key, order.id, principal.actor)
+            await service.store.retry_order(
+                principal.space_key, order.id, principal.actor, dry_run=body.dryRun
+            )
             retried.append(order.id)
         except Conflict:
             skipped += 1
-    return {"retried": retried, "skipped": skipped, "matched": len(orders)}
+    return {
+        "retried": retried,
+        "skipped": skipped,
+        "matched": len(orders),
+        "dryRun": body.dryRun,
+    }
 
 
 @router.get("/{order_id}", summary="Read an order with its tasks")
@@ -175,8 +178,12 @@ async def redeliver(
 
 @router.post("/{order_id}/cancel", summary="Cancel an order")
 async def cancel_order(
-    order_id: str, principal: PrincipalDep, service: ServiceDep
+    order_id: str, principal: PrincipalDep, service: ServiceDep, body: ReasonIn | None = None
 ) -> dict[str, Any]:
+    """The ``reason`` is stored on the order and written to its timeline."""
+    reason = body.reason if body else None
     return order_out(
-        await service.store.cancel_order(principal.space_key, order_id, principal.actor)
+        await service.store.steer(
+            principal.space_key, order_id, Operator.CANCEL, principal.actor, reason
+        )
     )

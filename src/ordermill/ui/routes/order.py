@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from fastapi import Request, Response
+from fastapi import Form, Request, Response
 
 from ordermill.assets_view import download_path
 from ordermill.errors import NotFound
+from ordermill.flows.lifecycle import Operator
 from ordermill.flows.status import OrderStatus, TaskStatus
 from ordermill.service import Service
 from ordermill.storage.assets import order_assets
@@ -28,7 +29,12 @@ MESSAGES = {
     "start": "Order started.",
     "retry": "Retrying the failed and timed-out tasks.",
     "cancel": "Order cancelled.",
+    "pause": "Order paused: nothing new starts until it is resumed.",
+    "resume": "Order resumed.",
+    "restart": "Order restarted on the latest version of its flow.",
 }
+RESTARTABLE = (OrderStatus.FAILURE, OrderStatus.UNHEALTHY, OrderStatus.CANCELLED)
+SKIPPABLE = (TaskStatus.FAILED, TaskStatus.WAITING, TaskStatus.TIMED_OUT)
 
 
 async def open_confirmations(service: Service, session: Session, order: OrderView) -> list[Any]:
@@ -62,8 +68,10 @@ async def live_context(service: Service, session: Session, order_id: str) -> dic
         for stage in definition.stages
         for d in stage.task_definitions
     ]
+    explanation = await service.store.explain_order(session.space_key, order_id)
     return {
         "order": order,
+        "explanation": explanation.sentence,
         "flow_name": definition.name,
         "graph": flow_graph(stages_of_definition(definition), states),
         "task_rows": task_rows,
@@ -74,6 +82,8 @@ async def live_context(service: Service, session: Session, order_id: str) -> dic
         "can_start": order.status is OrderStatus.CREATED,
         "can_retry": order.status in (OrderStatus.FAILURE, OrderStatus.UNHEALTHY),
         "can_cancel": not order.status.is_final,
+        "can_pause": not order.status.is_final and order.pause is None,
+        "can_restart": order.status in RESTARTABLE,
     }
 
 
@@ -136,20 +146,56 @@ async def task_detail(
         attempts=attempts,
         feedback=result.get("feedback"),
         result=result,
+        can_skip=task is not None and task.status in SKIPPABLE and not order.status.is_final,
     )
+
+
+@router.post("/orders/{order_id}/tasks/{task_key}/skip")
+async def skip_task(
+    request: Request,
+    session: SessionDep,
+    order_id: str,
+    task_key: str,
+    reason: Annotated[str, Form(max_length=2000)] = "",
+) -> Response:
+    """Mark a task succeeded by hand; the answer is the refreshed page part and a toast."""
+    service: Service = request.app.state.service
+    await service.store.skip_task(
+        session.space_key, order_id, task_key, session.actor, reason or None
+    )
+    context = await live_context(service, session, order_id)
+    toasts = [Toast(f"Task {task_key} marked as succeeded; what follows it runs now.")]
+    return render(request, "partials/order_live.html", oob=True, toasts=toasts, **context)
 
 
 @router.post("/orders/{order_id}/{action}")
 async def order_action(
-    request: Request, session: SessionDep, order_id: str, action: str
+    request: Request,
+    session: SessionDep,
+    order_id: str,
+    action: str,
+    reason: Annotated[str, Form(max_length=2000)] = "",
+    source: Annotated[str, Form(alias="from", max_length=10)] = "failed",
 ) -> Response:
-    """Start, retry or cancel; the answer is the refreshed page part and a toast."""
+    """Start, retry, cancel, pause, resume or restart (on the latest version); the answer is
+    the refreshed page part and a toast."""
     service: Service = request.app.state.service
     store = service.store
-    run = {"start": store.start_order, "retry": store.retry_order, "cancel": store.cancel_order}
-    if action not in run:
-        raise NotFound(f"there is no order action {action!r}")
-    await run[action](session.space_key, order_id, session.actor)
+    why = reason.strip() or None
+    space, actor = session.space_key, session.actor
+    match action:
+        case "start":
+            await store.start_order(space, order_id, actor)
+        case "retry":
+            await store.retry_order(space, order_id, actor)
+        case "cancel" | "pause" | "resume":
+            await store.steer(space, order_id, Operator(action), actor, why)
+        case "restart":
+            await store.restart_order(
+                space, order_id, actor, from_start=source == "start", reason=why
+            )
+        case _:
+            raise NotFound(f"there is no order action {action!r}")
     context = await live_context(service, session, order_id)
     toasts = [Toast(MESSAGES[action])]
     return render(request, "partials/order_live.html", oob=True, toasts=toasts, **context)

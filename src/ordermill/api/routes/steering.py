@@ -1,0 +1,332 @@
+"""/api/orders/{id}/…: operators steer an order in flight (pause, resume, skip, restart).
+
+Each action is one event of the lifecycle core, written by the one writer; an action that does
+not apply to the order's state is refused with 409 and the core's reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from ordermill.api.auth import Principal, PrincipalDep, ServiceDep
+from ordermill.api.limits import BoundedRoute
+from ordermill.api.schemas import KEY_PATTERN, order_out, parse_order
+from ordermill.dryrun import dry_run
+from ordermill.errors import Conflict, InvalidInput, Problem
+from ordermill.flows.explain import Explanation
+from ordermill.flows.lifecycle import Operator
+from ordermill.flows.status import OrderStatus
+from ordermill.service import Service
+from ordermill.storage.orders import OrderFilter, OrderView
+from ordermill.times import iso
+
+router = APIRouter(prefix="/api/orders", tags=["orders"], route_class=BoundedRoute)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ReasonIn(_Strict):
+    reason: str | None = Field(default=None, max_length=2000)
+
+
+class SkipIn(ReasonIn):
+    result: dict[str, Any] | None = None  # stored as the task's result
+
+
+class RestartIn(ReasonIn):
+    flow_version: Literal["latest"] | Annotated[int, Field(ge=1)] = Field(
+        default="latest", alias="flowVersion"
+    )
+    from_: Literal["failed", "start"] = Field(default="failed", alias="from")
+
+
+OrderStatusName = Literal["CREATED", "IN_PROGRESS", "UNHEALTHY", "FAILURE", "SUCCESS", "CANCELLED"]
+
+
+class BulkIn(ReasonIn):
+    """Which orders: by status (each action has its default), flow and creation time; with
+    ``dryRun`` nothing changes and the answer says which orders would."""
+
+    spaceKey: str | None = Field(default=None, pattern=KEY_PATTERN)  # noqa: N815 (the API's names)
+    status: list[OrderStatusName] | None = Field(default=None, min_length=1)
+    flowKey: str | None = None  # noqa: N815 (the API's names)
+    createdFrom: AwareDatetime | None = None  # noqa: N815 (the API's names)
+    createdTo: AwareDatetime | None = None  # noqa: N815 (the API's names)
+    limit: int = Field(default=100, ge=1, le=1000)
+    dryRun: bool = False  # noqa: N815 (the API's names)
+
+
+class BulkRestartIn(BulkIn):
+    flow_version: Literal["latest"] | Annotated[int, Field(ge=1)] = Field(
+        default="latest", alias="flowVersion"
+    )
+    from_: Literal["failed", "start"] = Field(default="failed", alias="from")
+
+
+_BULK_STATUSES: dict[str, tuple[OrderStatus, ...]] = {
+    "pause": (OrderStatus.CREATED, OrderStatus.IN_PROGRESS, OrderStatus.UNHEALTHY),
+    "resume": (OrderStatus.CREATED, OrderStatus.IN_PROGRESS, OrderStatus.UNHEALTHY),
+    "cancel": (OrderStatus.CREATED, OrderStatus.IN_PROGRESS, OrderStatus.UNHEALTHY),
+    "restart": (OrderStatus.FAILURE, OrderStatus.UNHEALTHY, OrderStatus.CANCELLED),
+}
+
+
+async def matching_orders(
+    principal: Principal, service: Service, body: Any, statuses: tuple[OrderStatus, ...]
+) -> list[OrderView]:
+    """The orders a bulk action's filter (``spaceKey``, ``flowKey``, ``createdFrom``,
+    ``createdTo``, ``limit``) matches among ``statuses``, newest first."""
+    filters = OrderFilter(
+        status=statuses,
+        flow_key=body.flowKey,
+        created_from=body.createdFrom,
+        created_to=body.createdTo,
+    )
+    return await service.store.list_orders(
+        principal.space(body.spaceKey), filters, limit=body.limit, after=None
+    )
+
+
+async def bulk(
+    principal: Principal,
+    service: Service,
+    body: BulkIn,
+    action: str,
+    act: Callable[[str], Awaitable[object]],
+) -> dict[str, Any]:
+    """Apply ``act`` to every order matching the filter (up to ``limit``), or only ask."""
+    statuses = tuple(OrderStatus(s) for s in body.status) if body.status else _BULK_STATUSES[action]
+    orders = await matching_orders(principal, service, body, statuses)
+    changed, refused = [], 0
+    for order in orders:
+        try:
+            await act(order.id)
+            changed.append(order.id)
+        except Conflict:
+            refused += 1
+    return {
+        "action": action,
+        "dryRun": body.dryRun,
+        "matched": len(orders),
+        "changed": changed,
+        "skipped": refused,
+    }
+
+
+def _bulk_route(action: Operator, summary: str) -> None:
+    """``POST /api/orders/{action}``: the bulk form of pause, resume or cancel."""
+
+    async def steer_many(
+        principal: PrincipalDep, service: ServiceDep, body: BulkIn
+    ) -> dict[str, Any]:
+        return await bulk(
+            principal,
+            service,
+            body,
+            action.value,
+            lambda order_id: service.store.steer(
+                principal.space_key,
+                order_id,
+                action,
+                principal.actor,
+                body.reason,
+                dry_run=body.dryRun,
+            ),
+        )
+
+    steer_many.__name__ = f"{action.value}_many"
+    router.post(f"/{action.value}", summary=summary, description=BULK_HELP)(steer_many)
+
+
+BULK_HELP = (
+    "The default filter is CREATED, IN_PROGRESS and UNHEALTHY orders. ``changed`` lists the "
+    "orders changed (with ``dryRun``: that would be); ``skipped`` counts those the action "
+    "does not fit."
+)
+_bulk_route(Operator.PAUSE, "Pause many orders at once")
+_bulk_route(Operator.RESUME, "Resume many paused orders at once")
+_bulk_route(Operator.CANCEL, "Cancel many orders at once")
+
+
+@router.post("/restart", summary="Restart many orders onto another version of their flow")
+async def restart_many(
+    principal: PrincipalDep, service: ServiceDep, body: BulkRestartIn
+) -> dict[str, Any]:
+    """Default filter: FAILURE, UNHEALTHY and CANCELLED orders; each moves onto ``flowVersion``
+    of its own flow (``latest`` by default)."""
+    store, actor = service.store, principal.actor
+    version = None if body.flow_version == "latest" else body.flow_version
+    return await bulk(
+        principal,
+        service,
+        body,
+        "restart",
+        lambda order_id: store.restart_order(
+            principal.space_key,
+            order_id,
+            actor,
+            flow_version=version,
+            from_start=body.from_ == "start",
+            reason=body.reason,
+            dry_run=body.dryRun,
+        ),
+    )
+
+
+@router.get("/{order_id}/explain", summary="What the order waits for, and its deadline")
+async def explain_order(
+    order_id: str, principal: PrincipalDep, service: ServiceDep
+) -> dict[str, Any]:
+    """Per unfinished task what it waits for, in words and as data; for the order the critical
+    path, the earliest possible finish and whether it misses the earliest line deadline."""
+    return explanation_out(await service.store.explain_order(principal.space_key, order_id))
+
+
+def explanation_out(explanation: Explanation) -> dict[str, Any]:
+    def value(item: Any) -> Any:
+        return iso(item) if isinstance(item, datetime) else item
+
+    return {
+        "sentence": explanation.sentence,
+        "tasks": [
+            {
+                "taskKey": wait.task_key,
+                "status": wait.status,
+                "waitsFor": wait.waits.value,
+                "words": wait.words,
+                "since": value(wait.since),
+                "until": value(wait.until),
+                "on": list(wait.on),
+                "detail": {key: value(item) for key, item in wait.detail.items()},
+            }
+            for wait in explanation.tasks
+        ],
+        "criticalPath": list(explanation.critical_path),
+        "earliestFinish": value(explanation.earliest_finish),
+        "deadline": value(explanation.deadline),
+        "deadlineLine": explanation.deadline_line,
+        "missesDeadline": explanation.late_by is not None,
+        "lateBySeconds": (
+            None if explanation.late_by is None else int(explanation.late_by.total_seconds())
+        ),
+    }
+
+
+def _order_route(action: Operator, summary: str, description: str) -> None:
+    """``POST /api/orders/{id}/{action}`` for pause and resume, with an optional reason."""
+
+    async def steer_one(
+        order_id: str, principal: PrincipalDep, service: ServiceDep, body: ReasonIn | None = None
+    ) -> dict[str, Any]:
+        reason = body.reason if body else None
+        store = service.store
+        return order_out(
+            await store.steer(principal.space_key, order_id, action, principal.actor, reason)
+        )
+
+    steer_one.__name__ = f"{action.value}_order"
+    route = f"/{{order_id}}/{action.value}"
+    router.post(route, summary=summary, description=description)(steer_one)
+
+
+_order_route(
+    Operator.PAUSE,
+    "Pause an order: nothing new of it starts",
+    "Attempts in flight finish and are recorded; timers that fall due while the order is "
+    "paused fire when it is resumed; feedback is accepted and applied meanwhile.",
+)
+_order_route(Operator.RESUME, "Resume a paused order", "What fell due meanwhile runs at once.")
+
+
+@router.post("/{order_id}/tasks/{task_key}/skip", summary="Mark a task succeeded by hand")
+async def skip_task(
+    order_id: str,
+    task_key: str,
+    principal: PrincipalDep,
+    service: ServiceDep,
+    body: SkipIn | None = None,
+) -> dict[str, Any]:
+    """For a FAILED, WAITING or TIMED_OUT task (for example, the ERP was booked by phone):
+    the task becomes SUCCEEDED with ``result`` and its successors run as usual."""
+    body = body or SkipIn()
+    order = await service.store.skip_task(
+        principal.space_key, order_id, task_key, principal.actor, body.reason, body.result
+    )
+    return order_out(order)
+
+
+@router.post("/{order_id}/restart", summary="Move the order onto another version of its flow")
+async def restart_order(
+    order_id: str, principal: PrincipalDep, service: ServiceDep, body: RestartIn | None = None
+) -> dict[str, Any]:
+    """For FAILURE, UNHEALTHY and CANCELLED orders. With ``"from": "failed"`` the tasks that
+    succeeded and whose key the new version still has keep their results; the rest run under
+    the new version. 409 when the new version cannot hold the order's history."""
+    body = body or RestartIn()
+    version = None if body.flow_version == "latest" else body.flow_version
+    order = await service.store.restart_order(
+        principal.space_key,
+        order_id,
+        principal.actor,
+        flow_version=version,
+        from_start=body.from_ == "start",
+        reason=body.reason,
+    )
+    return order_out(order)
+
+
+flows_router = APIRouter(prefix="/api/flows", tags=["flows"], route_class=BoundedRoute)
+
+
+class OutcomeIn(_Strict):
+    status: int = Field(default=201, ge=100, le=599)
+    feedback: Literal["success", "failure"] | None = None
+    confirmed: bool = True
+    afterMs: int = Field(default=0, ge=0, le=366 * 86_400_000)  # noqa: N815 (the API's names)
+    timeout: bool = False
+
+
+class DryRunIn(_Strict):
+    spaceKey: str | None = Field(default=None, pattern=KEY_PATTERN)  # noqa: N815 (the API's names)
+    flow: dict[str, Any] | None = None
+    flowKey: str | None = None  # noqa: N815 (the API's names)
+    version: int | None = Field(default=None, ge=1)
+    order: dict[str, Any]
+    outcomes: dict[str, list[OutcomeIn]] = Field(default_factory=dict, max_length=1000)
+
+
+@flows_router.post("/dry-run", summary="Run a flow against a sample order, with no side effects")
+async def dry_run_flow(
+    principal: PrincipalDep, service: ServiceDep, body: DryRunIn
+) -> dict[str, Any]:
+    """The flow (``flow``, or ``flowKey`` and ``version``) runs on the real lifecycle core with
+    a simulated clock and the scripted ``outcomes`` per task key: nothing is sent, mailed,
+    written or stored. Answers the timeline, the final status, each task's attempts, the
+    connector bodies, the rendered e-mails and confirmation texts, and the problems found."""
+    space_key = principal.space(body.spaceKey)
+    if body.flow is not None:
+        definition = await service.parse_flow(space_key, body.flow)
+    elif body.flowKey is not None:
+        flow = await service.store.flows.get(space_key, body.flowKey)
+        number = body.version or flow.current_version
+        definition = (await service.store.flows.version(space_key, body.flowKey, number)).definition
+    else:
+        raise InvalidInput([Problem("/flow", "give a flow, or a flowKey")], "No flow to run.")
+    order, _ = parse_order({**body.order, "spaceKey": space_key, "flowKey": definition.key})
+    outcomes = {key: [item.model_dump() for item in items] for key, items in body.outcomes.items()}
+    run = await dry_run(
+        definition,
+        order,
+        outcomes,
+        service.registry,
+        space_key=space_key,
+        public_url=service.settings.base_url,
+    )
+    return run.wire()
