@@ -108,3 +108,47 @@ FILTERS: dict[str, Callable[..., Any]] = {
     "explain_error": explain_error,
     "excerpt": excerpt,
 }
+
+
+CAUSE_LENGTH = 160
+_REASON_KEYS = ("message", "detail", "error", "title", "reason")
+
+
+def _reason(body: str | None) -> str | None:
+    """The gist of a connector's answer: a message field of a JSON body, or its first line."""
+    if not body or not body.strip():
+        return None
+    text = body.strip()
+    if text.startswith("{") and len(text) < 65_536:
+        try:
+            parsed = json.loads(text)
+        except ValueError:
+            parsed = None
+        if isinstance(parsed, dict):
+            for key in _REASON_KEYS:
+                value = parsed.get(key)
+                if isinstance(value, str) and value.strip():
+                    return value.strip()
+                if isinstance(value, dict) and isinstance(value.get("message"), str):
+                    return str(value["message"]).strip()
+    return text.splitlines()[0].strip()
+
+
+def _shorten(text: str) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= CAUSE_LENGTH else flat[: CAUSE_LENGTH - 1] + "…"
+
+
+def cause_line(task_key: str, error: Any, response_body: str | None) -> str:
+    """One line saying which task failed and why, such as
+    ``book-erp: the connector answered 400 — Unknown material code``."""
+    detail = error if isinstance(error, dict) else {}
+    message = str(detail.get("message") or (error if isinstance(error, str) else "") or "")
+    code = detail.get("statusCode")
+    if isinstance(code, int):
+        reason = _reason(response_body) or message
+        said = f"the connector answered {code}"
+        return _shorten(f"{task_key}: {said} — {reason}" if reason else f"{task_key}: {said}")
+    if detail.get("class") == "AttemptTimeout":
+        return _shorten(f"{task_key}: the connector did not answer in time")
+    return _shorten(f"{task_key}: {message or 'failed'}")

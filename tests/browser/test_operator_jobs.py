@@ -1,0 +1,105 @@
+"""The operator's daily jobs, at desktop (1440 × 900) and phone (375 × 812) sizes: find an order
+by anything, see why it failed at a glance, keep focus across live refreshes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from playwright.sync_api import Browser, Page, expect
+
+from tests.acceptance.conftest import Api, ServeProcess
+from tests.browser.conftest import DESKTOP, open_page, sign_in
+from tests.support.factories import flow_doc, order_doc
+from tests.support.receiver import HttpsReceiver, Reply
+
+pytestmark = pytest.mark.browser
+PHONE = {"width": 375, "height": 812}
+
+
+@pytest.fixture(params=[DESKTOP, PHONE], ids=["desktop", "phone"])
+def screen(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
+    yield from open_page(browser, request, request.param)
+
+
+def no_sideways_scroll(page: Page) -> None:
+    width = page.evaluate("window.innerWidth")
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+
+
+def customer_order(third_party: str, reference: str, city: str) -> dict[str, object]:
+    body = order_doc(third_party, start=False)
+    body["data"] = {"customerReference": reference, "contact": {"email": f"{city}@example.com"}}
+    body["addresses"][0]["data"] = {"city": city}  # type: ignore[index]
+    return body
+
+
+def test_one_search_box_finds_an_order_by_its_customer_reference_as_you_type(
+    screen: Page, ui_server: ServeProcess, api: Api, https_receiver: HttpsReceiver
+) -> None:
+    api.post("/api/flows", flow_doc(https_receiver.url("/orders")))
+    wanted = api.post("/api/orders", customer_order("WEB-3001", "ACME-PO-4471", "Gent")).json()
+    api.post("/api/orders", customer_order("WEB-3002", "ACME-PO-9000", "Leuven"))
+    sign_in(screen, ui_server.base_url, api)
+    rows = screen.locator("tr.order-row")
+    expect(rows).to_have_count(2)
+    screen.evaluate("window.__sameDocument = true")
+
+    screen.get_by_label("Search orders").press_sequentially("acme-po-4471", delay=20)
+
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_have_attribute("data-order-id", wanted["id"])
+    assert screen.evaluate("window.__sameDocument") is True  # answered in place, as you type
+    assert "q=acme-po-4471" in screen.url  # a reload shows the same search
+    expect(screen.get_by_label("Search orders")).to_be_focused()
+
+    screen.get_by_label("Search orders").fill("leuven")  # a city
+    expect(rows.first).to_contain_text("WEB-3002")
+    screen.get_by_label("Search orders").fill(wanted["id"])  # the order id
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("WEB-3001")
+    no_sideways_scroll(screen)
+
+
+def test_a_failed_order_appears_live_in_the_failure_view_with_its_cause(
+    screen: Page, ui_server: ServeProcess, api: Api, https_receiver: HttpsReceiver
+) -> None:
+    https_receiver.script("/orders", [Reply(400, {"message": "Unknown material code"})])
+    api.post("/api/flows", flow_doc(https_receiver.url("/orders")))
+    sign_in(screen, ui_server.base_url, api, next_path="/?status=FAILURE")
+    expect(screen.get_by_text("No orders match these filters")).to_be_visible()
+    screen.evaluate("window.__sameDocument = true")
+
+    order_id = api.post("/api/orders", order_doc("WEB-FAIL-1")).json()["id"]
+
+    row = screen.locator(f"tr[data-order-id='{order_id}']")
+    expect(row).to_be_visible(timeout=20_000)
+    expect(row.locator(".cause")).to_have_text(
+        "Why: task-1: the connector answered 400 — Unknown material code"
+    )
+    assert screen.evaluate("window.__sameDocument") is True
+    expect(screen.locator("#chip-FAILURE")).to_contain_text("1")
+    no_sideways_scroll(screen)
+
+
+def test_keyboard_focus_and_an_open_panel_survive_live_refreshes(
+    screen: Page, ui_server: ServeProcess, api: Api, https_receiver: HttpsReceiver
+) -> None:
+    api.post("/api/flows", flow_doc(https_receiver.url("/orders")))
+    order_id = api.post("/api/orders", order_doc("WEB-FOCUS-1", start=False)).json()["id"]
+    sign_in(screen, ui_server.base_url, api)
+    link = screen.locator(f"#order-link-{order_id}")
+    expect(link).to_be_visible()
+    screen.locator("#more-filters > summary").click()
+    link.focus()
+    expect(link).to_be_focused()
+
+    for _ in range(2):
+        with screen.expect_response(lambda r: "/orders/table" in r.url, timeout=10_000):
+            pass
+        screen.wait_for_timeout(100)  # let htmx settle the swap
+
+    assert screen.evaluate("document.activeElement.id") == f"order-link-{order_id}"
+    expect(screen.locator("#more-filters")).to_have_attribute("open", "")
+    screen.keyboard.press("Enter")
+    screen.wait_for_url(f"**/orders/{order_id}")
