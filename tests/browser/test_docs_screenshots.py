@@ -129,7 +129,7 @@ def test_every_main_page_renders_with_realistic_data(
 
     page.goto(f"{base}/orders/{ids[1002]}")
     page.locator("#order-graph g.node[data-task-key='notify-erp']").click()
-    expect(page.locator("#task-detail tr.attempt-row")).to_have_count(2)
+    expect(page.locator("#task-detail li.attempt-row")).to_have_count(2)
     snap(page, "order")
 
     page.goto(f"{base}/flows/made-to-order")

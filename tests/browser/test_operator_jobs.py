@@ -103,3 +103,36 @@ def test_keyboard_focus_and_an_open_panel_survive_live_refreshes(
     expect(screen.locator("#more-filters")).to_have_attribute("open", "")
     screen.keyboard.press("Enter")
     screen.wait_for_url(f"**/orders/{order_id}")
+
+
+def test_the_order_page_says_why_on_top_and_the_delivery_log_shows_what_was_sent(
+    screen: Page, ui_server: ServeProcess, api: Api, https_receiver: HttpsReceiver
+) -> None:
+    https_receiver.script(
+        "/book-erp",
+        [Reply(400, {"message": "Unknown material code"}, headers={"X-Erp-Trace": "t-42"})],
+    )
+    api.post("/api/flows", flow_doc(https_receiver.url("/book-erp")))
+    order_id = api.post("/api/orders", order_doc("WEB-WHY-1")).json()["id"]
+    api.wait_for(order_id, "FAILURE")
+    sign_in(screen, ui_server.base_url, api, next_path=f"/orders/{order_id}")
+
+    why = screen.locator("#order-why")  # on top, without a click
+    expect(why.locator("h2")).to_have_text(
+        "task-1: the connector answered 400 — Unknown material code"
+    )
+    expect(why).to_contain_text(https_receiver.url("/book-erp"))
+
+    why.get_by_role("button", name="Show the delivery log of task-1").click()
+    attempt = screen.locator("#task-detail li.attempt-row[data-attempt='1']")
+    expect(attempt.locator(".attempt-url")).to_have_text(https_receiver.url("/book-erp"))
+    attempt.get_by_text("Request and response").click()
+    exchange = attempt.locator("details.exchange")
+    expect(exchange).to_contain_text('"webhook-signature": "v1,')  # shortened, not whole
+    expect(exchange).to_contain_text('"thirdPartyOrderId":"WEB-WHY-1"')  # the body sent
+    expect(exchange).to_contain_text("t-42")  # the response's headers
+    curl = attempt.locator("pre.curl")
+    expect(curl).to_contain_text(f"curl -X POST {https_receiver.url('/book-erp')}")
+    expect(curl).to_contain_text("webhook-id: ")
+    expect(curl).not_to_contain_text("webhook-signature")
+    no_sideways_scroll(screen)

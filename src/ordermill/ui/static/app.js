@@ -201,11 +201,32 @@
     for (const element of found) queue = queue.then(() => renderGraph(element));
   }
 
+  // The chosen task stays chosen across refreshes, and its panel follows its status: after an
+  // action (or a change seen by the refresh) the panel is read again.
+  let chosenTask = null;
+  function markChosen() {
+    document.querySelectorAll("button.task-button[aria-pressed]").forEach((b) => {
+      b.setAttribute("aria-pressed", b.getAttribute("data-task-key") === chosenTask ? "true" : "false");
+    });
+  }
   document.addEventListener("click", (event) => {
     const button = event.target instanceof Element ? event.target.closest("button.task-button") : null;
     if (!button) return;
-    document.querySelectorAll("button.task-button[aria-pressed]").forEach((b) => b.setAttribute("aria-pressed", "false"));
-    button.setAttribute("aria-pressed", "true");
+    chosenTask = button.getAttribute("data-task-key");
+    markChosen();
+  });
+  document.addEventListener("htmx:afterSwap", (event) => {
+    const target = event.detail.target;
+    if (!(target instanceof Element) || target.id !== "order-live" || chosenTask === null) return;
+    const live = document.getElementById("order-live");
+    if (!live) return;
+    markChosen();
+    const detail = document.querySelector("#task-detail [data-task-detail]");
+    const button = live.querySelector('.task-list button.task-button[data-task-key="' + CSS.escape(chosenTask) + '"]');
+    if (!detail || !button || !window.htmx) return;
+    if (detail.getAttribute("data-status") !== button.getAttribute("data-status")) {
+      window.htmx.ajax("GET", button.getAttribute("hx-get"), { target: "#task-detail", swap: "innerHTML" });
+    }
   });
 
   function start() {
