@@ -6,7 +6,12 @@ from typing import Any
 
 import httpx2
 import pytest
+from alembic import command
+from sqlalchemy import Connection, inspect
 
+from ordermill.service import Service
+from ordermill.storage import migrate
+from ordermill.storage.search import TABLE_NAME
 from tests.support.factories import flow_doc, order_doc
 
 
@@ -83,3 +88,26 @@ async def test_a_deadline_range_keeps_orders_due_inside_it(
     assert (
         await client.get("/api/orders", params={"deadlineTo": "2026-01-01T00:00:00"}, headers=acme)
     ).status_code == 400
+
+
+async def test_the_search_migration_indexes_orders_taken_in_before_it(
+    client: httpx2.AsyncClient, acme: dict[str, str], orders: dict[str, str], service: Service
+) -> None:
+    def step(connection: Connection, down: bool) -> None:
+        config = migrate._config(connection)
+        if down:
+            command.downgrade(config, "0004")
+        else:
+            command.upgrade(config, "head")
+
+    async with service.db.transaction() as conn:
+        await conn.run_sync(step, True)
+    async with service.db.read() as conn:
+        tables = await conn.run_sync(lambda c: inspect(c).get_table_names())
+    assert TABLE_NAME not in tables
+
+    async with service.db.transaction() as conn:
+        await conn.run_sync(step, False)
+
+    assert await found(client, acme, q="acme-po-4471") == {"WEB-2001"}
+    assert await found(client, acme, q="brugge") == {"SHOP-77"}
