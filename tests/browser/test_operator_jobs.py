@@ -3,7 +3,9 @@ by anything, see why it failed at a glance, keep focus across live refreshes."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
@@ -136,3 +138,33 @@ def test_the_order_page_says_why_on_top_and_the_delivery_log_shows_what_was_sent
     expect(curl).to_contain_text("webhook-id: ")
     expect(curl).not_to_contain_text("webhook-signature")
     no_sideways_scroll(screen)
+
+
+def test_the_deadline_filter_finds_orders_due_soon_or_overdue_and_times_read_relative(
+    screen: Page, ui_server: ServeProcess, api: Api, https_receiver: HttpsReceiver
+) -> None:
+    api.post("/api/flows", flow_doc(https_receiver.url("/orders")))
+    soon = (datetime.now(UTC) + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    line = {"orderId": "L-1", "title": "Lamp", "deadline": soon, "amountOfUnits": 1}
+    due_soon = api.post("/api/orders", order_doc("WEB-SOON", start=False, orderLines=[line]))
+    late = api.post("/api/orders", order_doc("WEB-LATE", start=False)).json()["id"]
+    sign_in(screen, ui_server.base_url, api)
+    rows = screen.locator("tr.order-row")
+    expect(rows).to_have_count(2)
+
+    screen.locator("#more-filters > summary").click()  # folded behind one button
+    screen.get_by_label("Deadline", exact=True).select_option("overdue")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_have_attribute("data-order-id", late)
+    screen.get_by_label("Deadline", exact=True).select_option("soon")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_have_attribute("data-order-id", due_soon.json()["id"])
+    no_sideways_scroll(screen)
+
+    screen.goto(f"{ui_server.base_url}/orders/{late}")
+    api.post(f"/api/orders/{late}/start", {})
+    first = screen.locator("#timeline li").first  # newest first
+    expect(first).to_contain_text('"to": "SUCCESS"', timeout=15_000)
+    stamp = first.locator("time")
+    expect(stamp).to_have_text("just now")
+    expect(stamp).to_have_attribute("title", re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$"))
