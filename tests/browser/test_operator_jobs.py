@@ -168,3 +168,26 @@ def test_the_deadline_filter_finds_orders_due_soon_or_overdue_and_times_read_rel
     stamp = first.locator("time")
     expect(stamp).to_have_text("just now")
     expect(stamp).to_have_attribute("title", re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$"))
+
+
+def test_after_retry_the_open_task_panel_shows_the_new_state(
+    screen: Page, ui_server: ServeProcess, api: Api, https_receiver: HttpsReceiver
+) -> None:
+    https_receiver.script("/orders", [Reply(400, {"detail": "unknown SKU"}), Reply(201)])
+    api.post("/api/flows", flow_doc(https_receiver.url("/orders")))
+    order_id = api.post("/api/orders", order_doc("WEB-AGAIN-1")).json()["id"]
+    api.wait_for(order_id, "FAILURE")
+    sign_in(screen, ui_server.base_url, api, next_path=f"/orders/{order_id}")
+    screen.locator(".task-list button.task-button").first.click()
+    panel = screen.locator("#task-detail [data-task-detail='task-1']")
+    expect(panel).to_have_attribute("data-status", "FAILED")
+
+    screen.locator("#action-retry").focus()
+    screen.keyboard.press("Enter")  # by keyboard
+
+    expect(screen.locator("#order-heading")).to_contain_text("SUCCESS", timeout=20_000)
+    expect(panel).to_have_attribute("data-status", "SUCCEEDED", timeout=10_000)
+    expect(panel.locator("h2")).to_contain_text("SUCCEEDED")
+    expect(screen.locator(".task-list button.task-button").first).to_have_attribute(
+        "aria-pressed", "true"
+    )
