@@ -51,6 +51,7 @@ def check(page: Page, where: str) -> list[str]:
     return problems
 
 
+@pytest.mark.slow
 def test_every_page_passes_axe_fits_the_screen_and_asks_only_the_server(
     screen: Page, ui_server: ServeProcess, api: Api, https_receiver: HttpsReceiver
 ) -> None:
