@@ -216,6 +216,8 @@ _TABLE: dict[tuple[str, str], Perm | Access] = {
     ("POST", "/orders/{order_id}/{action}"): Perm.ORDER_ACT,
     ("POST", "/orders/{order_id}/tasks/{task_key}/skip"): Perm.ORDER_ACT,
     ("GET", "/confirmations"): Perm.CONFIRMATION_VIEW,
+    ("GET", "/confirmations/live"): Perm.CONFIRMATION_VIEW,
+    ("GET", "/confirmations/count"): Perm.CONFIRMATION_VIEW,
     ("POST", "/confirmations/{confirmation_id}/answer"): Perm.CONFIRMATION_ANSWER,
     ("GET", "/flows"): Perm.FLOW_VIEW,
     ("POST", "/flows"): Perm.FLOW_EDIT,

@@ -110,7 +110,8 @@ def test_every_main_page_renders_with_realistic_data(
     }
     ids = {1002: api.post("/api/orders", order_doc("WEB-1002")).json()["id"]}
     https_receiver.wait_for(2, path="/erp", timeout=20)  # WEB-1002 gets the 500, then the 201
-    ids[1003] = api.post("/api/orders", order_doc("WEB-1003")).json()["id"]
+    reference = {"customerReference": "ACME-PO-4471", "customerEmail": "an@example.com"}
+    ids[1003] = api.post("/api/orders", order_doc("WEB-1003", data=reference)).json()["id"]
     ids[1004] = api.post("/api/orders", order_doc("WEB-1004", orderLines=[late_line])).json()["id"]
     ids[1001] = api.post("/api/orders", order_doc("WEB-1001", start=False)).json()["id"]
     base = ui_server.base_url
@@ -125,12 +126,22 @@ def test_every_main_page_renders_with_realistic_data(
 
     page.goto(f"{base}/")
     expect(page.locator("tr.order-row")).to_have_count(4)
+    expect(page.locator(f"tr[data-order-id='{ids[1002]}'] .cause")).to_contain_text("no SKU")
     snap(page, "orders", full_page=False)
+    page.get_by_label("Search orders").press_sequentially("acme-po", delay=20)
+    expect(page.locator("tr.order-row")).to_have_count(1)
+    snap(page, "orders-search", full_page=False)
 
     page.goto(f"{base}/orders/{ids[1002]}")
+    expect(page.locator("#order-why")).to_contain_text("ship: the connector answered 400 — no SKU")
     page.locator("#order-graph g.node[data-task-key='notify-erp']").click()
-    expect(page.locator("#task-detail tr.attempt-row")).to_have_count(2)
+    expect(page.locator("#task-detail li.attempt-row")).to_have_count(2)
     snap(page, "order")
+    page.locator("#why-show-task").click()
+    expect(page.locator("#task-detail [data-task-detail='ship']")).to_be_visible()
+    page.locator("#task-detail details.exchange summary").first.click()
+    page.locator("#task-detail").scroll_into_view_if_needed()
+    snap(page, "delivery-log")
 
     page.goto(f"{base}/flows/made-to-order")
     text = page.locator("#stages").input_value().replace('"ship"\n', '"shipp"\n', 1)
@@ -150,5 +161,8 @@ def test_every_main_page_renders_with_realistic_data(
         small.goto(f"{base}/")
         expect(small.locator("tr.order-row")).to_have_count(4)
         snap(small, "orders-375")
+        small.goto(f"{base}/orders/{ids[1002]}")
+        expect(small.locator("#order-why")).to_be_visible()
+        snap(small, "order-375", full_page=False)
     finally:
         phone.close()

@@ -100,14 +100,16 @@ def test_the_graph_shows_status_colours_and_the_delivery_log_of_a_500_then_201(
 
     page.locator("#order-graph g.node[data-task-key='notify-erp']").click()
 
-    rows = page.locator("#task-detail tr.attempt-row")
+    rows = page.locator("#task-detail li.attempt-row")
     expect(rows).to_have_count(2)
-    expect(rows.nth(0).locator("td.status-code")).to_have_text("500")
-    expect(rows.nth(0)).to_contain_text("the ERP is restarting")
-    expect(rows.nth(0)).to_contain_text("ordermill tries again")  # the error in plain words
-    expect(rows.nth(1).locator("td.status-code")).to_have_text("201")
-    expect(rows.nth(1)).to_contain_text('{"accepted": true}')
-    expect(rows.nth(1).locator("td.num")).to_have_text(re.compile(r"^\d+ ms$"))
+    first, second = page.locator("#task-detail li.attempt-row[data-attempt='1']"), rows.nth(0)
+    expect(second).to_have_attribute("data-attempt", "2")  # newest first
+    expect(first.locator(".status-code")).to_have_text("HTTP 500")
+    expect(first).to_contain_text("the ERP is restarting")
+    expect(first).to_contain_text("ordermill tries again")  # the error in plain words
+    expect(second.locator(".status-code")).to_have_text("HTTP 201")
+    expect(second).to_contain_text('{"accepted": true}')
+    expect(second.locator(".attempt-summary")).to_contain_text(re.compile(r"\d+ ms"))
 
 
 def test_order_data_with_script_tags_is_shown_as_text(

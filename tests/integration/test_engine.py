@@ -172,6 +172,11 @@ async def test_connector_receives_exactly_the_documented_order_shape(
         assert logged.pop("webhook-timestamp") == request.headers["webhook-timestamp"]
         assert logged.pop("webhook-signature") != signature
         assert signature not in json.dumps(attempt)
+    # The body sent, exactly, and the connector's answer headers.
+    assert attempt["request"].pop("body") == request.body.decode()
+    answered = attempt["request"].pop("responseHeaders")
+    assert answered["Content-Type"] == "application/json"
+    assert answered["Content-Length"] == "12"
     assert attempt == {
         "number": 1,
         "startedAt": INSTANT,

@@ -14,12 +14,21 @@ from sqlalchemy import Connection, insert, select
 from ordermill.storage import migrate
 from ordermill.storage import tables as t
 from ordermill.storage.database import Database
+from ordermill.storage.search import TABLE_NAME
 from ordermill.storage.tables import metadata
+
+
+def outside_search(name: str | None, kind: str, parents: dict[str, str | None]) -> bool:
+    """The search table is made with each database's own DDL (FTS5, pg_trgm), not ``metadata``."""
+    table = name if kind == "table" else parents.get("table_name")
+    return not (table or "").startswith(TABLE_NAME)
 
 
 def schema_diff(connection: Connection) -> list[Any]:
     """What autogenerate would change to make the database match ``metadata``."""
-    context = MigrationContext.configure(connection, opts={"compare_type": True})
+    context = MigrationContext.configure(
+        connection, opts={"compare_type": True, "include_name": outside_search}
+    )
     return list(compare_metadata(context, metadata))
 
 

@@ -26,6 +26,11 @@ from ordermill.handlers.netguard import IPNetwork, OutboundClient, check_url, pa
 from ordermill.jsoncodec import dumps
 
 RESPONSE_BODY_LIMIT = 64 * 1024
+# The delivery log keeps the body sent (up to this size) and the connector's answer headers,
+# without cookies.
+LOGGED_BODY_LIMIT = 16 * 1024
+LOGGED_HEADERS_LIMIT = 50
+UNLOGGED_HEADERS = frozenset({"set-cookie", "authorization", "proxy-authenticate"})
 ORDER_FIELDS = (
     "spaceKey",
     "flowKey",
@@ -171,7 +176,12 @@ class ConsumeRestApi:
             "ordermill-attempt": str(ctx.attempt),
             **sign(body, ctx.delivery_id, ctx.now, ctx.signing_secrets),
         }
-        ctx.log.request = {"method": "POST", "url": payload.uri, "headers": redacted(headers)}
+        ctx.log.request = {
+            "method": "POST",
+            "url": payload.uri,
+            "headers": redacted(headers),
+            "body": body[:LOGGED_BODY_LIMIT].decode("utf-8", errors="replace"),
+        }
         bulkhead = self._bulkhead(host)
         if bulkhead.locked():
             # While it queues for its host, the task gives its worker slot back: one slow host
@@ -181,9 +191,12 @@ class ConsumeRestApi:
         else:
             await bulkhead.acquire()
         try:
-            status, text, retry_after = await self._post(ctx, target, body, headers, allowed)
+            status, text, retry_after, answered = await self._post(
+                ctx, target, body, headers, allowed
+            )
         finally:
             bulkhead.release()
+        ctx.log.request["responseHeaders"] = answered
         ctx.log.status_code = status
         ctx.log.response_body = text
         kind = classify_http_status(status)
@@ -213,7 +226,7 @@ class ConsumeRestApi:
         body: bytes,
         headers: dict[str, str],
         allowed: tuple[IPNetwork, ...],
-    ) -> tuple[int, str, float | None]:
+    ) -> tuple[int, str, float | None, dict[str, str]]:
         started = time.monotonic()
         try:
             async with (
@@ -225,10 +238,17 @@ class ConsumeRestApi:
                 raw = await response.content.read(RESPONSE_BODY_LIMIT)
                 retry_after_ms = parse_retry_after(response.headers.get("Retry-After"), ctx.now)
                 text = raw.decode("utf-8", errors="replace")
+                kept = [
+                    (name, value)
+                    for name, value in response.headers.items()
+                    if name.lower() not in UNLOGGED_HEADERS
+                ]
+                answered = dict(kept[:LOGGED_HEADERS_LIMIT])
                 return (
                     response.status,
                     text,
                     None if retry_after_ms is None else retry_after_ms / 1000,
+                    answered,
                 )
         except TimeoutError as exc:
             elapsed = time.monotonic() - started

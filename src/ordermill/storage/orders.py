@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Float, String, bindparam, select
+from sqlalchemy import ColumnElement, Float, String, bindparam, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ordermill.errors import Conflict, NotFound
@@ -18,6 +18,7 @@ from ordermill.flows.status import OrderStatus, TaskStatus
 from ordermill.jsoncodec import dumps
 from ordermill.storage import tables as t
 from ordermill.storage.advance import UnitOfWork
+from ordermill.storage.search import matching_ids, order_search, search_row
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,8 @@ class OrderFilter:
     search: str | None = None
     created_from: datetime | None = None
     created_to: datetime | None = None
+    deadline_from: datetime | None = None
+    deadline_to: datetime | None = None
 
 
 def body_hash(flow_key: str, body: dict[str, Any]) -> str:
@@ -162,6 +165,25 @@ def order_view(row: Any, tasks: Sequence[TaskView] = ()) -> OrderView:
     )
 
 
+def filter_conditions(
+    dialect: str, space_key: str | None, filters: OrderFilter
+) -> list[ColumnElement[bool]]:
+    """The conditions of a filter's search and time ranges, shared by every list of orders."""
+    orders = t.orders.c
+    found: list[ColumnElement[bool]] = []
+    if filters.search:
+        found.append(orders.id.in_(matching_ids(dialect, space_key, filters.search)))
+    for col, low, high in (
+        (orders.created_at, filters.created_from, filters.created_to),
+        (orders.deadline, filters.deadline_from, filters.deadline_to),
+    ):
+        if low:
+            found.append(col >= low)
+        if high:
+            found.append(col < high)
+    return found
+
+
 class OrderReads:
     """Reading orders; mixed into the Store."""
 
@@ -210,13 +232,7 @@ class OrderReads:
             query = query.where(t.orders.c.flow_key == filters.flow_key)
         if filters.third_party_order_id:
             query = query.where(t.orders.c.third_party_order_id == filters.third_party_order_id)
-        if filters.search:
-            escaped = filters.search.replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_")
-            query = query.where(t.orders.c.third_party_order_id.ilike(f"%{escaped}%", escape="\\"))
-        if filters.created_from:
-            query = query.where(t.orders.c.created_at >= filters.created_from)
-        if filters.created_to:
-            query = query.where(t.orders.c.created_at < filters.created_to)
+        query = query.where(*filter_conditions(self.db.dialect, space_key, filters))
         if after:
             query = query.where(t.orders.c.id < after)
         async with self.db.read() as conn:
@@ -337,6 +353,7 @@ async def insert_order(
     row = (await uow.conn.execute(_INSERT_ORDER[uow.conn.dialect.name], params)).first()
     if row is None:
         return None
+    await uow.conn.execute(insert(order_search), search_row(order_id, space_key, body))
     uow.event(order_id, "order.created", actor=actor, data={"flowVersion": row.flow_version})
     if start:
         uow.event(order_id, "order.started", actor=actor)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -96,7 +97,46 @@ def excerpt(value: str | None, limit: int = 600) -> str:
     return value if len(value) <= limit else value[:limit] + "…"
 
 
+def ago(value: datetime | None, now: datetime) -> str:
+    """A time relative to ``now`` in words: "just now", "3 min ago", "in 2 h", "5 days ago"."""
+    if value is None:
+        return "—"
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    seconds = (value - now).total_seconds()
+    span = abs(seconds)
+    if span < 45:
+        return "just now" if seconds <= 0 else "in a few seconds"
+    for size, unit in ((86_400, "day"), (3_600, "h"), (60, "min")):
+        if span >= size or unit == "min":
+            amount = max(1, round(span / size))
+            word = f"{amount} {unit}{'s' if unit == 'day' and amount != 1 else ''}"
+            return f"{word} ago" if seconds < 0 else f"in {word}"
+    return when(value)
+
+
+# Headers that authenticate a delivery: never put into a command someone may paste elsewhere.
+_SECRET_HEADERS = frozenset({"webhook-signature", "authorization", "cookie"})
+
+
+def as_curl(request: Any) -> str | None:
+    """A logged connector request as a ``curl`` command, without its signature."""
+    if not isinstance(request, dict) or not isinstance(request.get("url"), str):
+        return None
+    parts = ["curl", "-X", str(request.get("method") or "POST"), shlex.quote(request["url"])]
+    headers = request.get("headers")
+    for name, value in headers.items() if isinstance(headers, dict) else ():
+        if str(name).lower() not in _SECRET_HEADERS:
+            parts += ["-H", shlex.quote(f"{name}: {value}")]
+    body = request.get("body")
+    if isinstance(body, str):
+        parts += ["--data-binary", shlex.quote(body)]
+    return " ".join(parts)
+
+
 FILTERS: dict[str, Callable[..., Any]] = {
+    "ago": ago,
+    "as_curl": as_curl,
     "when": when,
     "iso": iso,
     "money": money,
@@ -108,3 +148,47 @@ FILTERS: dict[str, Callable[..., Any]] = {
     "explain_error": explain_error,
     "excerpt": excerpt,
 }
+
+
+CAUSE_LENGTH = 160
+_REASON_KEYS = ("message", "detail", "error", "title", "reason")
+
+
+def _reason(body: str | None) -> str | None:
+    """The gist of a connector's answer: a message field of a JSON body, or its first line."""
+    if not body or not body.strip():
+        return None
+    text = body.strip()
+    if text.startswith("{") and len(text) < 65_536:
+        try:
+            parsed = json.loads(text)
+        except ValueError:
+            parsed = None
+        if isinstance(parsed, dict):
+            for key in _REASON_KEYS:
+                value = parsed.get(key)
+                if isinstance(value, str) and value.strip():
+                    return value.strip()
+                if isinstance(value, dict) and isinstance(value.get("message"), str):
+                    return str(value["message"]).strip()
+    return text.splitlines()[0].strip()
+
+
+def _shorten(text: str) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= CAUSE_LENGTH else flat[: CAUSE_LENGTH - 1] + "…"
+
+
+def cause_line(task_key: str, error: Any, response_body: str | None) -> str:
+    """One line saying which task failed and why, such as
+    ``book-erp: the connector answered 400 — Unknown material code``."""
+    detail = error if isinstance(error, dict) else {}
+    message = str(detail.get("message") or (error if isinstance(error, str) else "") or "")
+    code = detail.get("statusCode")
+    if isinstance(code, int):
+        reason = _reason(response_body) or message
+        said = f"the connector answered {code}"
+        return _shorten(f"{task_key}: {said} — {reason}" if reason else f"{task_key}: {said}")
+    if detail.get("class") == "AttemptTimeout":
+        return _shorten(f"{task_key}: the connector did not answer in time")
+    return _shorten(f"{task_key}: {message or 'failed'}")

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import func, select
 
 from ordermill.flows.status import OrderStatus, TaskStatus
 from ordermill.storage import tables as t
 from ordermill.storage.database import Database
+from ordermill.storage.orders import OrderFilter, filter_conditions
+from ordermill.ui.present import cause_line
 
 
 @dataclass(frozen=True)
@@ -23,19 +26,17 @@ class CurrentTask:
 
 
 async def status_counts(
-    db: Database, space_key: str, *, flow_key: str | None, search: str | None
+    db: Database, space_key: str, filters: OrderFilter
 ) -> dict[OrderStatus, int]:
-    """How many orders of the space have each status, under the flow and search filters."""
+    """How many orders of the space have each status, under the filters other than status."""
     query = (
         select(t.orders.c.status, func.count().label("n"))
         .where(t.orders.c.space_key == space_key)
+        .where(*filter_conditions(db.dialect, space_key, filters))
         .group_by(t.orders.c.status)
     )
-    if flow_key:
-        query = query.where(t.orders.c.flow_key == flow_key)
-    if search:
-        escaped = search.replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_")
-        query = query.where(t.orders.c.third_party_order_id.ilike(f"%{escaped}%", escape="\\"))
+    if filters.flow_key:
+        query = query.where(t.orders.c.flow_key == filters.flow_key)
     async with db.read() as conn:
         rows = (await conn.execute(query)).all()
     counts = dict.fromkeys(OrderStatus, 0)
@@ -60,3 +61,52 @@ async def current_tasks(db: Database, order_ids: Iterable[str]) -> dict[str, Cur
     for row in rows:
         found.setdefault(row.order_id, CurrentTask(row.task_key, TaskStatus(row.status)))
     return found
+
+
+# Orders whose failing task and cause the list shows.
+CAUSE_STATUSES = frozenset({OrderStatus.FAILURE, OrderStatus.UNHEALTHY})
+_CAUSE_TASKS = (TaskStatus.FAILED.value, TaskStatus.TIMED_OUT.value)
+
+
+@dataclass(frozen=True)
+class FailureCause:
+    task_key: str
+    status: TaskStatus
+    line: str
+
+
+async def failure_causes(db: Database, order_ids: Iterable[str]) -> dict[str, FailureCause]:
+    """Each order's first failed or timed-out task (in flow order) with a one-line cause."""
+    ids = list(order_ids)
+    if not ids:
+        return {}
+    tasks = (
+        select(
+            t.tasks.c.id, t.tasks.c.order_id, t.tasks.c.task_key, t.tasks.c.status, t.tasks.c.error
+        )
+        .where(t.tasks.c.order_id.in_(ids), t.tasks.c.status.in_(_CAUSE_TASKS))
+        .order_by(t.tasks.c.order_id, t.tasks.c.stage_index, t.tasks.c.id)
+    )
+    async with db.read() as conn:
+        rows = (await conn.execute(tasks)).all()
+        first: dict[str, Any] = {}
+        for row in rows:
+            first.setdefault(row.order_id, row)
+        task_ids = [row.id for row in first.values()]
+        answers: dict[int, str | None] = {}
+        if task_ids:
+            latest = (
+                select(t.attempts.c.task_id, t.attempts.c.response_body)
+                .where(t.attempts.c.task_id.in_(task_ids))
+                .order_by(t.attempts.c.task_id, t.attempts.c.number.desc())
+            )
+            for attempt in (await conn.execute(latest)).all():
+                answers.setdefault(attempt.task_id, attempt.response_body)
+    return {
+        order_id: FailureCause(
+            row.task_key,
+            TaskStatus(row.status),
+            cause_line(row.task_key, row.error, answers.get(row.id)),
+        )
+        for order_id, row in first.items()
+    }

@@ -71,14 +71,25 @@ async def list_orders(
     third_party_order_id: Annotated[str | None, Query(alias="thirdPartyOrderId")] = None,
     created_from: Annotated[datetime | None, Query(alias="createdFrom")] = None,
     created_to: Annotated[datetime | None, Query(alias="createdTo")] = None,
+    deadline_from: Annotated[datetime | None, Query(alias="deadlineFrom")] = None,
+    deadline_to: Annotated[datetime | None, Query(alias="deadlineTo")] = None,
+    q: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[
         str | None,
         Query(pattern=ORDER_ID_PATTERN, description="A page's nextCursor (an order id)."),
     ] = None,
 ) -> dict[str, Any]:
-    """Cursor pagination: pass ``nextCursor`` back as ``cursor`` for the next page."""
-    for name, value in (("createdFrom", created_from), ("createdTo", created_to)):
+    """Cursor pagination: pass ``nextCursor`` back as ``cursor`` for the next page.
+
+    ``q`` finds orders whose id, third-party id or any text of the body (a customer reference
+    in ``data``, an e-mail address, a city) contains it, ignoring case."""
+    for name, value in (
+        ("createdFrom", created_from),
+        ("createdTo", created_to),
+        ("deadlineFrom", deadline_from),
+        ("deadlineTo", deadline_to),
+    ):
         if value is not None and value.tzinfo is None:
             raise InvalidInput([Problem("", f"query parameter {name}: give a time zone, e.g. Z")])
     filters = OrderFilter(
@@ -87,6 +98,9 @@ async def list_orders(
         third_party_order_id=third_party_order_id,
         created_from=created_from,
         created_to=created_to,
+        deadline_from=deadline_from,
+        deadline_to=deadline_to,
+        search=(q or "").strip() or None,
     )
     # A space key sees its own space (naming another is a 403); the admin sees all or one.
     scope = principal.space(space_key) if (space_key or not principal.is_admin) else None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Form, Request, Response
 
@@ -10,24 +10,46 @@ from ordermill.errors import InvalidInput, Problem
 from ordermill.service import Service
 from ordermill.ui.routes.order import live_context
 from ordermill.ui.routing import ui_router
-from ordermill.ui.session import SessionDep
+from ordermill.ui.session import Session, SessionDep
 from ordermill.ui.templating import Toast, is_htmx, redirect, render
 
 router = ui_router()
 RECENT = 10
 
 
-@router.get("/confirmations")
-async def inbox(request: Request, session: SessionDep) -> Response:
+async def _inbox(request: Request, session: Session) -> dict[str, Any]:
     service: Service = request.app.state.service
     pending = await service.store.confirmations.list(session.space_key, "pending")
     answered = await service.store.confirmations.list(session.space_key, "answered")
+    return {
+        "pending": pending,
+        "answered": answered[:RECENT],
+        "pending_count": len(pending),
+        "nav_pending": len(pending),
+        "count_known": True,
+    }
+
+
+@router.get("/confirmations")
+async def inbox(request: Request, session: SessionDep) -> Response:
+    context = await _inbox(request, session)
+    return render(request, "confirmations.html", active="confirmations", **context)
+
+
+@router.get("/confirmations/live")
+async def inbox_live(request: Request, session: SessionDep) -> Response:
+    """The inbox's refresh: its lists, and the count in the navigation."""
+    context = await _inbox(request, session)
+    return render(request, "partials/confirmations_live.html", oob=True, **context)
+
+
+@router.get("/confirmations/count")
+async def pending_count(request: Request, session: SessionDep) -> Response:
+    """The navigation's count of confirmations waiting for an answer."""
+    service: Service = request.app.state.service
+    pending = await service.store.confirmations.list(session.space_key, "pending")
     return render(
-        request,
-        "confirmations.html",
-        active="confirmations",
-        pending=pending,
-        answered=answered[:RECENT],
+        request, "partials/nav_pending.html", pending_count=len(pending), count_known=True
     )
 
 

@@ -17,7 +17,8 @@ from ordermill.storage.assets import order_assets
 from ordermill.storage.confirmations import Confirmation
 from ordermill.storage.orders import OrderView
 from ordermill.ui.graph import TaskState, flow_graph, stages_of_definition
-from ordermill.ui.present import LIVE_ORDER_STATUSES, is_overdue
+from ordermill.ui.present import LIVE_ORDER_STATUSES, is_overdue, link_url
+from ordermill.ui.reads import CAUSE_STATUSES, failure_causes
 from ordermill.ui.routing import ui_router
 from ordermill.ui.session import Session, SessionDep
 from ordermill.ui.templating import Toast, render
@@ -69,9 +70,16 @@ async def live_context(service: Service, session: Session, order_id: str) -> dic
         for d in stage.task_definitions
     ]
     explanation = await service.store.explain_order(session.space_key, order_id)
+    causes = await failure_causes(service.db, [order.id]) if order.status in CAUSE_STATUSES else {}
+    cause = causes.get(order.id)
+    failing = definition.task_definition(cause.task_key) if cause else None
     return {
         "order": order,
         "explanation": explanation.sentence,
+        "cause": cause,
+        "cause_url": link_url(failing.payload.get("uri")) if failing else None,
+        "cause_handler": failing.handler_key if failing else None,
+        "cause_error": tasks[cause.task_key].error if cause and cause.task_key in tasks else None,
         "flow_name": definition.name,
         "graph": flow_graph(stages_of_definition(definition), states),
         "task_rows": task_rows,

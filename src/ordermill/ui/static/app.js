@@ -89,6 +89,34 @@
     renderGraphs(event.detail.elt instanceof Element ? event.detail.elt : document);
   });
 
+  // --- live refreshes keep your place: focus, open panels, scroll ---------------------------
+  // Every focusable element and panel of a refreshed region has a stable id; after a swap the
+  // element with the same id gets focus back and the same panels are open again.
+  let kept = null;
+  document.addEventListener("htmx:beforeSwap", (event) => {
+    const target = event.detail.target;
+    if (!(target instanceof Element)) return;
+    const active = document.activeElement;
+    kept = {
+      focus: active && active !== document.body && target.contains(active) && active.id ? active.id : null,
+      open: Array.from(target.querySelectorAll("details[open][id]")).map((d) => d.id),
+      closed: Array.from(target.querySelectorAll("details[id]:not([open])")).map((d) => d.id),
+      x: window.scrollX,
+      y: window.scrollY,
+    };
+  });
+  document.addEventListener("htmx:afterSwap", () => {
+    if (!kept) return;
+    const state = kept;
+    kept = null;
+    for (const id of state.open) document.getElementById(id)?.setAttribute("open", "");
+    for (const id of state.closed) document.getElementById(id)?.removeAttribute("open");
+    if (state.focus && (document.activeElement === document.body || !document.activeElement)) {
+      document.getElementById(state.focus)?.focus({ preventScroll: true });
+    }
+    window.scrollTo(state.x, state.y);
+  });
+
   // --- flow graphs ---------------------------------------------------------------------------
   const drawn = new Map(); // mermaid source -> svg; a refresh with an unchanged graph reuses it
   let queue = Promise.resolve();
@@ -173,11 +201,32 @@
     for (const element of found) queue = queue.then(() => renderGraph(element));
   }
 
+  // The chosen task stays chosen across refreshes, and its panel follows its status: after an
+  // action (or a change seen by the refresh) the panel is read again.
+  let chosenTask = null;
+  function markChosen() {
+    document.querySelectorAll("button.task-button[aria-pressed]").forEach((b) => {
+      b.setAttribute("aria-pressed", b.getAttribute("data-task-key") === chosenTask ? "true" : "false");
+    });
+  }
   document.addEventListener("click", (event) => {
     const button = event.target instanceof Element ? event.target.closest("button.task-button") : null;
     if (!button) return;
-    document.querySelectorAll("button.task-button[aria-pressed]").forEach((b) => b.setAttribute("aria-pressed", "false"));
-    button.setAttribute("aria-pressed", "true");
+    chosenTask = button.getAttribute("data-task-key");
+    markChosen();
+  });
+  document.addEventListener("htmx:afterSwap", (event) => {
+    const target = event.detail.target;
+    if (!(target instanceof Element) || target.id !== "order-live" || chosenTask === null) return;
+    const live = document.getElementById("order-live");
+    if (!live) return;
+    markChosen();
+    const detail = document.querySelector("#task-detail [data-task-detail]");
+    const button = live.querySelector('.task-list button.task-button[data-task-key="' + CSS.escape(chosenTask) + '"]');
+    if (!detail || !button || !window.htmx) return;
+    if (detail.getAttribute("data-status") !== button.getAttribute("data-status")) {
+      window.htmx.ajax("GET", button.getAttribute("hx-get"), { target: "#task-detail", swap: "innerHTML" });
+    }
   });
 
   function start() {

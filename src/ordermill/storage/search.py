@@ -1,0 +1,72 @@
+"""Finding an order by anything a person has in hand: one text per order, indexed for substrings.
+
+Each order has one row in ``order_search``: its id, third-party id and every string in its body
+(the customer reference in ``data``, e-mail addresses, cities, ...), lower-cased and joined. The
+row is written by intake in the order's own transaction. On PostgreSQL the table is a plain table
+with a trigram (``pg_trgm``) GIN index, so ``ILIKE '%…%'`` is an index scan; on SQLite it is an
+FTS5 table with the ``trigram`` tokenizer, queried with a phrase ``MATCH``. Queries shorter than
+three characters (too short for a trigram) fall back to a ``LIKE`` scan of the same table.
+
+The table is created by migration 0008 with each database's own DDL, so it is not part of
+``tables.metadata``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, column, select, table
+
+TABLE_NAME = "order_search"
+MAX_TEXT = 4000
+MAX_DEPTH = 12
+
+order_search = table(TABLE_NAME, column("order_id"), column("space_key"), column("text"))
+
+
+def _strings(value: Any, depth: int) -> Iterator[str]:
+    if depth > MAX_DEPTH:
+        return
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item, depth + 1)
+
+
+def searchable_text(order_id: str, body: dict[str, Any]) -> str:
+    """The order's searchable text: its ids and every string of its body, once each, bounded."""
+    seen: dict[str, None] = {order_id.lower(): None}
+    for value in _strings(body, 0):
+        cleaned = value.replace("\x00", "").strip().lower()
+        if cleaned:
+            seen.setdefault(cleaned, None)
+    return "\n".join(seen)[:MAX_TEXT]
+
+
+def search_row(order_id: str, space_key: str, body: dict[str, Any]) -> dict[str, str]:
+    return {"order_id": order_id, "space_key": space_key, "text": searchable_text(order_id, body)}
+
+
+def _like_pattern(query: str) -> str:
+    escaped = query.replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_")
+    return f"%{escaped}%"
+
+
+def matching_ids(dialect: str, space_key: str | None, query: str) -> Select[Any]:
+    """The ids of the orders whose searchable text contains ``query`` (case-insensitive)."""
+    wanted = query.replace("\x00", "").strip().lower()
+    condition: ColumnElement[bool]
+    if dialect == "sqlite" and len(wanted) >= 3:
+        phrase = '"' + wanted.replace('"', '""') + '"'
+        condition = order_search.c.text.op("MATCH")(phrase)
+    else:
+        condition = order_search.c.text.ilike(_like_pattern(wanted), escape="\\")
+    found = select(order_search.c.order_id).where(condition)
+    if space_key is not None:
+        found = found.where(order_search.c.space_key == space_key)
+    return found
