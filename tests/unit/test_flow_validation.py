@@ -579,7 +579,11 @@ def test_unknown_fields_are_errors_at_every_level_with_a_suggestion() -> None:
 
 def test_unknown_field_without_a_close_match_lists_the_known_ones_and_escapes_its_pointer() -> None:
     assert problems(document(**{"x/y~z": 1})) == [
-        ("/x~1y~0z", "unknown field 'x/y~z'; remove it (known fields: key, name, spaceKey, stages)")
+        (
+            "/x~1y~0z",
+            "unknown field 'x/y~z'; remove it "
+            "(known fields: key, name, spaceKey, stages, failureStage)",
+        )
     ]
 
 

@@ -256,6 +256,7 @@ class Worker:
             links=self.links,
             links_valid_until=task.delivery_epoch + self._horizon(task),
             assets=task.assets,
+            context=task.context,
             queued=self._queued,
         )
         try:

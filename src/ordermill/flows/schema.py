@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from ordermill.flows.model import Join
+from ordermill.flows.model import FailureTrigger, Join
 from ordermill.flows.validation import (
     KEY_PATTERN,
     MAX_ATTEMPTS,
@@ -69,6 +69,7 @@ FLOW_JSON_SCHEMA: dict[str, Any] = {
             "minItems": 1,
             "maxItems": MAX_STAGES,
         },
+        "failureStage": _optional({"$ref": "#/$defs/failureStage"}),
     },
     "$defs": {
         "key": {"type": "string", "pattern": f"^{KEY_PATTERN.pattern}$"},
@@ -85,6 +86,31 @@ FLOW_JSON_SCHEMA: dict[str, Any] = {
                     "minItems": 1,
                     "maxItems": MAX_TASK_DEFINITIONS,
                 },
+            },
+        },
+        "failureStage": {
+            "description": "a stage that runs when the order turns to a status named in on "
+            "(FAILURE by default); it never changes the order's status",
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["key", "initialTaskDefinitionKeys", "taskDefinitions"],
+            "properties": {
+                "key": {"$ref": "#/$defs/key"},
+                "initialTaskDefinitionKeys": {**_KEY_LIST, "minItems": 1},
+                "taskDefinitions": {
+                    "type": "array",
+                    "items": {"$ref": "#/$defs/taskDefinition"},
+                    "minItems": 1,
+                    "maxItems": MAX_TASK_DEFINITIONS,
+                },
+                "on": _optional(
+                    {
+                        "type": "array",
+                        "items": {"enum": [trigger.value for trigger in FailureTrigger]},
+                        "minItems": 1,
+                        "uniqueItems": True,
+                    }
+                ),
             },
         },
         "taskDefinition": {

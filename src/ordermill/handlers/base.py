@@ -86,6 +86,7 @@ class TaskContext:
     # Links put in a request stay valid until then: the delivery's whole retry horizon.
     links_valid_until: datetime | None = None
     assets: tuple[dict[str, Any], ...] = ()  # files the order gained so far (exports, feedback)
+    context: dict[str, Any] | None = None  # members added to the request's context (``trigger``)
     # Wrap a wait for a busy target in ``async with ctx.queued(target):`` so the task does not
     # hold a worker slot meanwhile.
     queued: Callable[[str], AbstractAsyncContextManager[None]] = _not_queued

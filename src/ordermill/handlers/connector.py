@@ -108,6 +108,7 @@ def connector_body(ctx: TaskContext) -> bytes:
         "stageKey": ctx.stage_key,
         "taskKey": ctx.task_key,
         "deliveryId": ctx.delivery_id,
+        **(ctx.context or {}),
     }
     return dumps({"order": order, "context": context})
 

@@ -61,6 +61,7 @@ from ordermill.storage.spaces import SpaceStore, hash_secret
 from ordermill.storage.work import (
     claim_rows,
     extend_leases,
+    failure_trigger,
     load_orders,
     make_claimed,
     record_completions,
@@ -215,14 +216,22 @@ class Store(OrderReads):
             order_ids = {row.order_id for row in rows}
             orders = await load_orders(uow.conn, order_ids)
             assets = await assets_of_orders(uow.conn, order_ids)
-        claimed = []
-        for row in rows:
-            order = orders[row.order_id]
-            flow = await self.flow_of(order.flow_id, order.flow_version)
-            task = make_claimed(row, order, flow, owner, uow.now, self.token_secret)
-            claimed.append(
-                replace(task, assets=tuple(assets[row.order_id]), reclaimed=row.id in reclaimed)
-            )
+            claimed = []
+            for row in rows:
+                order = orders[row.order_id]
+                flow = await self.flow_of(order.flow_id, order.flow_version)
+                task = make_claimed(row, order, flow, owner, uow.now, self.token_secret)
+                context = None
+                if flow.is_failure_task(row.task_key):
+                    context = {"trigger": await failure_trigger(uow.conn, row.order_id)}
+                claimed.append(
+                    replace(
+                        task,
+                        assets=tuple(assets[row.order_id]),
+                        reclaimed=row.id in reclaimed,
+                        context=context,
+                    )
+                )
         return claimed
 
     async def complete(self, completions: list[Completion]) -> list[bool]:

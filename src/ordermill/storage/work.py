@@ -129,6 +129,34 @@ async def load_orders(conn: AsyncConnection, order_ids: set[str]) -> dict[str, A
     return {row.id: row for row in rows}
 
 
+_FAILURE_STARTS = (
+    select(t.events.c.data)
+    .where(
+        t.events.c.order_id == bindparam("order_id"),
+        t.events.c.type.in_(("stage.started", "stage.restarted")),
+    )
+    .order_by(t.events.c.id.desc())
+)
+_TASK_ERROR = select(t.tasks.c.error).where(
+    t.tasks.c.order_id == bindparam("order_id"), t.tasks.c.task_key == bindparam("task_key")
+)
+
+
+async def failure_trigger(conn: AsyncConnection, order_id: str) -> dict[str, Any]:
+    """What a failure stage task tells its connector: the event that started the stage run it
+    belongs to, the task whose end caused it and that task's error."""
+    trigger: dict[str, Any] = {"event": "order.failed", "taskKey": None}
+    for (data,) in await conn.execute(_FAILURE_STARTS, {"order_id": order_id}):
+        if data and data.get("failureStage"):
+            trigger = dict(data["trigger"])
+            break
+    error = None
+    if trigger.get("taskKey") is not None:
+        params = {"order_id": order_id, "task_key": trigger["taskKey"]}
+        error = (await conn.execute(_TASK_ERROR, params)).scalar()
+    return {**trigger, "error": error}
+
+
 def make_claimed(
     row: Any, order: Any, flow: FlowDefinition, owner: str, now: datetime, secret: str
 ) -> ClaimedTask:

@@ -265,7 +265,7 @@ class _Batch:
 def _new_task_row(
     uow: UnitOfWork, order_id: str, flow: FlowDefinition, ref: TaskRef
 ) -> dict[str, Any]:
-    handler_key = flow.stages[ref.stage_index].task_definition(ref.task_key).handler_key
+    handler_key = flow.all_stages[ref.stage_index].task_definition(ref.task_key).handler_key
     delivery_id = new_id("dlv_")
     return {
         "order_id": order_id,
