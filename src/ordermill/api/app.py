@@ -23,6 +23,7 @@ from ordermill.api.routes import (
     meta,
     orders,
     spaces,
+    subscriptions,
 )
 from ordermill.api.security import relative_slash_redirects
 from ordermill.config import Settings
@@ -82,7 +83,8 @@ def create_app(settings: Settings, *, run_worker: bool = True, demo: bool = Fals
 
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
     app.mount("/api/static", StaticFiles(directory=STATIC), name="api-static")
-    for module in (meta, flows, orders, feedback, spaces, confirmations, answer_links, assets):
+    routers = (meta, flows, orders, feedback, spaces, subscriptions)
+    for module in (*routers, confirmations, answer_links, assets):
         app.include_router(module.router)
     install_ui(app)
     if demo:

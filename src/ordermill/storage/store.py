@@ -58,6 +58,7 @@ from ordermill.storage.orders import (
     task_view,
 )
 from ordermill.storage.spaces import SpaceStore, hash_secret
+from ordermill.storage.subscriptions import SubscriptionStore, record_outbox
 from ordermill.storage.work import (
     claim_rows,
     extend_leases,
@@ -81,6 +82,7 @@ class Store(OrderReads):
         self.token_secret = token_secret
         self.spaces = SpaceStore(db, clock)
         self.flows = FlowStore(db, clock)
+        self.subscriptions = SubscriptionStore(db)
         self.confirmations = ConfirmationStore(db, clock, unit=self.unit, flow_of=self.flow_of)
         self._listeners: list[Listener] = []
 
@@ -94,6 +96,7 @@ class Store(OrderReads):
             uow = UnitOfWork(conn, self.clock.now(), self.token_secret)
             yield uow
             committed = uow.events
+            await record_outbox(uow)
             await uow.flush_events()
             if uow.new_tasks and not self.db.is_sqlite:
                 await notify(conn)
