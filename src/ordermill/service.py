@@ -103,6 +103,7 @@ class Service:
             owner=name,
             clock=self.clock,
             poll_interval=settings.poll_interval_seconds,
+            lease_seconds=settings.lease_seconds,
         )
         return Worker(
             self.store,

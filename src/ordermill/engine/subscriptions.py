@@ -38,7 +38,6 @@ if TYPE_CHECKING:
 log = structlog.get_logger("ordermill.subscriptions")
 
 ATTEMPT_TIMEOUT_S = 15.0
-LEASE_SECONDS = 60.0
 
 
 class Dispatcher:
@@ -54,6 +53,7 @@ class Dispatcher:
         clock: Clock | None = None,
         concurrency: int = 8,
         poll_interval: float = 0.5,
+        lease_seconds: float = 60.0,
     ) -> None:
         self.store = store
         self.spaces = spaces
@@ -62,6 +62,8 @@ class Dispatcher:
         self.clock = clock or SystemClock()
         self.concurrency = concurrency
         self.poll_interval = poll_interval
+        # A row claimed by a dispatcher that died is delivered again once this has passed.
+        self.lease_seconds = max(lease_seconds, ATTEMPT_TIMEOUT_S + 1)
 
     async def run(self) -> None:
         """Deliver until cancelled."""
@@ -77,7 +79,7 @@ class Dispatcher:
     async def round(self) -> int:
         """Claim and deliver one batch; the number of rows handled."""
         items = await self.store.claim(
-            self.owner, self.concurrency, LEASE_SECONDS, self.clock.now()
+            self.owner, self.concurrency, self.lease_seconds, self.clock.now()
         )
         await asyncio.gather(*(self._deliver(item) for item in items))
         return len(items)
