@@ -6,19 +6,21 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.acceptance.conftest import Api, ServeProcess
+from tests.acceptance.test_cli import run
+from tests.acceptance.test_flows_as_code import remote
 from tests.support.factories import flow_doc, order_doc
 from tests.support.receiver import HttpsReceiver, ReceivedRequest, Reply
 
 SUBSCRIBED = ("order.created", "order.status", "task.failed")
 
-pytestmark = pytest.mark.slow  # a killed dispatcher's lease (16 s at least) must run out
 
-
+@pytest.mark.slow  # a killed dispatcher's lease (16 s at least) must run out
 def test_a_sigkill_between_a_change_and_its_delivery_loses_no_event(
     api: Api,
     serve: ServeProcess,
@@ -78,3 +80,51 @@ def test_a_sigkill_between_a_change_and_its_delivery_loses_no_event(
     for body in sorted(once.values(), key=lambda a: accepted.index(a)):
         got[body["context"]["orderId"]].append((body["event"]["type"], body["event"].get("to")))
     assert got == wanted
+
+
+@pytest.mark.slow  # seven CLI processes
+def test_the_cli_creates_lists_tests_disables_and_deletes_a_subscription(
+    api: Api, serve: ServeProcess, https_receiver: HttpsReceiver, tmp_path: Path
+) -> None:
+    env = remote(api, serve)
+    uri = https_receiver.url("/cli")
+    made = run(
+        "subscriptions",
+        "create",
+        "--space",
+        "acme",
+        "--uri",
+        uri,
+        "--event",
+        "order.status",
+        cwd=tmp_path,
+        env=env,
+    )
+    assert made.returncode == 0, made.stderr
+    subscription = made.stdout.split()[0]
+    assert subscription.startswith("sub_")
+    listed = run("subscriptions", "list", "--space", "acme", cwd=tmp_path, env=env)
+    assert subscription in listed.stdout
+    assert "order.status" in listed.stdout
+    tested = run("subscriptions", "test", "--space", "acme", subscription, cwd=tmp_path, env=env)
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+    assert "delivered: the endpoint answered 201" in tested.stdout
+    (request,) = https_receiver.wait_for(1, path="/cli")
+    assert request.json()["event"]["type"] == "subscription.test"
+    off = run(
+        "subscriptions",
+        "update",
+        "--space",
+        "acme",
+        subscription,
+        "--disable",
+        cwd=tmp_path,
+        env=env,
+    )
+    assert "OFF since" in off.stdout
+    on = run("subscriptions", "enable", "--space", "acme", subscription, cwd=tmp_path, env=env)
+    assert "  on" in on.stdout
+    gone = run("subscriptions", "delete", "--space", "acme", subscription, cwd=tmp_path, env=env)
+    assert gone.returncode == 0, gone.stderr
+    after = run("subscriptions", "list", "--space", "acme", cwd=tmp_path, env=env)
+    assert subscription not in after.stdout
