@@ -461,7 +461,7 @@ def subscriptions_update(
     uri: Annotated[str | None, typer.Option(help="A new endpoint.")] = None,
     event: Events = None,
     flow: FlowKeys = None,
-    disable: Annotated[bool, typer.Option(help="Turn it off.")] = False,
+    disable: Annotated[bool, typer.Option("--disable", help="Turn it off.")] = False,
     url: ServerUrl = DEFAULT_URL,
 ) -> None:
     """Change a subscription's endpoint, events or flows, or turn it off."""
@@ -484,7 +484,8 @@ def subscriptions_enable(
     space: SubscriptionSpace,
     subscription: SubscriptionId,
     redeliver: Annotated[
-        bool, typer.Option(help="Also deliver again everything since its failures began.")
+        bool,
+        typer.Option("--redeliver", help="Also deliver again everything since its failures began."),
     ] = False,
     url: ServerUrl = DEFAULT_URL,
 ) -> None:
