@@ -299,7 +299,10 @@ async def test_flow_schema_is_a_json_schema_of_the_flow_format(client: httpx2.As
     assert sorted(schema["properties"]) == ["failureStage", "key", "name", "spaceKey", "stages"]
     assert sorted(schema["$defs"]) == ["failureStage", "key", "retry", "stage", "taskDefinition"]
     assert sorted(schema["$defs"]["taskDefinition"]["properties"]) == sorted(
-        ["key", "handlerKey", "payload", "timeoutDuration", "next", "retry", "join", "description"]
+        [
+            *("key", "handlerKey", "payload", "timeoutDuration", "next", "retry", "join"),
+            *("description", "onAmend"),
+        ]
     )
     refs = set(_refs(schema))
     names = ("failureStage", "key", "retry", "stage", "taskDefinition")

@@ -149,6 +149,7 @@ def order_out(order: OrderView, *, with_tasks: bool = True) -> dict[str, Any]:
         "flowVersion": order.flow_version,
         "thirdPartyOrderId": order.third_party_order_id,
         "status": order.status.value,
+        "revision": order.revision,
         "value": order.value,
         "deadline": _iso(order.deadline),
         "createdAt": _iso(order.created_at),

@@ -19,7 +19,7 @@ from types import MappingProxyType
 from typing import Any
 
 from ordermill.errors import Conflict
-from ordermill.flows.model import FlowDefinition
+from ordermill.flows.model import FlowDefinition, OnAmend
 from ordermill.flows.planner import TaskRef, failure_rerun, plan
 from ordermill.flows.status import OrderStatus, TaskStatus, can_transition
 
@@ -126,6 +126,17 @@ class OperatorAction:
 
 
 @dataclass(frozen=True)
+class Amended:
+    """The order's content changed to a new revision (a JSON Merge Patch of addresses, data
+    and order lines); ``changed`` are the JSON pointers that changed, ``details`` (the diff,
+    the actor's reason) go into the timeline entry."""
+
+    revision: int
+    changed: tuple[str, ...]
+    details: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+
+@dataclass(frozen=True)
 class Replan:
     """Nothing happened to a task: bring the order up to date with its tasks (at intake, and
     when the reconcile pass finds an order with no live work)."""
@@ -133,6 +144,7 @@ class Replan:
 
 Event = (
     Replan
+    | Amended
     | Claimed
     | AttemptEnded
     | FeedbackReceived
@@ -203,6 +215,8 @@ def decide(flow: FlowDefinition, state: OrderState, event: Event) -> Decision | 
     """The one answer to ``event`` in ``state``: a decision to apply, or a refusal."""
     if isinstance(event, OperatorAction):
         return _operator(flow, state, event)
+    if isinstance(event, Amended):
+        return _amend(flow, state, event)
     if isinstance(event, Replan):
         decision = _move(flow, state, {})
         if isinstance(decision, Decision) and not decision.events:
@@ -303,6 +317,35 @@ def _operator(flow: FlowDefinition, state: OrderState, event: OperatorAction) ->
             active = {key: TaskStatus.CANCELLED for key, s in state.tasks.items() if s.is_active}
             return _move(flow, state, active, cancel=True, plan_after=True)
     raise TypeError(f"not an operator action: {event!r}")  # pragma: no cover
+
+
+def _amend(flow: FlowDefinition, state: OrderState, event: Amended) -> Decision | Refusal:
+    """A new revision of the order's content. Tasks not started yet will send it anyway; a
+    succeeded task whose definition says ``onAmend: resend`` is delivered again."""
+    if state.status.is_final:
+        return Refusal(f"a {state.status.value} order cannot be amended")
+    resend = sorted(
+        key
+        for key, task in state.tasks.items()
+        if task is TaskStatus.SUCCEEDED
+        and not flow.is_failure_task(key)
+        and _definition_resends(flow, key)
+    )
+    data = {
+        **event.details,
+        "revision": event.revision,
+        "changed": list(event.changed),
+        "resend": resend,
+    }
+    opening = (TimelineEvent("order.amended", data=data),)
+    return _move(flow, state, dict.fromkeys(resend, TaskStatus.PENDING), opening=opening)
+
+
+def _definition_resends(flow: FlowDefinition, key: str) -> bool:
+    try:
+        return flow.task_definition(key).on_amend is OnAmend.RESEND
+    except KeyError:
+        return False
 
 
 def _move(

@@ -15,6 +15,11 @@ class Join(StrEnum):
     ANY = "any"  # start once one predecessor has succeeded
 
 
+class OnAmend(StrEnum):
+    IGNORE = "ignore"  # an amendment leaves a succeeded task as it is
+    RESEND = "resend"  # a succeeded task is delivered again with the amended order
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """How often and how far apart a task's attempts are made (SPEC §3.4)."""
@@ -43,6 +48,7 @@ class TaskDefinition:
     retry: RetryPolicy | None = None  # None: the handler's default applies
     join: Join = Join.ALL
     description: str | None = None
+    on_amend: OnAmend = OnAmend.IGNORE
 
     def to_wire(self) -> dict[str, Any]:
         wire: dict[str, Any] = {
@@ -59,6 +65,8 @@ class TaskDefinition:
             wire["join"] = self.join.value
         if self.description is not None:
             wire["description"] = self.description
+        if self.on_amend is not OnAmend.IGNORE:
+            wire["onAmend"] = self.on_amend.value
         return wire
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from ordermill.flows.model import FailureTrigger, Join
+from ordermill.flows.model import FailureTrigger, Join, OnAmend
 from ordermill.flows.validation import (
     KEY_PATTERN,
     MAX_ATTEMPTS,
@@ -139,6 +139,12 @@ FLOW_JSON_SCHEMA: dict[str, Any] = {
                 "retry": _optional({"$ref": "#/$defs/retry"}),
                 "join": _optional({"enum": [join.value for join in Join]}),
                 "description": _optional({"type": "string", "maxLength": MAX_DESCRIPTION_LENGTH}),
+                "onAmend": _optional(
+                    {
+                        "enum": [a.value for a in OnAmend],
+                        "description": "resend: deliver a succeeded task again after an amendment",
+                    }
+                ),
             },
         },
         "retry": {

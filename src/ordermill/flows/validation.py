@@ -32,6 +32,7 @@ from ordermill.flows.model import (
     FailureTrigger,
     FlowDefinition,
     Join,
+    OnAmend,
     RetryPolicy,
     Stage,
     TaskDefinition,
@@ -55,7 +56,7 @@ STAGE_FIELDS = ("key", "initialTaskDefinitionKeys", "taskDefinitions")
 FAILURE_STAGE_FIELDS = (*STAGE_FIELDS, "on")
 TASK_FIELDS = (
     *("key", "handlerKey", "payload", "timeoutDuration", "next"),
-    *("retry", "join", "description"),
+    *("retry", "join", "description", "onAmend"),
 )
 RETRY_FIELDS = ("maxAttempts", "initialIntervalMs", "backoffCoefficient", "maxIntervalMs")
 
@@ -269,6 +270,7 @@ class _FlowReader(FieldReader):
         next_keys = self.key_list(task, "next", at, optional=True) or []
         retry = self._retry(task, at)
         join = self.choice(task, "join", at, [j.value for j in Join])
+        on_amend = self.choice(task, "onAmend", at, [a.value for a in OnAmend])
         description = self.string(task, "description", at, optional=True)
         if description is not None and len(description) > MAX_DESCRIPTION_LENGTH:
             self.report(
@@ -286,6 +288,7 @@ class _FlowReader(FieldReader):
                 retry=retry,
                 join=Join(join) if join else Join.ALL,
                 description=description,
+                on_amend=OnAmend(on_amend) if on_amend else OnAmend.IGNORE,
             )
         return graph.TaskLinks(key, at, tuple(next_keys), duplicate), definition
 

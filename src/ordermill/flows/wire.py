@@ -10,6 +10,7 @@ from ordermill.flows.model import (
     FailureTrigger,
     FlowDefinition,
     Join,
+    OnAmend,
     RetryPolicy,
     Stage,
     TaskDefinition,
@@ -41,6 +42,7 @@ def _stage(stage: Mapping[str, Any]) -> Stage:
                 retry=_retry(task.get("retry")),
                 join=Join(task.get("join", "all")),
                 description=task.get("description"),
+                on_amend=OnAmend(task.get("onAmend") or "ignore"),
             )
             for task in stage["taskDefinitions"]
         ),

@@ -54,6 +54,7 @@ class OrderView:
     updated_at: datetime
     ended_at: datetime | None
     tasks: tuple[TaskView, ...] = field(default=())
+    revision: int = 1  # the content's revision; one more per amendment
 
 
 @dataclass(frozen=True)
@@ -131,6 +132,7 @@ def order_view(row: Any, tasks: Sequence[TaskView] = ()) -> OrderView:
         updated_at=row.updated_at,
         ended_at=row.ended_at,
         tasks=tuple(tasks),
+        revision=getattr(row, "revision", 1),
     )
 
 

@@ -13,12 +13,14 @@ from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 
 from ordermill.clock import Clock
-from ordermill.errors import NotFound
+from ordermill.errors import Conflict, NotFound
+from ordermill.flows.amend import AMENDABLE, MAX_DIFF_ENTRIES, changes, merge_patch, patch_hash
 from ordermill.flows.lifecycle import (
+    Amended,
     Decision,
     Operator,
     OperatorAction,
@@ -60,6 +62,7 @@ from ordermill.storage.orders import (
 from ordermill.storage.spaces import SpaceStore, hash_secret
 from ordermill.storage.subscriptions import SubscriptionStore, record_outbox
 from ordermill.storage.work import (
+    amendment_of,
     claim_rows,
     extend_leases,
     failure_trigger,
@@ -71,6 +74,13 @@ from ordermill.storage.work import (
 )
 
 Listener = Callable[[], None]
+_CONTENT = select(t.orders.c.body, t.orders.c.revision).where(t.orders.c.id == bindparam("id"))
+_LAST_AMENDMENT = (
+    select(t.events.c.data)
+    .where(t.events.c.order_id == bindparam("id"), t.events.c.type == "order.amended")
+    .order_by(t.events.c.id.desc())
+    .limit(1)
+)
 
 
 class Store(OrderReads):
@@ -164,6 +174,71 @@ class Store(OrderReads):
         )
         return order, True
 
+    async def amend_order(
+        self,
+        space_key: str | None,
+        order_id: str,
+        patch: dict[str, Any],
+        *,
+        based_on: int | None,
+        reason: str | None,
+        actor: str,
+        validate: Callable[[dict[str, Any]], dict[str, Any]],
+    ) -> tuple[OrderView, bool]:
+        """Apply a JSON Merge Patch of addresses, data and order lines as a new revision.
+
+        The patch is merged under the order's row lock, so concurrent amendments apply one after
+        the other. ``based_on`` (the revision the sender saw) makes a resend harmless: if the
+        order is one revision further by this very patch, nothing changes; by another, 409.
+        ``validate`` checks the merged content as an order body. Answers (order, amended).
+        """
+        order = await self.get_order(space_key, order_id)
+        flow = await self.flow_of(order.flow_id, order.flow_version)
+        digest = patch_hash(patch)
+        async with self.unit() as uow:
+            locked = await writer.lock_orders(uow, [order_id])
+            row = (await uow.conn.execute(_CONTENT, {"id": order_id})).one()
+            if based_on is not None and row.revision != based_on:
+                last = (await uow.conn.execute(_LAST_AMENDMENT, {"id": order_id})).scalar()
+                repeated = last is not None and last.get("patchHash") == digest
+                if not (repeated and row.revision == based_on + 1):
+                    raise Conflict(
+                        f"the order is at revision {row.revision}, not {based_on}: read it "
+                        "again and patch the revision you see"
+                    )
+                amended = False
+            else:
+                body = dict(row.body)
+                for name in AMENDABLE:
+                    if name in patch:
+                        body[name] = merge_patch(row.body.get(name), patch[name])
+                body = validate(body)
+                diff = changes(
+                    {name: row.body.get(name) for name in AMENDABLE},
+                    {name: body.get(name) for name in AMENDABLE},
+                )
+                amended = bool(diff)
+            if amended:
+                revision = row.revision + 1
+                details = {
+                    "basedOn": row.revision,
+                    "reason": reason,
+                    "diff": diff[:MAX_DIFF_ENTRIES],
+                    "patchHash": digest,
+                }
+                event = Amended(revision, tuple(d["pointer"] for d in diff), details)
+                values = {
+                    "body": body,
+                    "revision": revision,
+                    "value": order_value(body),
+                    "deadline": earliest_deadline(body),
+                }
+                change = writer.Change(order_id, flow, event, actor=actor, order_values=values)
+                [answer] = await writer.apply(uow, [change], locked)
+                if isinstance(answer, Refusal):
+                    raise answer.error()
+        return await self.get_order(space_key, order_id), amended
+
     async def start_order(self, space_key: str | None, order_id: str, actor: str) -> OrderView:
         return await self._operate(space_key, order_id, OperatorAction(Operator.START), actor)
 
@@ -227,6 +302,9 @@ class Store(OrderReads):
                 context = None
                 if flow.is_failure_task(row.task_key):
                     context = {"trigger": await failure_trigger(uow.conn, row.order_id)}
+                elif order.revision > 1:
+                    amendment = await amendment_of(uow.conn, row.order_id, row.task_key)
+                    context = None if amendment is None else {"amendment": amendment}
                 claimed.append(
                     replace(
                         task,

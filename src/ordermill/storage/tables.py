@@ -139,6 +139,8 @@ orders = Table(
     Column("ended_at", UTCDateTime),
     # Raised by every write of the lifecycle writer (storage/writer.py).
     Column("version", Integer, nullable=False, server_default=text("0")),
+    # The content's revision: 1 as created, one more per amendment (PATCH /api/orders/{id}).
+    Column("revision", Integer, nullable=False, server_default=text("1")),
     UniqueConstraint("space_key", "third_party_order_id"),
     Index("ix_orders_space_created", "space_key", "created_at", "id"),
     Index("ix_orders_space_status", "space_key", "status"),

@@ -73,6 +73,7 @@ _LOAD_ORDERS = select(
     t.orders.c.flow_id,
     t.orders.c.flow_version,
     t.orders.c.body,
+    t.orders.c.revision,
 ).where(t.orders.c.id.in_(_IDS))
 _INSERT_ATTEMPTS = insert(t.attempts).returning(t.attempts.c.id)  # one multi-row INSERT
 
@@ -155,6 +156,25 @@ async def failure_trigger(conn: AsyncConnection, order_id: str) -> dict[str, Any
         params = {"order_id": order_id, "task_key": trigger["taskKey"]}
         error = (await conn.execute(_TASK_ERROR, params)).scalar()
     return {**trigger, "error": error}
+
+
+_AMENDMENTS = (
+    select(t.events.c.data)
+    .where(t.events.c.order_id == bindparam("order_id"), t.events.c.type == "order.amended")
+    .order_by(t.events.c.id.desc())
+)
+
+
+async def amendment_of(
+    conn: AsyncConnection, order_id: str, task_key: str
+) -> dict[str, Any] | None:
+    """``context.amendment`` for a task that runs again because the order was amended: the
+    newest amendment that resent it, if it is also the newest amendment at all."""
+    for (data,) in await conn.execute(_AMENDMENTS, {"order_id": order_id}):
+        if data and task_key in data.get("resend", ()):
+            return {"revision": data["revision"], "changed": data["changed"]}
+        return None
+    return None
 
 
 def make_claimed(

@@ -125,6 +125,8 @@ class Change:
     events: tuple[Entry, ...] = ()
     actor: str = "engine"  # who moved the order, for its order.* entries
     lease: Lease | None = None  # the lease an attempt's outcome holds
+    # Columns of the order's row the change sets when it applies (an amendment's new content).
+    order_values: Mapping[str, Any] = field(default_factory=dict)
 
 
 async def lock_orders(
@@ -195,6 +197,7 @@ class _Batch:
         self.new_tasks: list[dict[str, Any]] = []
         self.orders: dict[str, OrderStatus | None] = {}  # the new status, None: unchanged
         self.fresh: set[str] = set()
+        self.contents: list[dict[str, Any]] = []
 
     def add(self, change: Change, order: LockedOrder, decision: Decision) -> None:
         uow = self.uow
@@ -227,6 +230,8 @@ class _Batch:
             self.orders[change.order_id] = decision.state.status
         if order.fresh:
             self.fresh.add(change.order_id)
+        if change.order_values:
+            self.contents.append({"b_id": change.order_id, **change.order_values})
         order.state = decision.state
 
     async def write(self) -> None:
@@ -260,6 +265,11 @@ class _Batch:
             await uow.conn.execute(_ORDER_STATUS, moved)
         if touched:
             await uow.conn.execute(_ORDER_VERSION, touched)
+        for values in self.contents:
+            order_id = values.pop("b_id")
+            await uow.conn.execute(
+                update(t.orders).where(t.orders.c.id == order_id).values(**values)
+            )
 
 
 def _new_task_row(

@@ -1,4 +1,4 @@
-"""subscriptions and their outbox
+"""subscriptions and their outbox, order revisions
 
 Revision ID: 0007
 Revises: 0004
@@ -26,6 +26,10 @@ def _time() -> ordermill.storage.tables.UTCDateTime:
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("orders", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("revision", sa.Integer(), nullable=False, server_default=sa.text("1"))
+        )
     op.create_table(
         "subscriptions",
         sa.Column("id", sa.String(length=32), nullable=False),
@@ -79,3 +83,5 @@ def downgrade() -> None:
     op.drop_table("outbox")
     op.drop_index("ix_subscriptions_space", table_name="subscriptions")
     op.drop_table("subscriptions")
+    with op.batch_alter_table("orders", schema=None) as batch_op:
+        batch_op.drop_column("revision")
