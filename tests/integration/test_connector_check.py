@@ -34,7 +34,7 @@ from ordermill.connector import (
     sign_headers,
 )
 from ordermill.connector.sample import encode, sample_request
-from tests.support.receiver import PROJECT_ROOT, HttpsReceiver, LocalCA, Reply
+from tests.support.receiver import PROJECT_ROOT, HttpsReceiver, LocalCA, ReceivedRequest, Reply
 
 SECRET = "whsec_" + base64.b64encode(b"example-connector-secret-32bytes").decode()
 ORDERMILL = PROJECT_ROOT / ".venv" / "bin" / "ordermill"
@@ -138,10 +138,13 @@ def test_check_passes_against_the_example_connector(
         "no signature": "pass",
         "forged signature": "pass",
         "timestamp 1 h old": "pass",
+        "unknown members": "pass",
         "feedback": "pass",
     }
     assert "PASS: every required check passed" in result.stdout
-    (folder,) = orders_dir.iterdir()
+    event_folder, folder = sorted(orders_dir.iterdir(), key=lambda p: not p.name.endswith("-X"))
+    (line,) = (event_folder / "events.jsonl").read_text().splitlines()
+    assert json.loads(line)["type"] == "order.status"
     assert sorted(path.name for path in folder.iterdir()) == [
         "bracelet-stl.stl",
         "engraving-svg.svg",
@@ -161,7 +164,26 @@ def test_check_fails_a_receiver_that_accepts_everything(
     assert rows["no signature"][2] == "fail"
     assert rows["timestamp 1 h old"][2] == "warn"  # replay protection is advice, not a must
     assert "FAIL forged signature: accepted a request with a forged signature" in result.stdout
-    assert len(https_receiver.requests) == 5
+    assert len(https_receiver.requests) == 6
+
+
+def test_check_fails_a_receiver_that_refuses_members_it_does_not_know(
+    https_receiver: HttpsReceiver, trust_ca: LocalCA
+) -> None:
+    def strict(request: ReceivedRequest) -> Reply:
+        body = request.json()
+        known = {"orderId", "stageKey", "taskKey", "deliveryId"}
+        if set(body) != {"order", "context"} or set(body["context"]) - known:
+            return Reply(400, {"title": "unknown member"})
+        return Reply(401)
+
+    https_receiver.respond("/strict", strict)
+    result = run_check(https_receiver.url("/strict"), trust_ca.ca_pem_path)
+    assert result.returncode == 1
+    expected, got, verdict, _ = report_rows(result.stdout)["unknown members"]
+    assert (expected, verdict) == ("2xx", "fail")
+    assert got.startswith("400")
+    assert "ignore unknown members" in result.stdout
 
 
 def test_check_reports_that_redirects_are_not_followed(
