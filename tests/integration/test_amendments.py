@@ -7,7 +7,9 @@ import asyncio
 from typing import Any
 
 import httpx2
+from fastapi import FastAPI
 
+from tests.browser.test_pages_http import sign_in
 from tests.integration.conftest import order_doc, wait_for_requests, wait_for_status
 from tests.integration.test_delivery import verifies
 from tests.support.receiver import HttpsReceiver, Reply
@@ -159,3 +161,23 @@ async def test_concurrent_amendments_each_make_a_revision(
     items = events["items"] if isinstance(events, dict) else events
     revisions = [e["data"]["revision"] for e in items if e["type"] == "order.amended"]
     assert sorted(revisions) == [2, 3, 4, 5]
+
+
+async def test_the_order_page_shows_revisions_and_their_diffs(
+    app: FastAPI,
+    client: httpx2.AsyncClient,
+    acme: dict[str, str],
+    https_receiver: HttpsReceiver,
+) -> None:
+    order_id = await started(client, acme, https_receiver, "AM-4")
+    patch = {"data": {"customerEmail": "new@example.org"}, "reason": "typo in e-mail"}
+    assert (await client.patch(f"/api/orders/{order_id}", json=patch, headers=acme)).is_success
+    transport = httpx2.ASGITransport(app=app)
+    async with httpx2.AsyncClient(transport=transport, base_url="http://testserver") as browser:
+        await sign_in(browser, acme["Authorization"].removeprefix("Bearer "))
+        page = (await browser.get(f"/orders/{order_id}")).text
+    assert "revision 2" in page
+    assert "Revision 2" in page
+    assert "typo in e-mail" in page
+    assert "/data/customerEmail" in page
+    assert "new@example.org" in page
