@@ -181,3 +181,25 @@ async def test_the_order_page_shows_revisions_and_their_diffs(
     assert "typo in e-mail" in page
     assert "/data/customerEmail" in page
     assert "new@example.org" in page
+
+
+async def test_subscriptions_hear_of_an_amendment(
+    client: httpx2.AsyncClient, acme: dict[str, str], https_receiver: HttpsReceiver
+) -> None:
+    secret = (await client.get("/api/spaces/acme/signing-secret", headers=acme)).json()["current"]
+    subscribed = await client.post(
+        "/api/spaces/acme/subscriptions",
+        json={"uri": https_receiver.url("/events"), "events": ["order.amended"]},
+        headers=acme,
+    )
+    assert subscribed.status_code == 201
+    order_id = await started(client, acme, https_receiver, "AM-5")
+    patch = {"data": {"giftNote": "Hi"}}
+    assert (await client.patch(f"/api/orders/{order_id}", json=patch, headers=acme)).is_success
+    (request,) = await wait_for_requests(https_receiver, 1, path="/events")
+    assert verifies(secret, request)
+    body = request.json()
+    assert body["event"]["type"] == "order.amended"
+    assert body["event"]["revision"] == 2
+    assert body["event"]["changed"] == ["/data/giftNote"]
+    assert body["order"]["data"]["giftNote"] == "Hi"
