@@ -48,6 +48,7 @@ def stored_order(document: dict[str, Any], **fields: Any) -> dict[str, Any]:
         "flowVersion": 1,
         "thirdPartyOrderId": document["thirdPartyOrderId"],
         "status": "CREATED",
+        "revision": 1,
         "value": 99.0,
         "deadline": "2026-10-01T00:00:00.000Z",
         "createdAt": INSTANT,
