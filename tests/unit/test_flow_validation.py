@@ -707,7 +707,7 @@ def test_json_schema_carries_the_validators_bounds() -> None:
     assert defs["taskDefinition"]["additionalProperties"] is False
     assert set(defs["taskDefinition"]["properties"]) == {
         *("key", "handlerKey", "payload", "timeoutDuration", "next"),
-        *("retry", "join", "description"),
+        *("retry", "join", "description", "onAmend"),
     }
     assert defs["taskDefinition"]["properties"]["timeoutDuration"]["anyOf"][0]["maximum"] == (
         2_592_000_000
