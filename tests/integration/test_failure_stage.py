@@ -7,19 +7,12 @@ from typing import Any
 
 import httpx2
 
+from ordermill.handlers.connector import ORDER_FIELDS
 from tests.integration.conftest import flow_doc, order_doc, wait_for_requests, wait_for_status
 from tests.integration.test_delivery import verifies
 from tests.support.receiver import HttpsReceiver, Reply
 
-DOCUMENTED_ORDER_FIELDS = {
-    "spaceKey",
-    "flowKey",
-    "thirdPartyOrderId",
-    "updateUrl",
-    "addresses",
-    "data",
-    "orderLines",
-}
+DOCUMENTED_ORDER_FIELDS = set(ORDER_FIELDS)
 
 
 def failing_flow(receiver: HttpsReceiver, **failure: Any) -> dict[str, Any]:

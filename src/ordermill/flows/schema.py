@@ -40,6 +40,22 @@ def _interval(description: str) -> dict[str, Any]:
 
 _KEY_LIST = {"type": "array", "items": {"$ref": "#/$defs/key"}, "uniqueItems": True}
 
+_STAGE: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["key", "initialTaskDefinitionKeys", "taskDefinitions"],
+    "properties": {
+        "key": {"$ref": "#/$defs/key"},
+        "initialTaskDefinitionKeys": {**_KEY_LIST, "minItems": 1},
+        "taskDefinitions": {
+            "type": "array",
+            "items": {"$ref": "#/$defs/taskDefinition"},
+            "minItems": 1,
+            "maxItems": MAX_TASK_DEFINITIONS,
+        },
+    },
+}
+
 FLOW_JSON_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "title": "ordermill flow definition",
@@ -73,36 +89,13 @@ FLOW_JSON_SCHEMA: dict[str, Any] = {
     },
     "$defs": {
         "key": {"type": "string", "pattern": f"^{KEY_PATTERN.pattern}$"},
-        "stage": {
-            "type": "object",
-            "additionalProperties": False,
-            "required": ["key", "initialTaskDefinitionKeys", "taskDefinitions"],
-            "properties": {
-                "key": {"$ref": "#/$defs/key"},
-                "initialTaskDefinitionKeys": {**_KEY_LIST, "minItems": 1},
-                "taskDefinitions": {
-                    "type": "array",
-                    "items": {"$ref": "#/$defs/taskDefinition"},
-                    "minItems": 1,
-                    "maxItems": MAX_TASK_DEFINITIONS,
-                },
-            },
-        },
+        "stage": _STAGE,
         "failureStage": {
+            **_STAGE,
             "description": "a stage that runs when the order turns to a status named in on "
             "(FAILURE by default); it never changes the order's status",
-            "type": "object",
-            "additionalProperties": False,
-            "required": ["key", "initialTaskDefinitionKeys", "taskDefinitions"],
             "properties": {
-                "key": {"$ref": "#/$defs/key"},
-                "initialTaskDefinitionKeys": {**_KEY_LIST, "minItems": 1},
-                "taskDefinitions": {
-                    "type": "array",
-                    "items": {"$ref": "#/$defs/taskDefinition"},
-                    "minItems": 1,
-                    "maxItems": MAX_TASK_DEFINITIONS,
-                },
+                **_STAGE["properties"],
                 "on": _optional(
                     {
                         "type": "array",
