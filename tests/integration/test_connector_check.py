@@ -309,3 +309,34 @@ def test_the_documented_node_snippet_verifies_ordermill_signatures(tmp_path: Pat
         "no signature matches the secret",
         "no signature matches the secret",
     ]
+
+
+async def test_the_example_connector_keeps_a_failure_trigger_and_an_amendment(
+    example_connector: tuple[AppServer, Path], client: aiohttp.ClientSession
+) -> None:
+    server, orders_dir = example_connector
+    document = sample_request(
+        "https://example.invalid/feedback",
+        "https://example.invalid/files",
+        delivery_id="dlv_trigger",
+        third_party_order_id="AMEND-1",
+    )
+    document["order"]["updateUrl"] = None
+    document["order"]["orderLines"] = []
+    document["context"]["trigger"] = {"event": "order.failed", "taskKey": "task-1", "error": None}
+    document["context"]["amendment"] = {"revision": 3, "changed": ["/data/giftNote"]}
+    body = encode(document)
+    async with client.post(
+        f"https://127.0.0.1:{server.port}/orders",
+        data=body,
+        headers={"Content-Type": "application/json", **sign_headers(body, "dlv_trigger", SECRET)},
+    ) as response:
+        assert response.status == 201
+    folder = orders_dir / "AMEND-1"
+    for _ in range(100):
+        if (folder / "amendment-3.json").exists():
+            break
+        await asyncio.sleep(0.05)
+    assert json.loads((folder / "failed.json").read_text())["event"] == "order.failed"
+    assert json.loads((folder / "amendment-3.json").read_text())["changed"] == ["/data/giftNote"]
+    assert json.loads((folder / "order.json").read_text())["thirdPartyOrderId"] == "AMEND-1"
