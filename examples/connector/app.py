@@ -5,6 +5,16 @@ answer 201 at once, and then, in the background, write the order's JSON and down
 latest version of each asset into ``ORDERS_DIR/<thirdPartyOrderId>/``, and tell ordermill
 how it went by POSTing feedback to the order's ``updateUrl``.
 
+The same endpoint handles what else ordermill sends:
+
+- a subscription's event (``event`` beside ``order``, no ``updateUrl``): appended to
+  ``ORDERS_DIR/<thirdPartyOrderId>/events.jsonl``, no feedback;
+- a failure stage's task (``context.trigger``): the trigger is saved as ``failed.json``;
+- a task sent again after an amendment (``context.amendment``): ``order.json`` is rewritten
+  with the amended order and the amendment saved as ``amendment-<revision>.json``.
+
+Members it does not know are ignored, as ordermill may add more.
+
 Run it:  CONNECTOR_SECRET=whsec_… ORDERS_DIR=./orders uvicorn app:app  (see README.md)
 """
 
@@ -85,6 +95,9 @@ async def receive_order(request: Request) -> JSONResponse:
     if delivery_id in state.seen:
         return JSONResponse({"received": delivery_id, "duplicate": True}, status_code=200)
     state.seen.add(delivery_id)
+    if order_request.event is not None:
+        await record_event(state, order_request)
+        return JSONResponse({"received": delivery_id}, status_code=200)
     log.info("order %s received (%s)", order_request.order.third_party_order_id, delivery_id)
     # The background task runs after the answer is sent, so ordermill is not kept waiting.
     # If this process dies before it finishes, nothing reports back: ordermill's feedback
@@ -93,13 +106,39 @@ async def receive_order(request: Request) -> JSONResponse:
     return JSONResponse({"received": delivery_id}, status_code=201, background=task)
 
 
+def folder_of(state: Any, request: ConnectorRequest) -> Path:
+    return Path(state.orders_dir) / safe_name(request.order.third_party_order_id, "order")
+
+
+def write_json(path: Path, value: Any) -> None:
+    path.write_text(json.dumps(value, indent=2, ensure_ascii=False), "utf-8")
+
+
+async def record_event(state: Any, request: ConnectorRequest) -> None:
+    """A subscription's event: note it beside the order (one JSON line per event)."""
+    folder = folder_of(state, request)
+    line = json.dumps(request.event, ensure_ascii=False) + "\n"
+
+    def append() -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        with (folder / "events.jsonl").open("a", encoding="utf-8") as out:
+            out.write(line)
+
+    await asyncio.to_thread(append)
+
+
 async def process_order(state: Any, request: ConnectorRequest) -> None:
     order = request.order
-    folder = Path(state.orders_dir) / safe_name(order.third_party_order_id, "order")
+    folder = folder_of(state, request)
+    context = request.context
     try:
         await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
-        text = json.dumps(request.raw["order"], indent=2, ensure_ascii=False)
-        await asyncio.to_thread((folder / "order.json").write_text, text, "utf-8")
+        await asyncio.to_thread(write_json, folder / "order.json", request.raw["order"])
+        if context.trigger is not None:
+            await asyncio.to_thread(write_json, folder / "failed.json", context.trigger)
+        if context.amendment is not None:
+            name = f"amendment-{safe_name(str(context.amendment.get('revision')))}.json"
+            await asyncio.to_thread(write_json, folder / name, context.amendment)
         files = [await download(state.session, asset, folder) for asset in order.all_assets()]
     except (DownloadFailed, OSError) as exc:
         log.warning("order %s failed: %s", order.third_party_order_id, exc)
@@ -143,6 +182,8 @@ async def report(
     message: str,
     data: dict[str, Any] | None,
 ) -> None:
+    if request.order.update_url is None:
+        return
     try:
         await send_feedback(
             request.order.update_url,

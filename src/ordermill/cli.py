@@ -41,11 +41,15 @@ connector_app = typer.Typer(help="Tools for connector authors.", no_args_is_help
 users_app = typer.Typer(
     help="Manage people: invite, create, reset passwords.", no_args_is_help=True
 )
+subscriptions_app = typer.Typer(
+    help="Subscribe connector endpoints to a space's order events.", no_args_is_help=True
+)
 app.add_typer(flows_app, name="flows")
 app.add_typer(spaces_app, name="spaces")
 app.add_typer(orders_app, name="orders")
 app.add_typer(connector_app, name="connector")
 app.add_typer(users_app, name="users")
+app.add_typer(subscriptions_app, name="subscriptions")
 
 out = Console()
 err = Console(stderr=True)
@@ -464,6 +468,132 @@ def flows_list(api_key: ApiKey, url: ServerUrl = DEFAULT_URL, space: SpaceKey = 
             flow["updatedAt"],
         )
     out.print(table)
+
+
+SubscriptionSpace = Annotated[str, typer.Option("--space", help="The space key.")]
+SubscriptionId = Annotated[str, typer.Argument(help="The subscription's id (sub_…).")]
+Events = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--event",
+        help="order.created, order.status, task.failed or order.amended (repeatable).",
+    ),
+]
+FlowKeys = Annotated[
+    list[str] | None, typer.Option("--flow", help="Only orders of this flow (repeatable).")
+]
+
+
+def _subscription_call(
+    url: str, api_key: str, space: str, method: str, suffix: str = "", body: object = None
+) -> dict[str, Any]:
+    async def run() -> dict[str, Any]:
+        async with RemoteApi.connect(url, api_key) as remote:
+            return await remote.subscriptions(space, method, suffix, body)
+
+    return _run(run)
+
+
+def _print_subscription(found: dict[str, Any]) -> None:
+    state = "on" if found["enabled"] else f"OFF since {found['disabledAt']}"
+    flows = ", ".join(found["flowKeys"] or ["every flow"])
+    line = f"{found['id']}  {found['uri']}  [{', '.join(found['events'])}]  {flows}  {state}"
+    out.print(line, markup=False, highlight=False)
+
+
+@subscriptions_app.command("list")
+def subscriptions_list(
+    api_key: ApiKey, space: SubscriptionSpace, url: ServerUrl = DEFAULT_URL
+) -> None:
+    """List the space's subscriptions."""
+    for found in _subscription_call(url, api_key, space, "GET")["items"]:
+        _print_subscription(found)
+
+
+@subscriptions_app.command("create")
+def subscriptions_create(
+    api_key: ApiKey,
+    space: SubscriptionSpace,
+    uri: Annotated[str, typer.Option(help="The connector endpoint (https).")],
+    event: Events = None,
+    flow: FlowKeys = None,
+    url: ServerUrl = DEFAULT_URL,
+) -> None:
+    """Subscribe an endpoint (to every event unless --event says which)."""
+    from ordermill.storage.subscriptions import EVENT_TYPES
+
+    body = {"uri": uri, "events": event or list(EVENT_TYPES), "flowKeys": flow or None}
+    _print_subscription(_subscription_call(url, api_key, space, "POST", "", body))
+
+
+@subscriptions_app.command("update")
+def subscriptions_update(
+    api_key: ApiKey,
+    space: SubscriptionSpace,
+    subscription: SubscriptionId,
+    uri: Annotated[str | None, typer.Option(help="A new endpoint.")] = None,
+    event: Events = None,
+    flow: FlowKeys = None,
+    disable: Annotated[bool, typer.Option("--disable", help="Turn it off.")] = False,
+    url: ServerUrl = DEFAULT_URL,
+) -> None:
+    """Change a subscription's endpoint, events or flows, or turn it off."""
+    body: dict[str, Any] = {}
+    if uri is not None:
+        body["uri"] = uri
+    if event:
+        body["events"] = event
+    if flow:
+        body["flowKeys"] = flow
+    if disable:
+        body["enabled"] = False
+    found = _subscription_call(url, api_key, space, "PATCH", f"/{subscription}", body)
+    _print_subscription(found)
+
+
+@subscriptions_app.command("enable")
+def subscriptions_enable(
+    api_key: ApiKey,
+    space: SubscriptionSpace,
+    subscription: SubscriptionId,
+    redeliver: Annotated[
+        bool,
+        typer.Option("--redeliver", help="Also deliver again everything since its failures began."),
+    ] = False,
+    url: ServerUrl = DEFAULT_URL,
+) -> None:
+    """Turn a disabled subscription on again."""
+    body = {"redeliver": redeliver}
+    found = _subscription_call(url, api_key, space, "POST", f"/{subscription}/enable", body)
+    _print_subscription(found)
+
+
+@subscriptions_app.command("test")
+def subscriptions_test(
+    api_key: ApiKey,
+    space: SubscriptionSpace,
+    subscription: SubscriptionId,
+    url: ServerUrl = DEFAULT_URL,
+) -> None:
+    """Send a signed subscription.test event now and say how the endpoint answered."""
+    sent = _subscription_call(url, api_key, space, "POST", f"/{subscription}/test")
+    if sent["delivered"]:
+        out.print(f"delivered: the endpoint answered {sent['statusCode']}")
+        return
+    out.print(f"[red]not delivered[/red]: {sent['error'] or sent['statusCode']}")
+    raise typer.Exit(1)
+
+
+@subscriptions_app.command("delete")
+def subscriptions_delete(
+    api_key: ApiKey,
+    space: SubscriptionSpace,
+    subscription: SubscriptionId,
+    url: ServerUrl = DEFAULT_URL,
+) -> None:
+    """Unsubscribe (its undelivered events are dropped)."""
+    _subscription_call(url, api_key, space, "DELETE", f"/{subscription}")
+    out.print(f"deleted {subscription}")
 
 
 @spaces_app.command("create")

@@ -147,6 +147,7 @@ _TABLE: dict[tuple[str, str], Perm | Access] = {
     ("GET", "/api/orders"): Perm.ORDER_VIEW,
     ("POST", "/api/orders/retry"): Perm.ORDER_ACT,
     ("GET", "/api/orders/{order_id}"): Perm.ORDER_VIEW,
+    ("PATCH", "/api/orders/{order_id}"): Perm.ORDER_ACT,
     ("GET", "/api/orders/{order_id}/events"): Perm.ORDER_VIEW,
     ("GET", "/api/orders/{order_id}/tasks/{task_key}/attempts"): Perm.ORDER_VIEW,
     ("POST", "/api/orders/{order_id}/start"): Perm.ORDER_ACT,
@@ -184,6 +185,21 @@ _TABLE: dict[tuple[str, str], Perm | Access] = {
     ("POST", "/api/spaces/{key}/api-keys"): Perm.KEY_MANAGE,
     ("GET", "/api/spaces/{key}/api-keys"): Perm.KEY_MANAGE,
     ("DELETE", "/api/spaces/{key}/api-keys/{key_id}"): Perm.KEY_MANAGE,
+    ("POST", "/api/spaces/{key}/subscriptions"): Perm.SUBSCRIPTION_MANAGE,
+    ("GET", "/api/spaces/{key}/subscriptions"): Perm.SUBSCRIPTION_MANAGE,
+    ("GET", "/api/spaces/{key}/subscriptions/{subscription_id}"): Perm.SUBSCRIPTION_MANAGE,
+    ("PATCH", "/api/spaces/{key}/subscriptions/{subscription_id}"): Perm.SUBSCRIPTION_MANAGE,
+    ("DELETE", "/api/spaces/{key}/subscriptions/{subscription_id}"): Perm.SUBSCRIPTION_MANAGE,
+    ("POST", "/api/spaces/{key}/subscriptions/{subscription_id}/test"): Perm.SUBSCRIPTION_MANAGE,
+    ("POST", "/api/spaces/{key}/subscriptions/{subscription_id}/enable"): (
+        Perm.SUBSCRIPTION_MANAGE
+    ),
+    ("GET", "/api/spaces/{key}/subscriptions/{subscription_id}/deliveries"): (
+        Perm.SUBSCRIPTION_MANAGE
+    ),
+    ("POST", "/api/spaces/{key}/subscriptions/{subscription_id}/deliveries/{delivery}/redeliver"): (
+        Perm.SUBSCRIPTION_MANAGE
+    ),
     ("GET", "/api/roles"): Perm.USER_MANAGE,
     ("PUT", "/api/roles/{name}"): Perm.ROLE_MANAGE,
     ("DELETE", "/api/roles/{name}"): Perm.ROLE_MANAGE,
@@ -228,6 +244,10 @@ _TABLE: dict[tuple[str, str], Perm | Access] = {
     ("POST", "/settings/api-keys"): Perm.KEY_MANAGE,
     ("POST", "/settings/api-keys/{key_id}/revoke"): Perm.KEY_MANAGE,
     ("POST", "/settings/signing-secret/rotate"): Perm.SETTINGS_EDIT,
+    ("POST", "/settings/subscriptions"): Perm.SUBSCRIPTION_MANAGE,
+    ("POST", "/settings/subscriptions/{subscription_id}/enable"): Perm.SUBSCRIPTION_MANAGE,
+    ("POST", "/settings/subscriptions/{subscription_id}/test"): Perm.SUBSCRIPTION_MANAGE,
+    ("POST", "/settings/subscriptions/{subscription_id}/delete"): Perm.SUBSCRIPTION_MANAGE,
     ("GET", "/audit"): Perm.AUDIT_VIEW,
     ("GET", "/people"): Perm.USER_MANAGE,
     ("POST", "/people"): Perm.USER_MANAGE,

@@ -151,12 +151,24 @@ class RemoteApi:
         path = f"/api/orders/{quote(order_id, safe='')}" + (f"/{part}" if part else "")
         return await self._call("GET", path)
 
+    async def subscriptions(
+        self, space: str, method: str, suffix: str = "", body: object = None
+    ) -> dict[str, Any]:
+        """A call under ``/api/spaces/{space}/subscriptions`` (``suffix`` after it)."""
+        path = f"/api/spaces/{quote(space, safe='')}/subscriptions{suffix}"
+        if method == "DELETE":
+            await self._call(method, path, body, allow_empty=True)
+            return {}
+        return await self._call(method, path, body)
+
     async def _call(
         self,
         method: str,
         path: str,
         body: object = None,
         params: dict[str, str] | None = None,
+        *,
+        allow_empty: bool = False,
     ) -> dict[str, Any]:
         query = dict(params or {})
         if self._space is not None:
@@ -177,6 +189,8 @@ class RemoteApi:
             ) from exc
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise RemoteError(f"{method} {target} failed: {exc or type(exc).__name__}") from exc
+        if allow_empty and status == 204:
+            return {}
         try:
             answer = json.loads(text)
         except json.JSONDecodeError:

@@ -13,11 +13,20 @@ from typing import Any
 from ordermill.blobs import BlobStore, build_blob_store
 from ordermill.clock import Clock, SystemClock
 from ordermill.config import Settings
-from ordermill.engine.worker import Worker, WorkerOptions
-from ordermill.errors import ConfigurationError, InvalidFlow, NotFound, Problem, Unauthorized
+from ordermill.engine.subscriptions import Dispatcher, Envelope, send
+from ordermill.engine.worker import Worker, WorkerOptions, worker_name
+from ordermill.errors import (
+    ConfigurationError,
+    InvalidFlow,
+    InvalidInput,
+    NotFound,
+    Problem,
+    Unauthorized,
+)
 from ordermill.flows.model import FlowDefinition
 from ordermill.flows.validation import parse_flow, validate_flow
 from ordermill.handlers.base import Handler
+from ordermill.handlers.connector import subscription_body
 from ordermill.handlers.registry import HandlerRegistry, build_registry, smtp_mailer
 from ordermill.links import LinkSigner
 from ordermill.people import People
@@ -27,11 +36,14 @@ from ordermill.storage.audit import AuditStore
 from ordermill.storage.database import Database
 from ordermill.storage.feedback import Feedback
 from ordermill.storage.flowdefs import FlowRecord
+from ordermill.storage.ids import new_id
 from ordermill.storage.notify import listen
 from ordermill.storage.orders import OrderView
 from ordermill.storage.spaces import Space
 from ordermill.storage.store import Store
+from ordermill.storage.subscriptions import EVENT_TYPES, Subscription
 from ordermill.storage.users import PasswordPolicy, UserStore
+from ordermill.times import iso
 
 
 @dataclass
@@ -104,6 +116,16 @@ class Service:
     def worker(self, *, concurrency: int | None = None) -> Worker:
         """An engine worker wired to this service's store, handlers and settings."""
         settings = self.settings
+        name = worker_name()
+        dispatcher = Dispatcher(
+            self.store.subscriptions,
+            self.store.spaces,
+            self.registry.get("consume-rest-api"),
+            owner=name,
+            clock=self.clock,
+            poll_interval=settings.poll_interval_seconds,
+            lease_seconds=settings.lease_seconds,
+        )
         return Worker(
             self.store,
             self.registry,
@@ -117,6 +139,8 @@ class Service:
             clock=self.clock,
             links=self.links,
             listener=None if self.db.is_sqlite else partial(listen, settings.database_url),
+            name=name,
+            dispatcher=dispatcher,
         )
 
     async def close(self) -> None:
@@ -165,6 +189,88 @@ class Service:
         """Validate and store a flow; a changed flow becomes a new version."""
         definition = await self.parse_flow(space_key, document, saved_under=saved_under)
         return await self.store.flows.save(space_key, definition)
+
+    # -- subscriptions ----------------------------------------------------------------------
+
+    async def subscribe(
+        self,
+        space_key: str,
+        uri: str,
+        events: list[str],
+        flow_keys: list[str] | None,
+    ) -> Subscription:
+        await self._check_subscription(space_key, {"uri": uri, "events": events})
+        return await self.store.subscriptions.create(
+            space_key, uri, events, flow_keys, self.clock.now()
+        )
+
+    async def change_subscription(
+        self, space_key: str, subscription_id: str, changes: dict[str, Any]
+    ) -> Subscription:
+        """Change a subscription: ``uri``, ``events``, ``flowKeys`` or ``enabled: false``."""
+        await self._check_subscription(space_key, changes)
+        columns = {
+            {"flowKeys": "flow_keys"}.get(name, name): value for name, value in changes.items()
+        }
+        if columns.get("enabled") is False:
+            columns["disabled_at"] = self.clock.now()
+        elif "enabled" in columns:
+            raise InvalidInput([Problem("/enabled", "turn a subscription on with POST …/enable")])
+        return await self.store.subscriptions.update(
+            space_key, subscription_id, columns, self.clock.now()
+        )
+
+    async def test_subscription(self, space_key: str, subscription_id: str) -> dict[str, Any]:
+        """Send one signed ``subscription.test`` event now, outside the outbox; say how it went."""
+        subscription = await self.store.subscriptions.get(space_key, subscription_id)
+        now = self.clock.now()
+        delivery_id = new_id("evt_")
+        order = {"thirdPartyOrderId": "test", "addresses": [], "data": {}, "orderLines": []}
+        flow_key = (subscription.flow_keys or ("",))[0]
+        body = subscription_body(
+            order_id="",
+            space_key=space_key,
+            flow_key=flow_key,
+            stored=order,
+            event={"type": "subscription.test", "at": iso(now)},
+            delivery_id=delivery_id,
+            subscription_id=subscription.id,
+        )
+        sent = await send(
+            self.registry.get("consume-rest-api"),
+            await self.store.spaces.delivery_settings(space_key),
+            Envelope(subscription.uri, body, delivery_id, 1, "", space_key),
+            now,
+        )
+        return {
+            "delivered": sent.ok,
+            "deliveryId": delivery_id,
+            "statusCode": sent.status_code,
+            "error": sent.message,
+            "responseBody": sent.response_body,
+        }
+
+    async def _check_subscription(self, space_key: str, fields: dict[str, Any]) -> None:
+        problems: list[Problem] = []
+        if "uri" in fields:
+            space = await self.store.spaces.get_space(space_key)
+            catalog = self.catalog_for(space)
+            found = catalog.validate_payload("consume-rest-api", {"uri": fields["uri"]})
+            problems += [Problem("/uri" + p.pointer.removeprefix("/uri"), p.message) for p in found]
+        events = fields.get("events")
+        if events is not None:
+            if not events:
+                problems.append(Problem("/events", "name at least one event"))
+            for index, event in enumerate(events):
+                if event not in EVENT_TYPES:
+                    problems.append(
+                        Problem(
+                            f"/events/{index}",
+                            f"unknown event {event!r}; one of {', '.join(EVENT_TYPES)}",
+                        )
+                    )
+        if problems:
+            raise InvalidInput(problems)
 
     async def _space_or_none(self, space_key: str | None) -> Space | None:
         if space_key is None:

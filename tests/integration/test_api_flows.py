@@ -296,13 +296,17 @@ async def test_flow_schema_is_a_json_schema_of_the_flow_format(client: httpx2.As
     assert schema["type"] == "object"
     assert schema["additionalProperties"] is False
     assert schema["required"] == ["stages"]
-    assert sorted(schema["properties"]) == ["key", "name", "spaceKey", "stages"]
-    assert sorted(schema["$defs"]) == ["key", "retry", "stage", "taskDefinition"]
+    assert sorted(schema["properties"]) == ["failureStage", "key", "name", "spaceKey", "stages"]
+    assert sorted(schema["$defs"]) == ["failureStage", "key", "retry", "stage", "taskDefinition"]
     assert sorted(schema["$defs"]["taskDefinition"]["properties"]) == sorted(
-        ["key", "handlerKey", "payload", "timeoutDuration", "next", "retry", "join", "description"]
+        [
+            *("key", "handlerKey", "payload", "timeoutDuration", "next", "retry", "join"),
+            *("description", "onAmend"),
+        ]
     )
     refs = set(_refs(schema))
-    assert refs == {f"#/$defs/{name}" for name in ("key", "retry", "stage", "taskDefinition")}
+    names = ("failureStage", "key", "retry", "stage", "taskDefinition")
+    assert refs == {f"#/$defs/{name}" for name in names}
 
 
 async def test_handlers_lists_consume_rest_api_with_its_payload_schema(

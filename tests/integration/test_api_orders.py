@@ -52,6 +52,7 @@ def stored_order(document: dict[str, Any], **fields: Any) -> dict[str, Any]:
         "pause": None,
         "cancelReason": None,
         "restarts": [],
+        "revision": 1,
         "value": 99.0,
         "deadline": "2026-10-01T00:00:00.000Z",
         "createdAt": INSTANT,

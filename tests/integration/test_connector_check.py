@@ -34,7 +34,7 @@ from ordermill.connector import (
     sign_headers,
 )
 from ordermill.connector.sample import encode, sample_request
-from tests.support.receiver import PROJECT_ROOT, HttpsReceiver, LocalCA, Reply
+from tests.support.receiver import PROJECT_ROOT, HttpsReceiver, LocalCA, ReceivedRequest, Reply
 
 SECRET = "whsec_" + base64.b64encode(b"example-connector-secret-32bytes").decode()
 ORDERMILL = PROJECT_ROOT / ".venv" / "bin" / "ordermill"
@@ -138,10 +138,13 @@ def test_check_passes_against_the_example_connector(
         "no signature": "pass",
         "forged signature": "pass",
         "timestamp 1 h old": "pass",
+        "unknown members": "pass",
         "feedback": "pass",
     }
     assert "PASS: every required check passed" in result.stdout
-    (folder,) = orders_dir.iterdir()
+    event_folder, folder = sorted(orders_dir.iterdir(), key=lambda p: not p.name.endswith("-X"))
+    (line,) = (event_folder / "events.jsonl").read_text().splitlines()
+    assert json.loads(line)["type"] == "order.status"
     assert sorted(path.name for path in folder.iterdir()) == [
         "bracelet-stl.stl",
         "engraving-svg.svg",
@@ -161,7 +164,26 @@ def test_check_fails_a_receiver_that_accepts_everything(
     assert rows["no signature"][2] == "fail"
     assert rows["timestamp 1 h old"][2] == "warn"  # replay protection is advice, not a must
     assert "FAIL forged signature: accepted a request with a forged signature" in result.stdout
-    assert len(https_receiver.requests) == 5
+    assert len(https_receiver.requests) == 6
+
+
+def test_check_fails_a_receiver_that_refuses_members_it_does_not_know(
+    https_receiver: HttpsReceiver, trust_ca: LocalCA
+) -> None:
+    def strict(request: ReceivedRequest) -> Reply:
+        body = request.json()
+        known = {"orderId", "stageKey", "taskKey", "deliveryId"}
+        if set(body) != {"order", "context"} or set(body["context"]) - known:
+            return Reply(400, {"title": "unknown member"})
+        return Reply(401)
+
+    https_receiver.respond("/strict", strict)
+    result = run_check(https_receiver.url("/strict"), trust_ca.ca_pem_path)
+    assert result.returncode == 1
+    expected, got, verdict, _ = report_rows(result.stdout)["unknown members"]
+    assert (expected, verdict) == ("2xx", "fail")
+    assert got.startswith("400")
+    assert "ignore unknown members" in result.stdout
 
 
 def test_check_reports_that_redirects_are_not_followed(
@@ -287,3 +309,34 @@ def test_the_documented_node_snippet_verifies_ordermill_signatures(tmp_path: Pat
         "no signature matches the secret",
         "no signature matches the secret",
     ]
+
+
+async def test_the_example_connector_keeps_a_failure_trigger_and_an_amendment(
+    example_connector: tuple[AppServer, Path], client: aiohttp.ClientSession
+) -> None:
+    server, orders_dir = example_connector
+    document = sample_request(
+        "https://example.invalid/feedback",
+        "https://example.invalid/files",
+        delivery_id="dlv_trigger",
+        third_party_order_id="AMEND-1",
+    )
+    document["order"]["updateUrl"] = None
+    document["order"]["orderLines"] = []
+    document["context"]["trigger"] = {"event": "order.failed", "taskKey": "task-1", "error": None}
+    document["context"]["amendment"] = {"revision": 3, "changed": ["/data/giftNote"]}
+    body = encode(document)
+    async with client.post(
+        f"https://127.0.0.1:{server.port}/orders",
+        data=body,
+        headers={"Content-Type": "application/json", **sign_headers(body, "dlv_trigger", SECRET)},
+    ) as response:
+        assert response.status == 201
+    folder = orders_dir / "AMEND-1"
+    for _ in range(100):
+        if (folder / "amendment-3.json").exists():
+            break
+        await asyncio.sleep(0.05)
+    assert json.loads((folder / "failed.json").read_text())["event"] == "order.failed"
+    assert json.loads((folder / "amendment-3.json").read_text())["changed"] == ["/data/giftNote"]
+    assert json.loads((folder / "order.json").read_text())["thirdPartyOrderId"] == "AMEND-1"

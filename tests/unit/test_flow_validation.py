@@ -579,7 +579,11 @@ def test_unknown_fields_are_errors_at_every_level_with_a_suggestion() -> None:
 
 def test_unknown_field_without_a_close_match_lists_the_known_ones_and_escapes_its_pointer() -> None:
     assert problems(document(**{"x/y~z": 1})) == [
-        ("/x~1y~0z", "unknown field 'x/y~z'; remove it (known fields: key, name, spaceKey, stages)")
+        (
+            "/x~1y~0z",
+            "unknown field 'x/y~z'; remove it "
+            "(known fields: key, name, spaceKey, stages, failureStage)",
+        )
     ]
 
 
@@ -703,7 +707,7 @@ def test_json_schema_carries_the_validators_bounds() -> None:
     assert defs["taskDefinition"]["additionalProperties"] is False
     assert set(defs["taskDefinition"]["properties"]) == {
         *("key", "handlerKey", "payload", "timeoutDuration", "next"),
-        *("retry", "join", "description"),
+        *("retry", "join", "description", "onAmend"),
     }
     assert defs["taskDefinition"]["properties"]["timeoutDuration"]["anyOf"][0]["maximum"] == (
         2_592_000_000

@@ -27,6 +27,7 @@ from ordermill.api.routes import (
     people,
     spaces,
     steering,
+    subscriptions,
 )
 from ordermill.api.security import relative_slash_redirects
 from ordermill.config import Settings
@@ -81,6 +82,7 @@ def create_app(settings: Settings, *, run_worker: bool = True, demo: bool = Fals
             steering,
             feedback,
             spaces,
+            subscriptions,
             people,
             confirmations,
             answer_links,

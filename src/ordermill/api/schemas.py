@@ -180,6 +180,7 @@ def order_out(order: OrderView, *, with_tasks: bool = True) -> dict[str, Any]:
         ),
         "cancelReason": order.cancel_reason,
         "restarts": list(order.restarts),
+        "revision": order.revision,
         "value": order.value,
         "deadline": _iso(order.deadline),
         "createdAt": _iso(order.created_at),

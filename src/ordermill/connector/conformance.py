@@ -14,6 +14,7 @@ import ssl
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 import aiohttp
 
@@ -31,6 +32,10 @@ _NO_DEDUP = (
 _UNSIGNED = "accepted a request without a signature"
 _FORGED = "accepted a request with a forged signature"
 _STALE = "no replay protection: accepted a signed request from an hour ago"
+_UNKNOWN = (
+    "refused a request with members it does not know (event, context.trigger, "
+    "context.amendment); ignore unknown members, ordermill adds them"
+)
 
 
 class Verdict(StrEnum):
@@ -170,13 +175,17 @@ async def _send_all(
     order_id = f"CHECK-{secrets.token_hex(3).upper()}"
     base = {"Content-Type": "application/json", "User-Agent": f"ordermill/{__version__} (check)"}
 
-    def request(*, at: datetime | None = None) -> tuple[bytes, dict[str, str]]:
+    def request(
+        *, at: datetime | None = None, extended: bool = False
+    ) -> tuple[bytes, dict[str, str]]:
         delivery_id = new_delivery_id()
-        body = encode(
-            sample_request(
-                update_url, asset_base, delivery_id=delivery_id, third_party_order_id=order_id
-            )
+        tpid = f"{order_id}-X" if extended else order_id
+        document = sample_request(
+            update_url, asset_base, delivery_id=delivery_id, third_party_order_id=tpid
         )
+        if extended:
+            document = with_unknown_members(document)
+        body = encode(document)
         return body, {
             **base,
             "ordermill-attempt": "1",
@@ -189,6 +198,7 @@ async def _send_all(
         del unsigned_headers[name]
     forged, forged_headers = request()
     stale, stale_headers = request(at=datetime.now(UTC) - timedelta(hours=1))
+    extended, extended_headers = request(extended=True)
     redelivery_headers = {
         **genuine_headers,
         "ordermill-attempt": "2",
@@ -200,6 +210,7 @@ async def _send_all(
         ("no signature", unsigned, unsigned_headers, _Expect(False, True, _UNSIGNED)),
         ("forged signature", forged, _forge(forged_headers), _Expect(False, True, _FORGED)),
         ("timestamp 1 h old", stale, stale_headers, _Expect(False, False, _STALE)),
+        ("unknown members", extended, extended_headers, _Expect(True, True, _UNKNOWN)),
     ]
     connector = aiohttp.TCPConnector(ssl=ssl_context if ssl_context is not None else True)
     results: list[CheckResult] = []
@@ -210,6 +221,23 @@ async def _send_all(
             verdict, note = expect.judge(answer)
             results.append(CheckResult(name, expect.expected, answer.got, verdict, note))
     return results
+
+
+def with_unknown_members(document: dict[str, Any]) -> dict[str, Any]:
+    """The sample request with what later deliveries add: a subscription's ``event`` beside
+    ``order``, a failure stage's ``context.trigger``, an amendment's ``context.amendment``, and
+    one member no version of ordermill sends yet."""
+    now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    context = {
+        **document["context"],
+        "trigger": {"event": "order.failed", "taskKey": "task-1", "error": {"statusCode": 400}},
+        "amendment": {"revision": 2, "changed": ["/data/giftNote"]},
+        "checkFutureMember": {"ignored": True},
+    }
+    event = {"type": "order.status", "at": now, "from": "IN_PROGRESS", "to": "FAILURE"}
+    # As in a subscription's event, there is no feedback to give.
+    order = {**document["order"], "updateUrl": None}
+    return {**document, "order": order, "event": event, "context": context}
 
 
 async def _feedback_result(sink: FeedbackSink, seconds: float) -> CheckResult:

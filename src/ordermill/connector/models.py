@@ -102,13 +102,14 @@ class Order(_Wire):
     """The order exactly as documented in "Make your own connector".
 
     ``update_url`` is where the connector POSTs its feedback (see ``send_feedback``); it is
-    unique to the task and stays the same across the task's attempts.
+    unique to the task and stays the same across the task's attempts. It is None in a
+    subscription's event, which takes no feedback.
     """
 
     space_key: str
     flow_key: str
     third_party_order_id: str
-    update_url: str
+    update_url: str | None = None
     addresses: tuple[Address, ...] = ()
     data: dict[str, Any] = Field(default_factory=dict)
     order_lines: tuple[OrderLine, ...] = ()
@@ -133,14 +134,18 @@ class DeliveryContext(_Wire):
     """
 
     order_id: str
-    stage_key: str
-    task_key: str
+    stage_key: str = ""  # empty in a subscription's event
+    task_key: str = ""
     delivery_id: str
+    subscription_id: str | None = None  # a subscription's event: which subscription
+    trigger: dict[str, Any] | None = None  # a failure stage's task: what failed
+    amendment: dict[str, Any] | None = None  # a task sent again after an amendment
 
 
 class _Body(_Wire):
     order: Order
     context: DeliveryContext
+    event: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -155,6 +160,8 @@ class ConnectorRequest:
         attempt: the ``ordermill-attempt`` header (1 for the first try), None when absent.
         timestamp: the signed ``webhook-timestamp`` (UTC), None when not given.
         raw: the whole JSON body as parsed, unknown keys included.
+        event: for a subscription's request, the event (``type``, ``at``, ``from``, ``to``,
+            ``taskKey``, ...); None for a task's delivery.
     """
 
     order: Order
@@ -163,3 +170,4 @@ class ConnectorRequest:
     attempt: int | None
     timestamp: datetime | None
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    event: dict[str, Any] | None = None

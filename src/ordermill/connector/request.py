@@ -97,4 +97,5 @@ def _build(
         attempt=int(attempt) if attempt.isascii() and attempt.isdigit() else None,
         timestamp=timestamp,
         raw=document,
+        event=parsed.event,
     )

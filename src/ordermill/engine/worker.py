@@ -16,7 +16,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 from pydantic import ValidationError
@@ -36,6 +36,9 @@ from ordermill.flows.work import ClaimedTask, Completion, DeliverySettings
 from ordermill.handlers.base import AttemptLog, TaskContext
 from ordermill.handlers.registry import HandlerRegistry
 from ordermill.links import LinkSigner
+
+if TYPE_CHECKING:
+    from ordermill.engine.subscriptions import Dispatcher
 
 log = structlog.get_logger("ordermill.worker")
 
@@ -92,6 +95,7 @@ class Worker:
         name: str | None = None,
         links: LinkSigner | None = None,
         listener: Callable[[Callable[[], None]], Coroutine[Any, Any, None]] | None = None,
+        dispatcher: Dispatcher | None = None,
     ) -> None:
         self.store = store
         self.registry = registry
@@ -101,6 +105,7 @@ class Worker:
         self.name = name or worker_name()
         self.links = links
         self.listener = listener
+        self.dispatcher = dispatcher  # delivers subscriptions' events beside the tasks
         self._wake = asyncio.Event()
         self._slot_freed = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -127,6 +132,8 @@ class Worker:
         ]
         if self.listener is not None:
             loops.append(self._loop(self.listener(self.wake)))
+        if self.dispatcher is not None:
+            loops.append(self._loop(self.dispatcher.run()))
         await self._stopping.wait()
         loops[0].cancel()
         loops[2].cancel()
@@ -248,6 +255,7 @@ class Worker:
             links=self.links,
             links_valid_until=task.delivery_epoch + self._horizon(task),
             assets=task.assets,
+            context=task.context,
             queued=self._queued,
         )
         try:

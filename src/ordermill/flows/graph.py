@@ -33,22 +33,30 @@ class StageLinks:
     tasks: tuple[TaskLinks, ...]
 
 
-def check_links(stages: Sequence[StageLinks | None], owners: Mapping[str, int]) -> list[Problem]:
+def check_links(
+    stages: Sequence[StageLinks | None],
+    owners: Mapping[str, int],
+    failure_index: int | None = None,
+) -> list[Problem]:
     """Problems with the links of every stage; ``owners`` maps each task key to its stage index.
 
     Each link must name a task definition of its own stage, the ``next`` links of a stage must
-    not loop, and every task definition must be reachable from an initial one.
+    not loop, and every task definition must be reachable from an initial one. The stage at
+    ``failure_index``, if any, is the flow's ``failureStage``.
     """
     problems: list[Problem] = []
     for stage in stages:
         if stage is not None:
-            problems += _check_references(stage, stages, owners)
+            problems += _check_references(stage, stages, owners, failure_index)
             problems += _check_graph(stage)
     return problems
 
 
 def _check_references(
-    stage: StageLinks, stages: Sequence[StageLinks | None], owners: Mapping[str, int]
+    stage: StageLinks,
+    stages: Sequence[StageLinks | None],
+    owners: Mapping[str, int],
+    failure_index: int | None,
 ) -> list[Problem]:
     problems = []
     local = {task.key for task in stage.tasks if task.key is not None}
@@ -64,7 +72,8 @@ def _check_references(
             rule = "next never crosses stages" if is_next else "a stage starts only its own"
             if not is_next:
                 rule += " task definitions"
-            message = f"{quote(key)} belongs to stage {label}(/stages/{owner}): {rule}"
+            where = "/failureStage" if owner == failure_index else f"/stages/{owner}"
+            message = f"{quote(key)} belongs to stage {label}({where}): {rule}"
         else:
             close = difflib.get_close_matches(key[:64], sorted(local), n=1)
             hint = f"; did you mean {quote(close[0])}?" if close else ""

@@ -20,8 +20,8 @@ from types import MappingProxyType
 from typing import Any
 
 from ordermill.errors import Conflict
-from ordermill.flows.model import FlowDefinition
-from ordermill.flows.planner import TaskRef, plan, runnable
+from ordermill.flows.model import FlowDefinition, OnAmend
+from ordermill.flows.planner import TaskRef, failure_rerun, plan, runnable
 from ordermill.flows.status import OrderStatus, TaskStatus, can_transition
 
 # --- state ---------------------------------------------------------------------------------------
@@ -148,6 +148,17 @@ class Restart:
 
 
 @dataclass(frozen=True)
+class Amended:
+    """The order's content changed to a new revision (a JSON Merge Patch of addresses, data
+    and order lines); ``changed`` are the JSON pointers that changed, ``details`` (the diff,
+    the actor's reason) go into the timeline entry."""
+
+    revision: int
+    changed: tuple[str, ...]
+    details: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+
+@dataclass(frozen=True)
 class Replan:
     """Nothing happened to a task: bring the order up to date with its tasks (at intake, and
     when the reconcile pass finds an order with no live work)."""
@@ -155,6 +166,7 @@ class Replan:
 
 Event = (
     Replan
+    | Amended
     | Claimed
     | AttemptEnded
     | FeedbackReceived
@@ -231,6 +243,8 @@ def decide(flow: FlowDefinition, state: OrderState, event: Event) -> Decision | 
         return _operator(flow, state, event)
     if isinstance(event, Restart):
         return _restart(flow, state, event)
+    if isinstance(event, Amended):
+        return _amend(flow, state, event)
     if isinstance(event, Replan):
         decision = _move(flow, state, {})
         if isinstance(decision, Decision) and not decision.events:
@@ -312,6 +326,7 @@ def _operator(flow: FlowDefinition, state: OrderState, event: OperatorAction) ->
                 key
                 for key, task in state.tasks.items()
                 if task in (TaskStatus.FAILED, TaskStatus.TIMED_OUT)
+                and not flow.is_failure_task(key)
             )
             if not failed:
                 return Refusal("the order has no failed or timed-out task to retry")
@@ -476,6 +491,35 @@ def _unpaused(decision: Decision) -> Decision:
     return replace(decision, state=OrderState(state.status, state.tasks, paused=False))
 
 
+def _amend(flow: FlowDefinition, state: OrderState, event: Amended) -> Decision | Refusal:
+    """A new revision of the order's content. Tasks not started yet will send it anyway; a
+    succeeded task whose definition says ``onAmend: resend`` is delivered again."""
+    if state.status.is_final:
+        return Refusal(f"a {state.status.value} order cannot be amended")
+    resend = sorted(
+        key
+        for key, task in state.tasks.items()
+        if task is TaskStatus.SUCCEEDED
+        and not flow.is_failure_task(key)
+        and _definition_resends(flow, key)
+    )
+    data = {
+        **event.details,
+        "revision": event.revision,
+        "changed": list(event.changed),
+        "resend": resend,
+    }
+    opening = (TimelineEvent("order.amended", data=data),)
+    return _move(flow, state, dict.fromkeys(resend, TaskStatus.PENDING), opening=opening)
+
+
+def _definition_resends(flow: FlowDefinition, key: str) -> bool:
+    try:
+        return flow.task_definition(key).on_amend is OnAmend.RESEND
+    except KeyError:
+        return False
+
+
 def _move(
     flow: FlowDefinition,
     state: OrderState,
@@ -505,13 +549,72 @@ def _move(
         )
         if decision.stage_started is not None:
             events.append(TimelineEvent("stage.started", data={"stage": decision.stage_started}))
-        start = decision.start
-        events += [TimelineEvent("task.queued", task_key=ref.task_key) for ref in start]
-        tasks.update({ref.task_key: TaskStatus.PENDING for ref in start})
         status = decision.order_status
+        again = _failure_again(flow, state, tasks, updates, status)
+        for key in again:
+            changes.append(TaskChange(key, tasks[key], TaskStatus.PENDING))
+            tasks[key] = TaskStatus.PENDING
+        if decision.failure_start or again:
+            fresh = not any(flow.is_failure_task(key) for key in state.tasks)
+            events.append(_failure_started(flow, state, updates, status, fresh))
+        start = decision.start + decision.failure_start
+        events += [TimelineEvent("task.queued", task_key=ref.task_key) for ref in start]
+        events += [TimelineEvent("task.queued", task_key=key) for key in again]
+        tasks.update({ref.task_key: TaskStatus.PENDING for ref in start})
     if status is not state.status:
         events.append(TimelineEvent("order.status", data=_from_to(state.status, status)))
     return Decision(OrderState(status, tasks, state.paused), tuple(changes), tuple(events), start)
+
+
+def _failure_again(
+    flow: FlowDefinition,
+    state: OrderState,
+    tasks: Mapping[str, TaskStatus],
+    updates: Mapping[str, TaskStatus],
+    status: OrderStatus,
+) -> tuple[str, ...]:
+    """Failure stage tasks that run once more: its ended initial tasks when the order turns
+    to a status that triggers the stage again, and the successors of a rerun that succeeded."""
+    failure = flow.failure_stage
+    if failure is None:
+        return ()
+    again: list[str] = []
+    triggers = {trigger.value for trigger in failure.on}
+    if status.value in triggers and state.status.value not in triggers:
+        again += [
+            key
+            for key in failure.stage.initial_task_keys
+            if (current := tasks.get(key)) is not None
+            and current.is_ended
+            and current is not TaskStatus.CANCELLED
+        ]
+    for key, new in updates.items():
+        if new is TaskStatus.SUCCEEDED:
+            again += [k for k in failure_rerun(flow, tasks, key) if k not in again]
+    return tuple(again)
+
+
+def _failure_started(
+    flow: FlowDefinition,
+    state: OrderState,
+    updates: Mapping[str, TaskStatus],
+    status: OrderStatus,
+    fresh: bool,
+) -> TimelineEvent:
+    """The timeline entry of a failure stage (re)start, naming the trigger its tasks send."""
+    assert flow.failure_stage is not None
+    cause = TaskStatus.FAILED if status is OrderStatus.FAILURE else TaskStatus.TIMED_OUT
+    moved = [k for k, new in updates.items() if new is cause and not flow.is_failure_task(k)]
+    held = sorted(
+        k for k, task in state.tasks.items() if task is cause and not flow.is_failure_task(k)
+    )
+    culprit = (moved or held)[0] if moved or held else None
+    trigger: dict[str, Any] = {
+        "event": "order.failed" if status is OrderStatus.FAILURE else "order.unhealthy",
+        "taskKey": culprit,
+    }
+    data = {"stage": flow.failure_stage.stage.key, "failureStage": True, "trigger": trigger}
+    return TimelineEvent("stage.started" if fresh else "stage.restarted", data=data)
 
 
 def _from_to(old: OrderStatus, new: OrderStatus) -> dict[str, str]:

@@ -15,6 +15,11 @@ class Join(StrEnum):
     ANY = "any"  # start once one predecessor has succeeded
 
 
+class OnAmend(StrEnum):
+    IGNORE = "ignore"  # an amendment leaves a succeeded task as it is
+    RESEND = "resend"  # a succeeded task is delivered again with the amended order
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """How often and how far apart a task's attempts are made (SPEC §3.4)."""
@@ -43,6 +48,7 @@ class TaskDefinition:
     retry: RetryPolicy | None = None  # None: the handler's default applies
     join: Join = Join.ALL
     description: str | None = None
+    on_amend: OnAmend = OnAmend.IGNORE
 
     def to_wire(self) -> dict[str, Any]:
         wire: dict[str, Any] = {
@@ -59,6 +65,8 @@ class TaskDefinition:
             wire["join"] = self.join.value
         if self.description is not None:
             wire["description"] = self.description
+        if self.on_amend is not OnAmend.IGNORE:
+            wire["onAmend"] = self.on_amend.value
         return wire
 
 
@@ -86,33 +94,80 @@ class Stage:
         }
 
 
+class FailureTrigger(StrEnum):
+    """An order status that starts the failure stage when the order turns to it."""
+
+    FAILURE = "FAILURE"
+    UNHEALTHY = "UNHEALTHY"
+
+
+@dataclass(frozen=True)
+class FailureStage:
+    """The stage that runs when the order turns FAILURE (or UNHEALTHY, when ``on`` says so).
+
+    It never changes the order's status: its tasks are delivered, retried and logged like any
+    stage's, but the planner derives the order's status from the ordinary stages only.
+    """
+
+    stage: Stage
+    on: frozenset[FailureTrigger] = frozenset({FailureTrigger.FAILURE})
+
+    def to_wire(self) -> dict[str, Any]:
+        wire = self.stage.to_wire()
+        if self.on != {FailureTrigger.FAILURE}:
+            wire["on"] = [trigger.value for trigger in FailureTrigger if trigger in self.on]
+        return wire
+
+
 @dataclass(frozen=True)
 class FlowDefinition:
     key: str
     name: str
     stages: tuple[Stage, ...]
     space_key: str | None = None
+    failure_stage: FailureStage | None = None
+
+    @property
+    def all_stages(self) -> tuple[Stage, ...]:
+        """The ordinary stages, then the failure stage (its index is ``len(stages)``)."""
+        if self.failure_stage is None:
+            return self.stages
+        return (*self.stages, self.failure_stage.stage)
+
+    @property
+    def failure_index(self) -> int | None:
+        """The stage index the failure stage's tasks are stored with, None without one."""
+        return None if self.failure_stage is None else len(self.stages)
+
+    def is_failure_task(self, task_key: str) -> bool:
+        stage = self.failure_stage
+        return stage is not None and any(d.key == task_key for d in stage.stage.task_definitions)
 
     def stage_index_of(self, task_key: str) -> int:
-        for index, stage in enumerate(self.stages):
+        for index, stage in enumerate(self.all_stages):
             if any(d.key == task_key for d in stage.task_definitions):
                 return index
         raise KeyError(task_key)
 
     def task_definition(self, task_key: str) -> TaskDefinition:
-        return self.stages[self.stage_index_of(task_key)].task_definition(task_key)
+        return self.all_stages[self.stage_index_of(task_key)].task_definition(task_key)
 
     def to_wire(self) -> dict[str, Any]:
         wire: dict[str, Any] = {"key": self.key, "name": self.name}
         if self.space_key is not None:
             wire["spaceKey"] = self.space_key
         wire["stages"] = [s.to_wire() for s in self.stages]
+        if self.failure_stage is not None:
+            wire["failureStage"] = self.failure_stage.to_wire()
         return wire
 
     def content_hash(self) -> str:
         """A SHA-256 over the canonical JSON of what the flow does (name and stages)."""
+        what: dict[str, Any] = {"name": self.name, "stages": [s.to_wire() for s in self.stages]}
+        if self.failure_stage is not None:
+            what["failureStage"] = self.failure_stage.to_wire()
         canonical = json.dumps(
-            {"name": self.name, "stages": [s.to_wire() for s in self.stages]},
+            what,
             sort_keys=True,
             separators=(",", ":"),
             ensure_ascii=False,

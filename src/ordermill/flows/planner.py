@@ -11,6 +11,9 @@ Choices beyond the SPEC:
 - A CANCELLED task neither succeeds nor fails; it holds its stage back. It only occurs in
   cancelled orders.
 - Tasks for keys the flow does not define are ignored.
+- The failure stage (``flow.failure_stage``) never counts towards the order's status. While the
+  order's status is one its ``on`` names, its runnable tasks that do not exist yet start, with
+  the same joins as any stage; they are stored with stage index ``len(flow.stages)``.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ class Plan:
         int | None
     )  # the stage in progress after applying ``start``; None when all succeeded
     stage_started: str | None  # key of a stage whose first tasks are in ``start``
+    failure_start: tuple[TaskRef, ...] = ()  # failure stage tasks to create now
 
 
 def plan(
@@ -64,7 +68,7 @@ def plan(
         return Plan((), OrderStatus.CREATED, current, None)
     present = set(statuses.values())
     if TaskStatus.FAILED in present:
-        return Plan((), OrderStatus.FAILURE, current, None)
+        return Plan((), OrderStatus.FAILURE, current, None, failure_start(flow, tasks, "FAILURE"))
     if current is None:
         return Plan((), OrderStatus.SUCCESS, None, None)
     stage = flow.stages[current]
@@ -73,7 +77,47 @@ def plan(
     )
     fresh = start and not any(d.key in statuses for d in stage.task_definitions)
     status = OrderStatus.UNHEALTHY if TaskStatus.TIMED_OUT in present else OrderStatus.IN_PROGRESS
-    return Plan(start, status, current, stage.key if fresh else None)
+    failing = failure_start(flow, tasks, status.value)
+    return Plan(start, status, current, stage.key if fresh else None, failing)
+
+
+def failure_start(
+    flow: FlowDefinition, tasks: Mapping[str, TaskStatus], status: str
+) -> tuple[TaskRef, ...]:
+    """The failure stage's runnable tasks that do not exist yet, while ``status`` triggers it."""
+    failure = flow.failure_stage
+    if failure is None or status not in {trigger.value for trigger in failure.on}:
+        return ()
+    index = len(flow.stages)
+    return tuple(
+        TaskRef(index, failure.stage.key, key)
+        for key in runnable(failure.stage, tasks)
+        if key not in tasks
+    )
+
+
+def failure_rerun(
+    flow: FlowDefinition, tasks: Mapping[str, TaskStatus], succeeded: str
+) -> tuple[str, ...]:
+    """The ended failure stage tasks to run again now that ``succeeded`` (a failure stage task
+    run again for a new failure) succeeded: successors whose join it satisfies once more."""
+    failure = flow.failure_stage
+    if failure is None or not flow.is_failure_task(succeeded):
+        return ()
+    stage = failure.stage
+    again = []
+    for key in stage.task_definition(succeeded).next:
+        current = tasks.get(key)
+        if current is None or current.is_active or current is TaskStatus.CANCELLED:
+            continue
+        before = stage.predecessors(key)
+        done = [k for k in before if tasks.get(k) is TaskStatus.SUCCEEDED]
+        definition = stage.task_definition(key)
+        if (definition.join is Join.ALL and done == list(before)) or (
+            definition.join is Join.ANY and done == [succeeded]
+        ):
+            again.append(key)
+    return tuple(again)
 
 
 def derive_order_status(

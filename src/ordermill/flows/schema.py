@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from ordermill.flows.model import Join
+from ordermill.flows.model import FailureTrigger, Join, OnAmend
 from ordermill.flows.validation import (
     KEY_PATTERN,
     MAX_ATTEMPTS,
@@ -39,6 +39,22 @@ def _interval(description: str) -> dict[str, Any]:
 
 
 _KEY_LIST = {"type": "array", "items": {"$ref": "#/$defs/key"}, "uniqueItems": True}
+
+_STAGE: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["key", "initialTaskDefinitionKeys", "taskDefinitions"],
+    "properties": {
+        "key": {"$ref": "#/$defs/key"},
+        "initialTaskDefinitionKeys": {**_KEY_LIST, "minItems": 1},
+        "taskDefinitions": {
+            "type": "array",
+            "items": {"$ref": "#/$defs/taskDefinition"},
+            "minItems": 1,
+            "maxItems": MAX_TASK_DEFINITIONS,
+        },
+    },
+}
 
 FLOW_JSON_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -69,22 +85,25 @@ FLOW_JSON_SCHEMA: dict[str, Any] = {
             "minItems": 1,
             "maxItems": MAX_STAGES,
         },
+        "failureStage": _optional({"$ref": "#/$defs/failureStage"}),
     },
     "$defs": {
         "key": {"type": "string", "pattern": f"^{KEY_PATTERN.pattern}$"},
-        "stage": {
-            "type": "object",
-            "additionalProperties": False,
-            "required": ["key", "initialTaskDefinitionKeys", "taskDefinitions"],
+        "stage": _STAGE,
+        "failureStage": {
+            **_STAGE,
+            "description": "a stage that runs when the order turns to a status named in on "
+            "(FAILURE by default); it never changes the order's status",
             "properties": {
-                "key": {"$ref": "#/$defs/key"},
-                "initialTaskDefinitionKeys": {**_KEY_LIST, "minItems": 1},
-                "taskDefinitions": {
-                    "type": "array",
-                    "items": {"$ref": "#/$defs/taskDefinition"},
-                    "minItems": 1,
-                    "maxItems": MAX_TASK_DEFINITIONS,
-                },
+                **_STAGE["properties"],
+                "on": _optional(
+                    {
+                        "type": "array",
+                        "items": {"enum": [trigger.value for trigger in FailureTrigger]},
+                        "minItems": 1,
+                        "uniqueItems": True,
+                    }
+                ),
             },
         },
         "taskDefinition": {
@@ -113,6 +132,12 @@ FLOW_JSON_SCHEMA: dict[str, Any] = {
                 "retry": _optional({"$ref": "#/$defs/retry"}),
                 "join": _optional({"enum": [join.value for join in Join]}),
                 "description": _optional({"type": "string", "maxLength": MAX_DESCRIPTION_LENGTH}),
+                "onAmend": _optional(
+                    {
+                        "enum": [a.value for a in OnAmend],
+                        "description": "resend: deliver a succeeded task again after an amendment",
+                    }
+                ),
             },
         },
         "retry": {

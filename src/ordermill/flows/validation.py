@@ -27,7 +27,16 @@ from typing import Protocol
 from ordermill.errors import InvalidFlow, Problem
 from ordermill.flows import graph
 from ordermill.flows.fields import FieldReader, child, deeper_than, quote
-from ordermill.flows.model import FlowDefinition, Join, RetryPolicy, Stage, TaskDefinition
+from ordermill.flows.model import (
+    FailureStage,
+    FailureTrigger,
+    FlowDefinition,
+    Join,
+    OnAmend,
+    RetryPolicy,
+    Stage,
+    TaskDefinition,
+)
 
 KEY_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 MIN_NAME_LENGTH = 5
@@ -42,11 +51,12 @@ MAX_BACKOFF_COEFFICIENT = 10.0
 MAX_DESCRIPTION_LENGTH = 1000
 MAX_PAYLOAD_DEPTH = 32
 
-FLOW_FIELDS = ("key", "name", "spaceKey", "stages")
+FLOW_FIELDS = ("key", "name", "spaceKey", "stages", "failureStage")
 STAGE_FIELDS = ("key", "initialTaskDefinitionKeys", "taskDefinitions")
+FAILURE_STAGE_FIELDS = (*STAGE_FIELDS, "on")
 TASK_FIELDS = (
     *("key", "handlerKey", "payload", "timeoutDuration", "next"),
-    *("retry", "join", "description"),
+    *("retry", "join", "description", "onAmend"),
 )
 RETRY_FIELDS = ("maxAttempts", "initialIntervalMs", "backoffCoefficient", "maxIntervalMs")
 
@@ -126,12 +136,48 @@ class _FlowReader(FieldReader):
             self.report("/name", f"must have at most {MAX_NAME_LENGTH} characters")
         space_key = self._key(flow, "spaceKey", "", optional=True)
         read = self._stages(flow)
+        failure, on = self._failure_stage(flow, len(read))
+        links = [r[0] if r else None for r in read]
+        if failure is not None:
+            links.append(failure[0])
         owners = {task_key: index for task_key, (index, _) in self._task_keys.items()}
-        self.problems += graph.check_links([r[0] if r else None for r in read], owners)
+        failure_index = len(read) if failure is not None else None
+        self.problems += graph.check_links(links, owners, failure_index)
         stages = [r[1] for r in read if r and r[1]]
         if self.problems or key is None or name is None or len(stages) != len(read):
             return None
-        return FlowDefinition(key, name, tuple(stages), space_key)
+        failure_stage = None
+        if failure is not None and failure[1] is not None:
+            failure_stage = FailureStage(failure[1], on)
+        return FlowDefinition(key, name, tuple(stages), space_key, failure_stage)
+
+    def _failure_stage(
+        self, flow: Mapping[str, object], index: int
+    ) -> tuple[_ReadStage, frozenset[FailureTrigger]]:
+        """The optional failure stage (a stage plus ``on``), read after the ordinary stages."""
+        raw = flow.get("failureStage")
+        if raw is None:
+            return None, frozenset()
+        at = "/failureStage"
+        read = self._stage(raw, at, index, FAILURE_STAGE_FIELDS)
+        on = {FailureTrigger.FAILURE}
+        if isinstance(raw, dict) and raw.get("on") is not None:
+            values = self.array(raw, "on", at)
+            on = set()
+            if values == []:
+                self.report(child(at, "on"), 'name at least one status: "FAILURE", "UNHEALTHY"')
+            allowed = [trigger.value for trigger in FailureTrigger]
+            for i, value in enumerate(values or []):
+                if isinstance(value, str) and value in allowed:
+                    if FailureTrigger(value) in on:
+                        self.report(child(child(at, "on"), i), f"{quote(value)} is listed twice")
+                    on.add(FailureTrigger(value))
+                else:
+                    self.report(
+                        child(child(at, "on"), i),
+                        f'must be "FAILURE" or "UNHEALTHY", not {quote(str(value))}',
+                    )
+        return read, frozenset(on)
 
     def _key(
         self, container: Mapping[str, object], name: str, at: str, *, optional: bool = False
@@ -169,8 +215,10 @@ class _FlowReader(FieldReader):
             return []
         return [self._stage(raw, child("/stages", i), i) for i, raw in enumerate(stages)]
 
-    def _stage(self, raw: object, at: str, index: int) -> _ReadStage:
-        stage = self.read_object(raw, at, STAGE_FIELDS, STAGE_FIELDS)
+    def _stage(
+        self, raw: object, at: str, index: int, fields: tuple[str, ...] = STAGE_FIELDS
+    ) -> _ReadStage:
+        stage = self.read_object(raw, at, fields, STAGE_FIELDS)
         if stage is None:
             return None
         key = self._key(stage, "key", at)
@@ -222,6 +270,7 @@ class _FlowReader(FieldReader):
         next_keys = self.key_list(task, "next", at, optional=True) or []
         retry = self._retry(task, at)
         join = self.choice(task, "join", at, [j.value for j in Join])
+        on_amend = self.choice(task, "onAmend", at, [a.value for a in OnAmend])
         description = self.string(task, "description", at, optional=True)
         if description is not None and len(description) > MAX_DESCRIPTION_LENGTH:
             self.report(
@@ -239,6 +288,7 @@ class _FlowReader(FieldReader):
                 retry=retry,
                 join=Join(join) if join else Join.ALL,
                 description=description,
+                on_amend=OnAmend(on_amend) if on_amend else OnAmend.IGNORE,
             )
         return graph.TaskLinks(key, at, tuple(next_keys), duplicate), definition
 

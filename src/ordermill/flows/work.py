@@ -88,6 +88,9 @@ class ClaimedTask:
     claimed_at: datetime
     assets: tuple[dict[str, Any], ...] = ()  # files the order gained so far (order_assets rows)
     reclaimed: bool = False  # claimed after another worker's lease expired
+    # What ordermill adds to the request's ``context`` for this delivery (a failure stage's
+    # ``trigger``); the same on every attempt.
+    context: dict[str, Any] | None = None
 
 
 @dataclass

@@ -73,7 +73,7 @@ class TaskContext:
     attempt: int
     delivery_id: str
     delivery_epoch: datetime  # when this delivery began (creation, retry or redelivery)
-    update_url: str
+    update_url: str | None  # None for a subscription's event: it takes no feedback
     order: dict[str, Any]  # the order as stored (the connector's order shape, no updateUrl)
     payload: Any  # the handler's validated payload model
     timeout_seconds: float  # bound of each wait on the outside world
@@ -86,6 +86,8 @@ class TaskContext:
     # Links put in a request stay valid until then: the delivery's whole retry horizon.
     links_valid_until: datetime | None = None
     assets: tuple[dict[str, Any], ...] = ()  # files the order gained so far (exports, feedback)
+    context: dict[str, Any] | None = None  # members added to the request's context (``trigger``)
+    body: bytes | None = None  # the request body when made elsewhere (a subscription's event)
     # Wrap a wait for a busy target in ``async with ctx.queued(target):`` so the task does not
     # hold a worker slot meanwhile.
     queued: Callable[[str], AbstractAsyncContextManager[None]] = _not_queued

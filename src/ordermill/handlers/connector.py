@@ -99,22 +99,46 @@ def connector_body(ctx: TaskContext) -> bytes:
     if ctx.assets and ctx.links is not None and ctx.links_valid_until is not None:
         # Files the order gained (exports, connector feedback) travel as asset versions.
         stored = merged_order_assets(stored, ctx.assets, ctx.links, ctx.links_valid_until)
-    order = {
-        "spaceKey": ctx.space_key,
-        "flowKey": ctx.flow_key,
-        "thirdPartyOrderId": stored["thirdPartyOrderId"],
-        "updateUrl": ctx.update_url,
-        "addresses": stored.get("addresses", []),
-        "data": stored.get("data", {}),
-        "orderLines": stored.get("orderLines", []),
-    }
+    order = documented_order(ctx.space_key, ctx.flow_key, stored, ctx.update_url)
     context = {
         "orderId": ctx.order_id,
         "stageKey": ctx.stage_key,
         "taskKey": ctx.task_key,
         "deliveryId": ctx.delivery_id,
+        **(ctx.context or {}),
     }
     return dumps({"order": order, "context": context})
+
+
+def documented_order(
+    space_key: str, flow_key: str, stored: dict[str, Any], update_url: str | None
+) -> dict[str, Any]:
+    """The order exactly as the connector contract documents it (SPEC §5.1)."""
+    return {
+        "spaceKey": space_key,
+        "flowKey": flow_key,
+        "thirdPartyOrderId": stored["thirdPartyOrderId"],
+        "updateUrl": update_url,
+        "addresses": stored.get("addresses", []),
+        "data": stored.get("data", {}),
+        "orderLines": stored.get("orderLines", []),
+    }
+
+
+def subscription_body(
+    *,
+    order_id: str,
+    space_key: str,
+    flow_key: str,
+    stored: dict[str, Any],
+    event: dict[str, Any],
+    delivery_id: str,
+    subscription_id: str,
+) -> bytes:
+    """A subscription's request body: the documented order (no updateUrl) and ``event``."""
+    context = {"orderId": order_id, "subscriptionId": subscription_id, "deliveryId": delivery_id}
+    order = documented_order(space_key, flow_key, stored, None)
+    return dumps({"order": order, "event": event, "context": context})
 
 
 def sign(body: bytes, delivery_id: str, now: datetime, secrets: Sequence[str]) -> dict[str, str]:
@@ -168,7 +192,7 @@ class ConsumeRestApi:
         allowed = self.allow_networks + parse_networks(ctx.allow_networks)
         target = check_url(payload.uri, allowed)
         host = target.host or ""
-        body = connector_body(ctx)
+        body = connector_body(ctx) if ctx.body is None else ctx.body
         headers = {
             "Content-Type": "application/json",
             "User-Agent": self.client.user_agent,

@@ -258,7 +258,7 @@ class MemoryStore:
                 order.id,
                 ref.stage_key,
                 ref.task_key,
-                order.flow.stages[ref.stage_index].task_definition(ref.task_key).handler_key,
+                order.flow.all_stages[ref.stage_index].task_definition(ref.task_key).handler_key,
                 due_at=now,
             )
             order.tasks[ref.task_key] = task

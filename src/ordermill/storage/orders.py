@@ -71,6 +71,7 @@ class OrderView:
     pause: PauseView | None = None  # set while an operator holds the order
     cancel_reason: str | None = None
     restarts: tuple[dict[str, Any], ...] = ()  # each move onto another version of the flow
+    revision: int = 1  # the content's revision; one more per amendment
 
 
 @dataclass(frozen=True)
@@ -162,6 +163,7 @@ def order_view(row: Any, tasks: Sequence[TaskView] = ()) -> OrderView:
         ),
         cancel_reason=row.cancel_reason,
         restarts=tuple(row.restarts or ()),
+        revision=getattr(row, "revision", 1),
     )
 
 

@@ -6,19 +6,22 @@ together; a crash at any point leaves either all of it or none of it.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ordermill.clock import Clock
-from ordermill.errors import NotFound
+from ordermill.errors import Conflict, NotFound
+from ordermill.flows.amend import AMENDABLE, MAX_DIFF_ENTRIES, changes, merge_patch, patch_hash
 from ordermill.flows.explain import Explanation, explain
 from ordermill.flows.lifecycle import (
+    Amended,
     Decision,
     Operator,
     OperatorAction,
@@ -63,10 +66,13 @@ from ordermill.storage.orders import (
     task_view,
 )
 from ordermill.storage.spaces import SpaceStore, hash_secret
+from ordermill.storage.subscriptions import SubscriptionStore, record_outbox
 from ordermill.storage.work import (
+    amendment_of,
     claim_due,
     claim_rows,
     extend_leases,
+    failure_trigger,
     load_orders,
     make_claimed,
     record_completions,
@@ -75,6 +81,13 @@ from ordermill.storage.work import (
 )
 
 Listener = Callable[[], None]
+_CONTENT = select(t.orders.c.body, t.orders.c.revision).where(t.orders.c.id == bindparam("id"))
+_LAST_AMENDMENT = (
+    select(t.events.c.data)
+    .where(t.events.c.order_id == bindparam("id"), t.events.c.type == "order.amended")
+    .order_by(t.events.c.id.desc())
+    .limit(1)
+)
 
 
 @dataclass(frozen=True)
@@ -97,6 +110,7 @@ class Store(OrderReads):
         self.token_secret = token_secret
         self.spaces = SpaceStore(db, clock)
         self.flows = FlowStore(db, clock)
+        self.subscriptions = SubscriptionStore(db)
         self.confirmations = ConfirmationStore(db, clock, unit=self.unit, flow_of=self.flow_of)
         self._listeners: list[Listener] = []
         self._intake: GroupCommit[Intake, tuple[OrderView, bool]] = GroupCommit(self._create_orders)
@@ -111,6 +125,7 @@ class Store(OrderReads):
             uow = UnitOfWork(conn, self.clock.now(), self.token_secret)
             yield uow
             committed = uow.events
+            await record_outbox(uow)
             await uow.flush_events()
             if uow.new_tasks and not self.db.is_sqlite:
                 await notify(conn)
@@ -223,6 +238,71 @@ class Store(OrderReads):
                 if isinstance(answer, Decision):
                     statuses[change.order_id] = answer.state.status
         return statuses
+
+    async def amend_order(
+        self,
+        space_key: str | None,
+        order_id: str,
+        patch: dict[str, Any],
+        *,
+        based_on: int | None,
+        reason: str | None,
+        actor: str,
+        validate: Callable[[dict[str, Any]], dict[str, Any]],
+    ) -> tuple[OrderView, bool]:
+        """Apply a JSON Merge Patch of addresses, data and order lines as a new revision.
+
+        The patch is merged under the order's row lock, so concurrent amendments apply one after
+        the other. ``based_on`` (the revision the sender saw) makes a resend harmless: if the
+        order is one revision further by this very patch, nothing changes; by another, 409.
+        ``validate`` checks the merged content as an order body. Answers (order, amended).
+        """
+        order = await self.get_order(space_key, order_id)
+        flow = await self.flow_of(order.flow_id, order.flow_version)
+        digest = patch_hash(patch)
+        async with self.unit() as uow:
+            locked = await writer.lock_orders(uow, [order_id])
+            row = (await uow.conn.execute(_CONTENT, {"id": order_id})).one()
+            if based_on is not None and row.revision != based_on:
+                last = (await uow.conn.execute(_LAST_AMENDMENT, {"id": order_id})).scalar()
+                repeated = last is not None and last.get("patchHash") == digest
+                if not (repeated and row.revision == based_on + 1):
+                    raise Conflict(
+                        f"the order is at revision {row.revision}, not {based_on}: read it "
+                        "again and patch the revision you see"
+                    )
+                amended = False
+            else:
+                body = dict(row.body)
+                for name in AMENDABLE:
+                    if name in patch:
+                        body[name] = merge_patch(row.body.get(name), patch[name])
+                body = validate(body)
+                diff = changes(
+                    {name: row.body.get(name) for name in AMENDABLE},
+                    {name: body.get(name) for name in AMENDABLE},
+                )
+                amended = bool(diff)
+            if amended:
+                revision = row.revision + 1
+                details = {
+                    "basedOn": row.revision,
+                    "reason": reason,
+                    "diff": diff[:MAX_DIFF_ENTRIES],
+                    "patchHash": digest,
+                }
+                event = Amended(revision, tuple(d["pointer"] for d in diff), details)
+                values = {
+                    "body": body,
+                    "revision": revision,
+                    "value": order_value(body),
+                    "deadline": earliest_deadline(body),
+                }
+                change = writer.Change(order_id, flow, event, actor=actor, order_values=values)
+                [answer] = await writer.apply(uow, [change], locked)
+                if isinstance(answer, Refusal):
+                    raise answer.error()
+        return await self.get_order(space_key, order_id), amended
 
     async def start_order(self, space_key: str | None, order_id: str, actor: str) -> OrderView:
         return await self._operate(space_key, order_id, OperatorAction(Operator.START), actor)
@@ -370,6 +450,7 @@ class Store(OrderReads):
                 assets = await assets_of_orders(
                     conn, {row.order_id for row in rows if row.has_assets}
                 )
+                contexts = await self._contexts(conn, rows, orders)
         else:
             async with self.unit() as uow:
                 now = uow.now
@@ -380,6 +461,7 @@ class Store(OrderReads):
                 reclaimed = {row.id for row in candidates if row.status == TaskStatus.RUNNING.value}
                 orders = await load_orders(uow.conn, {row.order_id for row in rows})
                 assets = await assets_of_orders(uow.conn, orders)
+                contexts = await self._contexts(uow.conn, rows, orders)
         claimed = []
         for row in rows:
             order = orders[row.order_id]
@@ -387,10 +469,30 @@ class Store(OrderReads):
             task = make_claimed(row, order, flow, owner, now, self.token_secret)
             claimed.append(
                 replace(
-                    task, assets=tuple(assets.get(row.order_id, ())), reclaimed=row.id in reclaimed
+                    task,
+                    assets=tuple(assets.get(row.order_id, ())),
+                    reclaimed=row.id in reclaimed,
+                    context=contexts.get(row.id),
                 )
             )
         return claimed
+
+    async def _contexts(
+        self, conn: AsyncConnection, rows: Sequence[Any], orders: Mapping[str, Any]
+    ) -> dict[int, dict[str, Any]]:
+        """``context`` of each claimed task that has one: a failure stage task's trigger, or
+        the amendment that sent a task again."""
+        contexts: dict[int, dict[str, Any]] = {}
+        for row in rows:
+            order = orders[row.order_id]
+            flow = await self.flow_of(order.flow_id, order.flow_version)
+            if flow.is_failure_task(row.task_key):
+                contexts[row.id] = {"trigger": await failure_trigger(conn, row.order_id)}
+            elif order.revision > 1:
+                amendment = await amendment_of(conn, row.order_id, row.task_key)
+                if amendment is not None:
+                    contexts[row.id] = {"amendment": amendment}
+        return contexts
 
     async def complete(self, completions: list[Completion]) -> list[bool]:
         """Record many outcomes in one transaction (group commit); False marks a stale one."""

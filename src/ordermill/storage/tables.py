@@ -19,6 +19,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -233,6 +234,8 @@ orders = Table(
     Column("cancel_reason", String(2000)),
     # Each restart onto another version of the flow: [{at, by, fromVersion, toVersion, ...}].
     Column("restarts", Json),
+    # The content's revision: 1 as created, one more per amendment (PATCH /api/orders/{id}).
+    Column("revision", Integer, nullable=False, server_default=text("1")),
     UniqueConstraint("space_key", "third_party_order_id"),
     Index("ix_orders_space_created", "space_key", "created_at", "id"),
     Index("ix_orders_space_status", "space_key", "status"),
@@ -374,6 +377,51 @@ events = Table(
     Index("ix_events_order", "order_id", "id"),
 )
 
+
+# Connector endpoints a space subscribed to its orders' events (SPEC §5.4).
+subscriptions = Table(
+    "subscriptions",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("space_key", ForeignKey("spaces.key", ondelete="CASCADE"), nullable=False),
+    Column("uri", Text, nullable=False),
+    Column("events", Json, nullable=False),
+    Column("flow_keys", Json),  # None: every flow of the space
+    Column("enabled", Boolean, nullable=False),
+    Column("failures", Integer, nullable=False),  # deliveries given up on in a row
+    Column("failing_since", UTCDateTime),  # when the current run of give-ups began
+    Column("disabled_at", UTCDateTime),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_subscriptions_space", "space_key"),
+)
+
+# The outbox: one row per event per subscription, written in the transaction of the change it
+# describes; delivered in id order per (subscription, order).
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("subscription_id", ForeignKey("subscriptions.id", ondelete="CASCADE"), nullable=False),
+    Column("order_id", ForeignKey("orders.id", ondelete="CASCADE"), nullable=False),
+    Column("event", Json, nullable=False),
+    Column("status", String(16), nullable=False),  # PENDING | DELIVERED | GAVE_UP | SKIPPED
+    Column("delivery_id", String(40), nullable=False),
+    Column("body", LargeBinary),  # the bytes sent, fixed at the first attempt
+    Column("attempts", Integer, nullable=False),
+    Column("budget_base", Integer, nullable=False),
+    Column("due_at", UTCDateTime, nullable=False),
+    Column("lease_owner", String(200)),
+    Column("lease_expires_at", UTCDateTime),
+    Column("status_code", Integer),
+    Column("error", Text),
+    Column("request", Json),
+    Column("response_body", Text),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("ended_at", UTCDateTime),
+    Index("ix_outbox_line", "subscription_id", "order_id", "status", "id"),
+    Index("ix_outbox_due", "status", "due_at"),
+)
 
 # Queries repeat the partial indexes' conditions as literal SQL: SQLite (and PostgreSQL's
 # generic plans) use a partial index only when the query's WHERE visibly implies the index's.

@@ -81,6 +81,7 @@ _LOAD_ORDERS = select(
     t.orders.c.flow_id,
     t.orders.c.flow_version,
     t.orders.c.body,
+    t.orders.c.revision,
 ).where(t.orders.c.id.in_(_IDS))
 _INSERT_ATTEMPTS = insert(t.attempts).returning(t.attempts.c.id)  # one multi-row INSERT
 
@@ -113,6 +114,7 @@ _CLAIM_DUE = (
         t.orders.c.flow_id,
         t.orders.c.flow_version,
         t.orders.c.body,
+        t.orders.c.revision,
         exists()
         .where(t.order_assets.c.order_id == _LEASED.c.order_id)
         .correlate(_LEASED)
@@ -181,6 +183,53 @@ async def claim_rows(
 async def load_orders(conn: AsyncConnection, order_ids: set[str]) -> dict[str, Any]:
     rows = (await conn.execute(_LOAD_ORDERS, {"ids": list(order_ids)})).all()
     return {row.id: row for row in rows}
+
+
+_FAILURE_STARTS = (
+    select(t.events.c.data)
+    .where(
+        t.events.c.order_id == bindparam("order_id"),
+        t.events.c.type.in_(("stage.started", "stage.restarted")),
+    )
+    .order_by(t.events.c.id.desc())
+)
+_TASK_ERROR = select(t.tasks.c.error).where(
+    t.tasks.c.order_id == bindparam("order_id"), t.tasks.c.task_key == bindparam("task_key")
+)
+
+
+async def failure_trigger(conn: AsyncConnection, order_id: str) -> dict[str, Any]:
+    """What a failure stage task tells its connector: the event that started the stage run it
+    belongs to, the task whose end caused it and that task's error."""
+    trigger: dict[str, Any] = {"event": "order.failed", "taskKey": None}
+    for (data,) in await conn.execute(_FAILURE_STARTS, {"order_id": order_id}):
+        if data and data.get("failureStage"):
+            trigger = dict(data["trigger"])
+            break
+    error = None
+    if trigger.get("taskKey") is not None:
+        params = {"order_id": order_id, "task_key": trigger["taskKey"]}
+        error = (await conn.execute(_TASK_ERROR, params)).scalar()
+    return {**trigger, "error": error}
+
+
+_AMENDMENTS = (
+    select(t.events.c.data)
+    .where(t.events.c.order_id == bindparam("order_id"), t.events.c.type == "order.amended")
+    .order_by(t.events.c.id.desc())
+)
+
+
+async def amendment_of(
+    conn: AsyncConnection, order_id: str, task_key: str
+) -> dict[str, Any] | None:
+    """``context.amendment`` for a task that runs again because the order was amended: the
+    newest amendment that resent it, if it is also the newest amendment at all."""
+    for (data,) in await conn.execute(_AMENDMENTS, {"order_id": order_id}):
+        if data and task_key in data.get("resend", ()):
+            return {"revision": data["revision"], "changed": data["changed"]}
+        return None
+    return None
 
 
 def make_claimed(

@@ -166,6 +166,8 @@ class Change:
     events: tuple[Entry, ...] = ()
     actor: str = "engine"  # who moved the order, for its order.* entries
     lease: Lease | None = None  # the lease an attempt's outcome holds
+    # Columns of the order's row the change sets when it applies (an amendment's new content).
+    order_values: Mapping[str, Any] = field(default_factory=dict)
 
 
 async def lock_orders(
@@ -237,7 +239,8 @@ class _Batch:
         self.fresh: set[str] = set()
         self.paused: dict[str, tuple[bool, bool]] = {}  # paused before the batch, and after
         self.renames: list[dict[str, Any]] = []
-        self.order_values: dict[str, dict[str, Any]] = {}  # what an operator's action sets
+        # what an operator's action or an amendment sets besides the status
+        self.order_values: dict[str, dict[str, Any]] = {}
 
     def add(self, change: Change, order: LockedOrder, decision: Decision) -> None:
         uow = self.uow
@@ -285,8 +288,9 @@ class _Batch:
         order.state = decision.state
 
     def _order_values(self, change: Change, order: LockedOrder, decision: Decision) -> None:
-        """The order columns an operator's action sets besides its status."""
+        """The order columns an operator's action or an amendment sets besides its status."""
         values = self.order_values.setdefault(change.order_id, {})
+        values.update(change.order_values)
         event = change.event
         if decision.state.paused and not order.state.paused:
             assert isinstance(event, OperatorAction)
@@ -370,7 +374,7 @@ class _Batch:
 def _new_task_row(
     uow: UnitOfWork, order_id: str, flow: FlowDefinition, ref: TaskRef
 ) -> dict[str, Any]:
-    handler_key = flow.stages[ref.stage_index].task_definition(ref.task_key).handler_key
+    handler_key = flow.all_stages[ref.stage_index].task_definition(ref.task_key).handler_key
     delivery_id = new_id("dlv_")
     return {
         "order_id": order_id,

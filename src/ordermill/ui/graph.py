@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 from ordermill.flows.model import FlowDefinition
 
@@ -48,6 +49,7 @@ class GraphTask:
 class GraphStage:
     key: str
     tasks: tuple[GraphTask, ...]
+    failure: bool = False  # the flow's failureStage: drawn apart, it runs when the order fails
 
 
 @dataclass(frozen=True)
@@ -67,8 +69,9 @@ def stages_of_definition(definition: FlowDefinition) -> tuple[GraphStage, ...]:
         GraphStage(
             stage.key,
             tuple(GraphTask(d.key, d.handler_key, d.next) for d in stage.task_definitions),
+            failure=index == definition.failure_index,
         )
-        for stage in definition.stages
+        for index, stage in enumerate(definition.all_stages)
     )
 
 
@@ -106,7 +109,8 @@ def flow_graph(
     nodes: dict[str, str] = {}
     classes: dict[str, list[str]] = {}
     for s_index, stage in enumerate(stages):
-        lines.append(f'  subgraph s{s_index}["{label(stage.key)}"]')
+        title = f"{stage.key} (on failure)" if stage.failure else stage.key
+        lines.append(f'  subgraph s{s_index}["{label(title)}"]')
         lines.append("    direction LR")
         ids: dict[str, str] = {}
         for task in stage.tasks:
@@ -125,7 +129,8 @@ def flow_graph(
                 if source is not None and target in ids:
                     lines.append(f"    {source} --> {ids[target]}")
         lines.append("  end")
-    lines += [f"  s{i} --> s{i + 1}" for i in range(len(stages) - 1)]
+    chained = [i for i, stage in enumerate(stages) if not stage.failure]
+    lines += [f"  s{a} --> s{b}" for a, b in pairwise(chained)]
     for status, members in classes.items():
         fill, stroke, color = STATUS_STYLES[status]
         dash = ",stroke-dasharray:4 3" if status == NOT_STARTED else ""

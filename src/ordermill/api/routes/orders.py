@@ -20,6 +20,7 @@ from ordermill.api.schemas import (
     parse_order,
 )
 from ordermill.errors import Conflict, InvalidInput, Problem
+from ordermill.flows.amend import AMENDABLE, FIXED
 from ordermill.flows.examples import reference_order
 from ordermill.flows.lifecycle import Operator
 from ordermill.flows.status import OrderStatus
@@ -155,6 +156,91 @@ async def get_attempts(
 ) -> dict[str, Any]:
     attempts = await service.store.list_attempts(principal.space_key, order_id, task_key)
     return {"items": [attempt_out(attempt) for attempt in attempts]}
+
+
+_PATCH_META = ("reason", "revision")
+
+
+@router.patch(
+    "/{order_id}",
+    summary="Amend an unfinished order (JSON Merge Patch of addresses, data, orderLines)",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/merge-patch+json": {
+                    "schema": {"type": "object"},
+                    "example": {
+                        "addresses": [
+                            {
+                                "addressType": "postal",
+                                "purpose": "shipping",
+                                "data": {"city": "Antwerpen"},
+                            }
+                        ],
+                        "data": {"giftNote": "Happy birthday"},
+                        "reason": "customer called",
+                        "revision": 1,
+                    },
+                }
+            },
+        }
+    },
+)
+async def amend_order(
+    order_id: str, principal: PrincipalDep, service: ServiceDep, request: Request
+) -> Response:
+    """200 with the order at its new revision (or unchanged, for a repeated patch); 400 for a
+    patch of anything but addresses, data and orderLines or an invalid result; 409 when the
+    order has ended or is at another revision than ``revision`` / ``If-Match``."""
+    document = await request.json()  # the bounded parser (BoundedRoute)
+    if not isinstance(document, dict):
+        raise InvalidInput([Problem("", "a merge patch is a JSON object")])
+    problems = []
+    for name in document:
+        if name in FIXED:
+            problems.append(Problem(f"/{name}", f"{name} cannot be amended"))
+        elif name not in (*AMENDABLE, *_PATCH_META):
+            problems.append(
+                Problem(f"/{name}", "only addresses, data and orderLines can be amended")
+            )
+    reason = document.get("reason")
+    if reason is not None and (not isinstance(reason, str) or len(reason) > 1000):
+        problems.append(Problem("/reason", "must be text of at most 1000 characters"))
+    based_on = _revision(document.get("revision"), request.headers.get("if-match"), problems)
+    if problems:
+        raise InvalidInput(problems, "The patch is invalid.")
+    patch = {name: value for name, value in document.items() if name in AMENDABLE}
+    order, _ = await service.store.amend_order(
+        principal.space_key,
+        order_id,
+        patch,
+        based_on=based_on,
+        reason=reason,
+        actor=principal.actor,
+        validate=lambda body: parse_order(body)[0],
+    )
+    return Response(
+        dumps(order_out(order)),
+        media_type="application/json",
+        headers={"ETag": f'"{order.revision}"'},
+    )
+
+
+def _revision(given: Any, if_match: str | None, problems: list[Problem]) -> int | None:
+    """The revision a patch is based on, from the body's ``revision`` or ``If-Match``."""
+    if if_match is not None:
+        text = if_match.strip().removeprefix("W/").strip('"')
+        if not text.isdigit():
+            problems.append(Problem("", 'If-Match must be a revision number, such as "2"'))
+            return None
+        given = given if given is not None else int(text)
+    if given is None:
+        return None
+    if isinstance(given, bool) or not isinstance(given, int) or given < 1:
+        problems.append(Problem("/revision", "must be a revision number (1 or more)"))
+        return None
+    return given
 
 
 @router.post("/{order_id}/start", summary="Start a CREATED order")

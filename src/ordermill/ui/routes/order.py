@@ -66,7 +66,7 @@ async def live_context(service: Service, session: Session, order_id: str) -> dic
     tasks = {task.key: task for task in order.tasks}
     task_rows = [
         (d.key, stage.key, tasks.get(d.key))
-        for stage in definition.stages
+        for stage in definition.all_stages
         for d in stage.task_definitions
     ]
     explanation = await service.store.explain_order(session.space_key, order_id)

@@ -1,4 +1,5 @@
-"""Settings: the space's API keys (create, revoke; a new key shown once) and signing secret."""
+"""Settings: the space's API keys (create, revoke; a new key shown once), signing secret and
+subscriptions (subscribe, test, re-enable, delete)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ from typing import Annotated, Any
 from fastapi import Form, Request, Response
 
 from ordermill.errors import InvalidInput, Problem
-from ordermill.permissions import BUILTIN_ROLES
+from ordermill.permissions import BUILTIN_ROLES, Perm
 from ordermill.service import Service
+from ordermill.storage.subscriptions import EVENT_TYPES
 from ordermill.times import iso
 from ordermill.ui.routing import ui_router
 from ordermill.ui.session import Session, SessionDep
@@ -46,7 +48,63 @@ async def settings_page(request: Request, session: SessionDep) -> Response:
         space=space,
         **await _keys_context(service, session),
         **await _secret_context(service, session),
+        subscriptions=(
+            await service.store.subscriptions.of_space(session.space_key)
+            if session.can(Perm.SUBSCRIPTION_MANAGE)
+            else ()
+        ),
+        event_types=EVENT_TYPES,
     )
+
+
+@router.post("/settings/subscriptions")
+async def subscribe(
+    request: Request,
+    session: SessionDep,
+    uri: Annotated[str, Form(max_length=2048)],
+    events: Annotated[list[str] | None, Form(max_length=16)] = None,
+) -> Response:
+    service: Service = request.app.state.service
+    made = await service.subscribe(session.space_key, uri.strip(), events or [], None)
+    return redirect(request, "/settings", Toast(f"Subscribed {made.uri}."))
+
+
+@router.post("/settings/subscriptions/{subscription_id}/enable")
+async def enable_subscription(
+    request: Request,
+    session: SessionDep,
+    subscription_id: str,
+    redeliver: Annotated[str, Form(max_length=5)] = "false",
+) -> Response:
+    service: Service = request.app.state.service
+    again = redeliver == "true"
+    await service.store.subscriptions.enable(
+        session.space_key, subscription_id, redeliver=again, now=service.clock.now()
+    )
+    said = "on again; everything since its failures began is delivered again" if again else "on"
+    return redirect(request, "/settings", Toast(f"Subscription {said}."))
+
+
+@router.post("/settings/subscriptions/{subscription_id}/test")
+async def test_subscription(
+    request: Request, session: SessionDep, subscription_id: str
+) -> Response:
+    service: Service = request.app.state.service
+    sent = await service.test_subscription(session.space_key, subscription_id)
+    if sent["delivered"]:
+        toast = Toast(f"Test event delivered: the endpoint answered {sent['statusCode']}.")
+    else:
+        toast = Toast(f"Test event not delivered: {sent['error'] or sent['statusCode']}", "error")
+    return redirect(request, "/settings", toast)
+
+
+@router.post("/settings/subscriptions/{subscription_id}/delete")
+async def delete_subscription(
+    request: Request, session: SessionDep, subscription_id: str
+) -> Response:
+    service: Service = request.app.state.service
+    await service.store.subscriptions.delete(session.space_key, subscription_id)
+    return redirect(request, "/settings", Toast("Subscription deleted.", "info"))
 
 
 @router.post("/settings/api-keys")

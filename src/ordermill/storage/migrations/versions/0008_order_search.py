@@ -1,7 +1,7 @@
 """order search: one searchable text per order, indexed for substrings
 
 Revision ID: 0008
-Revises: 0004
+Revises: 0007
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from alembic import op
 from ordermill.storage.search import TABLE_NAME, order_search, search_row
 
 revision = "0008"
-down_revision = "0006"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
