@@ -168,3 +168,14 @@ async def wait_for_requests(
 def bearer_prefix(headers: dict[str, str]) -> str:
     """The shown prefix of the API key in ``headers`` (``om_`` and six characters)."""
     return headers["Authorization"].removeprefix("Bearer ")[:9]
+
+
+async def sign_in_owner(service: Service, browser: httpx2.AsyncClient, space: str = "acme") -> None:
+    """Sign ``browser`` in as an owner of ``space`` who has a password."""
+    from tests.browser.test_pages_http import EMAIL, PASSWORD, sign_in
+
+    user = await service.people.users.create_user(EMAIL, "Ops")
+    await service.people.users.set_membership(user.id, space, ["owner"])
+    await service.people.users.set_password(user.id, PASSWORD)
+    signed_in = await sign_in(browser, EMAIL)
+    assert signed_in.status_code == 303, signed_in.text

@@ -9,8 +9,12 @@ from typing import Any
 import httpx2
 from fastapi import FastAPI
 
-from tests.browser.test_pages_http import sign_in
-from tests.integration.conftest import order_doc, wait_for_requests, wait_for_status
+from tests.integration.conftest import (
+    order_doc,
+    sign_in_owner,
+    wait_for_requests,
+    wait_for_status,
+)
 from tests.integration.test_delivery import verifies
 from tests.support.receiver import HttpsReceiver, Reply
 
@@ -174,7 +178,7 @@ async def test_the_order_page_shows_revisions_and_their_diffs(
     assert (await client.patch(f"/api/orders/{order_id}", json=patch, headers=acme)).is_success
     transport = httpx2.ASGITransport(app=app)
     async with httpx2.AsyncClient(transport=transport, base_url="http://testserver") as browser:
-        await sign_in(browser, acme["Authorization"].removeprefix("Bearer "))
+        await sign_in_owner(app.state.service, browser)
         page = (await browser.get(f"/orders/{order_id}")).text
     assert "revision 2" in page
     assert "Revision 2" in page

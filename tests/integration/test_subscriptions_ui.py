@@ -11,8 +11,8 @@ from sqlalchemy import update
 
 from ordermill.service import Service
 from ordermill.storage import tables as t
-from tests.browser.test_pages_http import csrf_of, sign_in
-from tests.integration.conftest import wait_for_requests
+from tests.browser.test_pages_http import csrf_of
+from tests.integration.conftest import sign_in_owner, wait_for_requests
 from tests.support.receiver import HttpsReceiver
 
 
@@ -29,7 +29,7 @@ async def test_subscribe_test_and_re_enable_from_the_settings_page(
     browser: httpx2.AsyncClient,
     https_receiver: HttpsReceiver,
 ) -> None:
-    await sign_in(browser, acme["Authorization"].removeprefix("Bearer "))
+    await sign_in_owner(service, browser)
     uri = https_receiver.url("/ui")
     made = await browser.post(
         "/settings/subscriptions",
