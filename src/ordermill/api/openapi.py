@@ -26,13 +26,25 @@ CONFLICTS = {
     ("POST", "/api/orders/{order_id}/retry"),
     ("POST", "/api/orders/{order_id}/tasks/{task_key}/redeliver"),
     ("POST", "/api/orders/{order_id}/cancel"),
+    ("POST", "/api/orders/{order_id}/pause"),
+    ("POST", "/api/orders/{order_id}/resume"),
+    ("POST", "/api/orders/{order_id}/restart"),
+    ("POST", "/api/orders/{order_id}/tasks/{task_key}/skip"),
+    ("PATCH", "/api/orders/{order_id}"),
     ("POST", "/api/feedback/{token}"),
     ("POST", "/api/spaces"),
     ("POST", "/api/confirmations/{confirmation_id}/confirm"),
     ("POST", "/api/confirmations/{confirmation_id}/reject"),
 }
-# Operations that look up something named in the body (a flow, a space, a token): 404.
-LOOKUPS = {("POST", "/api/orders"), ("POST", "/api/flows/validate"), ("PUT", "/api/flows/{key}")}
+# Operations that look up something named in the body or query (a flow, a space, a token): 404.
+LOOKUPS = {
+    ("POST", "/api/orders"),
+    ("POST", "/api/flows/validate"),
+    ("PUT", "/api/flows/{key}"),
+    ("POST", "/api/orders/restart"),
+    ("GET", "/api/users"),
+    ("POST", "/api/users"),
+}
 # Operations whose own credential can be refused (401) without an API key.
 SIGNED = {("POST", "/api/feedback/{token}")}
 # Success answers besides the route's main one: idempotent creation answers 200 with the
