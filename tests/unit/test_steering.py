@@ -157,6 +157,21 @@ def test_restart_on_a_new_version_keeps_what_succeeded_and_archives_the_rest() -
     assert again.archive == (("b", "b~2"),)
 
 
+def test_an_archived_task_moves_no_more_and_a_retry_leaves_it_alone() -> None:
+    answer = decided(V2, state(OrderStatus.FAILURE, a=SUCCEEDED, b=FAILED), Restart(1, 2))
+    failed_again = state(OrderStatus.FAILURE, **{**answer.state.tasks, "b": FAILED})
+    for event in (
+        OperatorAction(Operator.REDELIVER, "b~1"),
+        OperatorAction(Operator.SKIP, "b~1"),
+        Claimed("b~1"),
+    ):
+        refusal = decide(V2, failed_again, event)
+        assert isinstance(refusal, Refusal), event
+        assert "archived" in refusal.reason
+    retried = decided(V2, failed_again, OperatorAction(Operator.RETRY))
+    assert [(c.task_key, c.new) for c in retried.changes] == [("b", PENDING)]
+
+
 def test_restart_from_start_runs_everything_again_and_cancels_live_tasks() -> None:
     unhealthy = state(OrderStatus.UNHEALTHY, a=SUCCEEDED, b=TIMED_OUT)
     answer = decided(V1, unhealthy, Restart(1, 1, from_start=True))

@@ -239,6 +239,9 @@ _FINAL = {FeedbackKind.SUCCESS: TaskStatus.SUCCEEDED, FeedbackKind.FAILURE: Task
 
 def decide(flow: FlowDefinition, state: OrderState, event: Event) -> Decision | Refusal:
     """The one answer to ``event`` in ``state``: a decision to apply, or a refusal."""
+    archived = getattr(event, "task_key", None)
+    if archived is not None and ARCHIVE_MARK in archived:
+        return Refusal(f"task {archived!r} was archived by a restart; it does not move again")
     if isinstance(event, OperatorAction):
         return _operator(flow, state, event)
     if isinstance(event, Restart):
@@ -327,6 +330,7 @@ def _operator(flow: FlowDefinition, state: OrderState, event: OperatorAction) ->
                 for key, task in state.tasks.items()
                 if task in (TaskStatus.FAILED, TaskStatus.TIMED_OUT)
                 and not flow.is_failure_task(key)
+                and ARCHIVE_MARK not in key
             )
             if not failed:
                 return Refusal("the order has no failed or timed-out task to retry")
