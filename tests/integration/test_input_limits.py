@@ -13,6 +13,8 @@ import httpx2
 import pytest
 
 from ordermill.jsoncodec import MAX_DEPTH, MAX_NUMBER_CHARS
+from ordermill.service import Service
+from tests.integration.conftest import sign_in_owner
 from tests.support.factories import flow_doc, order_doc
 
 PROBLEM_JSON = "application/problem+json"
@@ -301,17 +303,10 @@ async def csrf_of(client: httpx2.AsyncClient, path: str) -> str:
     return token.group(1)
 
 
-async def sign_in(client: httpx2.AsyncClient, headers: dict[str, str]) -> None:
-    api_key = headers["Authorization"].removeprefix("Bearer ")
-    form = {"csrf": await csrf_of(client, "/signin"), "api_key": api_key, "next": "/"}
-    response = await client.post("/signin", data=form)
-    assert response.status_code == 303, response.text
-
-
 async def test_the_flow_editor_refuses_deep_json_with_a_problem_not_a_500(
-    client: httpx2.AsyncClient, acme: dict[str, str], flow: None
+    client: httpx2.AsyncClient, acme: dict[str, str], flow: None, service: Service
 ) -> None:
-    await sign_in(client, acme)
+    await sign_in_owner(service, client)
     token = await csrf_of(client, "/flows/made-to-order")
 
     response = await client.post(
@@ -325,9 +320,9 @@ async def test_the_flow_editor_refuses_deep_json_with_a_problem_not_a_500(
 
 @pytest.mark.parametrize("path", ["/?q=%00", "/orders/ord_%00", "/flows/a%00b"])
 async def test_nul_in_a_page_path_or_query_is_a_400_page(
-    client: httpx2.AsyncClient, acme: dict[str, str], path: str
+    client: httpx2.AsyncClient, acme: dict[str, str], path: str, service: Service
 ) -> None:
-    await sign_in(client, acme)
+    await sign_in_owner(service, client)
 
     response = await client.get(path)
 
@@ -336,9 +331,9 @@ async def test_nul_in_a_page_path_or_query_is_a_400_page(
 
 
 async def test_nul_in_a_form_field_is_a_400_page(
-    client: httpx2.AsyncClient, acme: dict[str, str]
+    client: httpx2.AsyncClient, acme: dict[str, str], service: Service
 ) -> None:
-    await sign_in(client, acme)
+    await sign_in_owner(service, client)
     form = {"csrf": await csrf_of(client, "/settings"), "name": "bad\x00name"}
 
     response = await client.post("/settings/api-keys", data=form)
