@@ -311,7 +311,7 @@ def _operator(flow: FlowDefinition, state: OrderState, event: OperatorAction) ->
             failed = sorted(
                 key
                 for key, task in state.tasks.items()
-                if task in (TaskStatus.FAILED, TaskStatus.TIMED_OUT)
+                if task in (TaskStatus.FAILED, TaskStatus.TIMED_OUT) and ARCHIVE_MARK not in key
             )
             if not failed:
                 return Refusal("the order has no failed or timed-out task to retry")
@@ -322,6 +322,8 @@ def _operator(flow: FlowDefinition, state: OrderState, event: OperatorAction) ->
             current = state.task(key)
             if current is None:
                 return Refusal(f"the order has no task {key!r}")
+            if ARCHIVE_MARK in key:
+                return Refusal(f"task {key!r} belongs to an earlier run of a restarted order")
             if status is OrderStatus.CANCELLED:
                 return Refusal("a CANCELLED order cannot be redelivered")
             if current.is_active or current is TaskStatus.CANCELLED:
@@ -364,6 +366,8 @@ def _skip(flow: FlowDefinition, state: OrderState, event: OperatorAction) -> Dec
     current = state.task(key)
     if current is None:
         return Refusal(f"the order has no task {key!r}")
+    if ARCHIVE_MARK in key:
+        return Refusal(f"task {key!r} belongs to an earlier run of a restarted order")
     if state.status.is_final:
         return Refusal(f"a task of a {state.status.value} order cannot be skipped")
     if current not in _SKIPPABLE:
