@@ -6,10 +6,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, expect
+from playwright.sync_api import Browser, Page, expect
 
 from tests.acceptance.conftest import Api, ServeProcess
-from tests.browser.conftest import ARTIFACTS, DESKTOP, PageProblems, invite, serve_env
+from tests.browser.conftest import DESKTOP, invite, open_page, serve_env, serving
 from tests.support.oidc import TestProvider
 from tests.support.receiver import HttpsReceiver
 
@@ -31,15 +31,17 @@ def sso_server(tmp_path: Path, provider: TestProvider) -> Iterator[ServeProcess]
         "ORDERMILL_OIDC_LABEL": "Test IdP",
         "ORDERMILL_OIDC_CA_FILE": str(provider.receiver.ca_pem_path),
     }
-    process = ServeProcess(tmp_path, env).start()
-    try:
-        yield process
-    finally:
-        process.stop()
+    yield from serving(tmp_path, env)
+
+
+@pytest.fixture
+def page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
+    """Chromium does not know the test CA; ordermill checks the provider's certificate itself."""
+    yield from open_page(browser, request, DESKTOP, ignore_https_errors=True)
 
 
 def test_sign_in_with_the_provider_lands_on_the_orders_page(
-    browser: Browser, sso_server: ServeProcess, provider: TestProvider
+    page: Page, sso_server: ServeProcess, provider: TestProvider
 ) -> None:
     api = Api(sso_server.base_url)
     try:
@@ -48,22 +50,11 @@ def test_sign_in_with_the_provider_lands_on_the_orders_page(
     finally:
         api.close()
     provider.person("sso@acme.example")
-    # Chromium does not know the test CA; the provider's certificate is checked by ordermill.
-    context = browser.new_context(viewport=DESKTOP, ignore_https_errors=True)
-    context.set_default_timeout(15_000)
-    page = context.new_page()
-    problems = PageProblems()
-    page.on("console", problems.on_console)
-    page.on("pageerror", problems.on_page_error)
-    try:
-        page.goto(f"{sso_server.base_url}/signin")
-        page.get_by_role("link", name="Sign in with Test IdP").click()
-        page.wait_for_url(f"{sso_server.base_url}/")
-        expect(page.get_by_role("heading", name="Orders")).to_be_visible()
-        expect(page.get_by_text("sso@acme.example")).to_be_visible()
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / "test_sign_in_with_the_provider.png"))
-    finally:
-        context.close()
+
+    page.goto(f"{sso_server.base_url}/signin")
+    page.get_by_role("link", name="Sign in with Test IdP").click()
+    page.wait_for_url(f"{sso_server.base_url}/")
+
+    expect(page.get_by_role("heading", name="Orders")).to_be_visible()
+    expect(page.get_by_text("sso@acme.example")).to_be_visible()
     assert provider.tokens_issued == 1
-    assert problems.errors == []
