@@ -14,13 +14,14 @@ import pytest
 import structlog
 from sqlalchemy import func, select
 
+from ordermill.api.app import create_app
 from ordermill.config import Settings
 from ordermill.logs import configure_logging_for, flush_logs
 from ordermill.service import Service
 from ordermill.storage import tables as t
 from tests.support.logstate import logging_restored
-from tests.support.oidc import TestProvider
-from tests.support.receiver import HttpsReceiver
+from tests.support.oidc import DISCOVERY, TestProvider
+from tests.support.receiver import HttpsReceiver, Reply
 
 FAST_HASHING = {"password_time_cost": 1, "password_memory_kib": 1024, "password_parallelism": 1}
 CALLBACK = "http://testserver/signin/oidc/callback"
@@ -191,22 +192,44 @@ async def test_a_person_with_totp_still_gives_a_code(
     assert (await client.get("/")).status_code in (302, 303)
 
 
-async def test_without_settings_the_routes_are_absent(
-    make_settings: Callable[..., Settings],
-) -> None:
-    from ordermill.api.app import create_app
-
-    app = create_app(make_settings(**FAST_HASHING))
+async def visit(settings: Settings, *paths: str) -> list[httpx2.Response]:
+    """GET ``paths`` in order from an application with ``settings``."""
+    app = create_app(settings)
     async with (
         app.router.lifespan_context(app),
         httpx2.AsyncClient(
             transport=httpx2.ASGITransport(app=app), base_url="http://testserver"
         ) as plain,
     ):
-        page = await plain.get("/signin")
-        start = await plain.get("/signin/oidc")
+        return [await plain.get(path) for path in paths]
+
+
+async def test_without_settings_the_routes_are_absent(
+    make_settings: Callable[..., Settings],
+) -> None:
+    page, start = await visit(make_settings(**FAST_HASHING), "/signin", "/signin/oidc")
     assert "/signin/oidc" not in page.text
     assert start.status_code == 404
+
+
+async def test_a_provider_whose_certificate_is_not_trusted_is_not_called_on(
+    settings: Settings, provider: TestProvider
+) -> None:
+    untrusting = settings.model_copy(update={"oidc_ca_file": None})
+    (start,) = await visit(untrusting, "/signin/oidc")
+    assert start.status_code == 502
+    assert "did not answer: ClientConnectorCertificateError" in start.text
+    assert provider.receiver.requests == []
+
+
+async def test_a_failing_provider_gets_a_502_page(
+    client: httpx2.AsyncClient, provider: TestProvider
+) -> None:
+    provider.receiver.respond(DISCOVERY, lambda _: Reply(500, {"error": "down"}))
+    start = await client.get("/signin/oidc")
+    assert start.status_code == 502
+    assert "Sign-in with Test IdP failed: the sign-in provider answered 500" in start.text
+    assert "ordermill_oidc" not in start.cookies
 
 
 def test_the_client_secret_never_reaches_the_log(

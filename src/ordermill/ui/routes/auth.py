@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Form, Request, Response
+from fastapi import Form, Query, Request, Response
 from fastapi.responses import RedirectResponse
 
 from ordermill.errors import InvalidInput, NotFound
@@ -38,6 +38,7 @@ from ordermill.ui.templating import Toast, redirect, render
 router = ui_router()
 
 Text = Annotated[str, Form(max_length=1024)]
+Param = Annotated[str, Query(max_length=2048)]
 
 
 def safe_next(target: str | None) -> str:
@@ -203,7 +204,7 @@ async def oidc_start(request: Request, next: str | None = None) -> Response:
 
 @router.get("/signin/oidc/callback")
 async def oidc_callback(
-    request: Request, code: str = "", state: str = "", error: str = ""
+    request: Request, code: Param = "", state: Param = "", error: Param = ""
 ) -> Response:
     """Back from the provider: the ID token's verified e-mail signs in the user who has it."""
     service: Service = request.app.state.service
