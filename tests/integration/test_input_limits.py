@@ -14,6 +14,7 @@ import pytest
 
 from ordermill.jsoncodec import MAX_DEPTH, MAX_NUMBER_CHARS
 from tests.support.factories import flow_doc, order_doc
+from tests.support.people import signed_in_member
 
 PROBLEM_JSON = "application/problem+json"
 UNREACHED = "https://example.invalid/orders"  # orders here are never started
@@ -302,10 +303,7 @@ async def csrf_of(client: httpx2.AsyncClient, path: str) -> str:
 
 
 async def sign_in(client: httpx2.AsyncClient, headers: dict[str, str]) -> None:
-    api_key = headers["Authorization"].removeprefix("Bearer ")
-    form = {"csrf": await csrf_of(client, "/signin"), "api_key": api_key, "next": "/"}
-    response = await client.post("/signin", data=form)
-    assert response.status_code == 303, response.text
+    await signed_in_member(client, headers, "owner@example.com", ["owner"])
 
 
 async def test_the_flow_editor_refuses_deep_json_with_a_problem_not_a_500(

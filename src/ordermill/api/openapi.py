@@ -32,7 +32,16 @@ CONFLICTS = {
     ("POST", "/api/confirmations/{confirmation_id}/reject"),
 }
 # Operations that look up something named in the body (a flow, a space, a token): 404.
-LOOKUPS = {("POST", "/api/orders"), ("POST", "/api/flows/validate"), ("PUT", "/api/flows/{key}")}
+LOOKUPS = {
+    ("POST", "/api/orders"),
+    ("POST", "/api/flows/validate"),
+    ("PUT", "/api/flows/{key}"),
+    # The admin key names a space that may not exist.
+    ("GET", "/api/users"),
+    ("POST", "/api/users"),
+    ("GET", "/api/roles"),
+    ("GET", "/api/audit"),
+}
 # Operations whose own credential can be refused (401) without an API key.
 SIGNED = {("POST", "/api/feedback/{token}")}
 # Success answers besides the route's main one: idempotent creation answers 200 with the
