@@ -67,6 +67,13 @@ class Settings(BaseSettings):
     password_parallelism: int = Field(default=4, ge=1, le=64)
     session_hours: float = Field(default=12.0, gt=0, le=24 * 90)
 
+    # Single sign-on with OpenID Connect (docs/concepts/users.md): on when all three are set.
+    oidc_discovery_url: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret: SecretStr | None = None
+    oidc_label: str = Field(default="single sign-on", min_length=1, max_length=60)
+    oidc_ca_file: Path | None = None
+
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     sqlite_synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
 

@@ -259,6 +259,7 @@ def configure_logging_for(settings: Settings) -> None:
         settings.secret_key,
         settings.smtp_password,
         settings.s3_secret_access_key,
+        settings.oidc_client_secret,
     )
     configure_logging(
         settings.log_level,

@@ -221,6 +221,8 @@ _TABLE: dict[tuple[str, str], Perm | Access] = {
     ("POST", "/account/sessions/{session_id}/revoke"): _S,
     ("POST", "/account/space"): _S,
     ("POST", "/signin/totp"): _P,
+    ("GET", "/signin/oidc"): _P,
+    ("GET", "/signin/oidc/callback"): _P,
     ("GET", "/account/totp"): _S,
     ("POST", "/account/totp"): _S,
     ("POST", "/account/totp/disable"): _S,

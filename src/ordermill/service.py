@@ -29,6 +29,7 @@ from ordermill.handlers.base import Handler
 from ordermill.handlers.connector import subscription_body
 from ordermill.handlers.registry import HandlerRegistry, build_registry, smtp_mailer
 from ordermill.links import LinkSigner
+from ordermill.oidc import OpenIdConnect
 from ordermill.people import People
 from ordermill.signatures import verify_signature
 from ordermill.storage import migrate
@@ -112,6 +113,11 @@ class Service:
                 clock,
             ),
         )
+
+    @property
+    def sign_on(self) -> OpenIdConnect:
+        """Single sign-on with the operator's OpenID Connect provider (when configured)."""
+        return OpenIdConnect(self.settings)
 
     def worker(self, *, concurrency: int | None = None) -> Worker:
         """An engine worker wired to this service's store, handlers and settings."""

@@ -55,7 +55,12 @@ def browser() -> Iterator[Browser]:
 @pytest.fixture
 def ui_server(tmp_path: Path, https_receiver: HttpsReceiver) -> Iterator[ServeProcess]:
     """`ordermill serve` on a fresh SQLite database, allowed to call the https receiver."""
-    process = ServeProcess(tmp_path, serve_env(tmp_path, https_receiver)).start()
+    yield from serving(tmp_path, serve_env(tmp_path, https_receiver))
+
+
+def serving(tmp_path: Path, env: dict[str, str]) -> Iterator[ServeProcess]:
+    """`ordermill serve` with ``env`` for as long as the fixture that yields from this lasts."""
+    process = ServeProcess(tmp_path, env).start()
     try:
         yield process
     finally:
@@ -108,9 +113,9 @@ def _artifact_name(node_id: str) -> str:
 
 
 def open_page(
-    browser: Browser, request: pytest.FixtureRequest, viewport: dict[str, int]
+    browser: Browser, request: pytest.FixtureRequest, viewport: dict[str, int], **options: Any
 ) -> Iterator[Page]:
-    context = browser.new_context(viewport=viewport)
+    context = browser.new_context(viewport=viewport, **options)
     context.set_default_timeout(15_000)
     page = context.new_page()
     problems = PageProblems()

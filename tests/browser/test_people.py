@@ -19,6 +19,7 @@ from tests.browser.conftest import (
     invite,
     open_page,
     serve_env,
+    serving,
     set_password_with,
 )
 from tests.browser.test_confirmations import confirm_then_deliver
@@ -46,11 +47,7 @@ def ui_server(
         "ORDERMILL_SMTP_CA_FILE": str(smtp_server.ca.ca_pem_path),
         "ORDERMILL_SMTP_FROM": "ordermill@acme.example",
     }
-    process = ServeProcess(tmp_path, env).start()
-    try:
-        yield process
-    finally:
-        process.stop()
+    yield from serving(tmp_path, env)
 
 
 @pytest.fixture

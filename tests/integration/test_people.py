@@ -22,11 +22,18 @@ from ordermill.storage import tables as t
 from ordermill.storage.users import PasswordPolicy, UserStore
 from tests.integration.handler_flows import smtp_settings
 from tests.support.factories import order_doc
+from tests.support.people import (
+    CSRF_FIELD,
+    PASSWORD,
+    form_token,
+    invite,
+    member,
+    set_password,
+    sign_in,
+)
 from tests.support.smtp import SmtpServer
 
 FAST_HASHING = {"password_time_cost": 1, "password_memory_kib": 1024, "password_parallelism": 1}
-PASSWORD = "twelve chars or more"
-CSRF_FIELD = re.compile(r'name="csrf" value="([^"]+)"')
 WAIT_FLOW = {
     "key": "f1",
     "name": "Flow one",
@@ -47,51 +54,6 @@ def settings(make_settings: Callable[..., Settings], request: pytest.FixtureRequ
         server: SmtpServer = request.getfixturevalue("smtp_server")
         return smtp_settings(make_settings, server, **FAST_HASHING)
     return make_settings(**FAST_HASHING)
-
-
-async def form_token(client: httpx2.AsyncClient, path: str) -> str:
-    page = await client.get(path)
-    assert page.status_code == 200, page.text
-    found = CSRF_FIELD.search(page.text)
-    assert found is not None
-    return found.group(1)
-
-
-async def set_password(client: httpx2.AsyncClient, path: str, password: str) -> httpx2.Response:
-    token = await form_token(client, path)
-    return await client.post(path, data={"csrf": token, "password": password})
-
-
-async def sign_in(
-    client: httpx2.AsyncClient, email: str, password: str = PASSWORD
-) -> httpx2.Response:
-    token = await form_token(client, "/signin")
-    return await client.post(
-        "/signin", data={"csrf": token, "email": email, "password": password, "next": "/"}
-    )
-
-
-async def invite(
-    client: httpx2.AsyncClient, headers: dict[str, str], email: str, roles: list[str]
-) -> dict[str, Any]:
-    response = await client.post(
-        "/api/users", json={"email": email, "roles": roles}, headers=headers
-    )
-    assert response.status_code == 201, response.text
-    body: dict[str, Any] = response.json()
-    return body
-
-
-async def member(
-    client: httpx2.AsyncClient, headers: dict[str, str], email: str, roles: list[str]
-) -> None:
-    """Invite ``email`` and set their password with the returned link (in a separate client)."""
-    invited = await invite(client, headers, email, roles)
-    path = invited["link"].removeprefix("http://testserver")
-    transport = client._transport  # the same app, without the cookies of ``client``
-    async with httpx2.AsyncClient(transport=transport, base_url="http://testserver") as other:
-        done = await set_password(other, path, PASSWORD)
-    assert done.status_code == 303, done.text
 
 
 async def test_an_invitation_link_sets_a_password_once_and_signs_in(

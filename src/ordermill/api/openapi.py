@@ -44,6 +44,8 @@ LOOKUPS = {
     ("POST", "/api/orders/restart"),
     ("GET", "/api/users"),
     ("POST", "/api/users"),
+    ("GET", "/api/roles"),
+    ("GET", "/api/audit"),
 }
 # Operations whose own credential can be refused (401) without an API key.
 SIGNED = {("POST", "/api/feedback/{token}")}

@@ -175,6 +175,7 @@ class MemoryStore:
             task = order.tasks.get(done.task.task_key)
             fresh = (
                 task is not None
+                and task.id == done.task.task_id  # not a task a restart put under the same key
                 and task.status is TaskStatus.RUNNING
                 and (task.lease_owner, task.attempts) == (done.task.lease_owner, done.task.attempt)
             )

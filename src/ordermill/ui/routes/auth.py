@@ -1,18 +1,24 @@
-"""Signing in with e-mail and password, one-time links (invitations, resets), switching spaces,
-one's own sessions, and signing out (here, or everywhere)."""
+"""Signing in with e-mail and password or the operator's OpenID Connect provider, one-time links
+(invitations, resets), switching spaces, one's own sessions, and signing out (here, or
+everywhere)."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
+import json
 import secrets
 import time
+from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Form, Request, Response
+from fastapi import Form, Query, Request, Response
+from fastapi.responses import RedirectResponse
 
 from ordermill.errors import InvalidInput, NotFound
-from ordermill.people import SlowDown
+from ordermill.oidc import SignOnRefused
+from ordermill.people import Actor, SlowDown
 from ordermill.service import Service
 from ordermill.signatures import same_secret
 from ordermill.storage.users import TokenPurpose
@@ -32,6 +38,7 @@ from ordermill.ui.templating import Toast, redirect, render
 router = ui_router()
 
 Text = Annotated[str, Form(max_length=1024)]
+Param = Annotated[str, Query(max_length=2048)]
 
 
 def safe_next(target: str | None) -> str:
@@ -49,6 +56,9 @@ def _form_page(
     **context: Any,
 ) -> Response:
     """A page with a form that works before signing in: its CSRF token is a double submit."""
+    service: Service = request.app.state.service
+    if service.sign_on.enabled:
+        context.setdefault("sso_label", service.sign_on.label)
     token = secrets.token_urlsafe(24)
     response = render(request, template, status_code=status, signin_token=token, **context)
     response.set_cookie(
@@ -70,7 +80,14 @@ def _check_double_submit(request: Request, csrf: str) -> None:
 
 
 async def _start_session(
-    request: Request, service: Service, user_id: int, space_key: str | None, target: str, note: str
+    request: Request,
+    service: Service,
+    user_id: int,
+    space_key: str | None,
+    target: str,
+    note: str,
+    *,
+    method: str | None = None,
 ) -> Response:
     memberships = await service.people.users.memberships_of(user_id)
     spaces = [m.space_key for m in memberships]
@@ -93,6 +110,10 @@ async def _start_session(
         client=client_address(request),
         user_agent=request.headers.get("user-agent"),
     )
+    if method is not None:
+        user = await service.people.users.get_user(user_id)
+        actor = Actor(user.email, client_address(request), frozenset())
+        await service.people.record(space, actor, "user.signed-in", user.email, {"method": method})
     response = redirect(request, safe_next(target), Toast(f"{note} Space {space}."))
     set_session_cookie(request, response, token, seconds)
     response.delete_cookie(SIGNIN_COOKIE, path="/signin")
@@ -105,6 +126,123 @@ async def signin_form(request: Request, next: str | None = None) -> Response:
     if await load_session(service, request.cookies.get(COOKIE)) is not None:
         return redirect(request, safe_next(next))
     return _form_page(request, "signin.html", next=safe_next(next), error=None, email="")
+
+
+OIDC_COOKIE = "ordermill_oidc"
+OIDC_SECONDS = 600
+
+
+@dataclass(frozen=True)
+class _Flow:
+    """What the browser carries between leaving for the provider and coming back."""
+
+    state: str
+    nonce: str
+    verifier: str
+    next: str
+
+
+def _flow_mac(service: Service, payload: str) -> str:
+    key = service.store.token_secret.encode()
+    return hmac.new(key, f"oidc-flow\n{payload}".encode(), hashlib.sha256).hexdigest()
+
+
+def _flow_cookie(service: Service, flow: _Flow) -> str:
+    fields = [flow.state, flow.nonce, flow.verifier, flow.next, int(time.time()) + OIDC_SECONDS]
+    payload = base64.urlsafe_b64encode(json.dumps(fields).encode()).decode()
+    return f"{payload}.{_flow_mac(service, payload)}"
+
+
+def _flow_from(service: Service, cookie: str) -> _Flow | None:
+    payload, _, mac = cookie.rpartition(".")
+    if not payload or not same_secret(mac, _flow_mac(service, payload)):
+        return None
+    state, nonce, verifier, target, expires = json.loads(base64.urlsafe_b64decode(payload))
+    if int(expires) < time.time():
+        return None
+    return _Flow(state, nonce, verifier, target)
+
+
+def _refused(request: Request, status: int, message: str) -> Response:
+    response = render(
+        request,
+        "error.html",
+        status_code=status,
+        status=status,
+        title="Not signed in",
+        message=message,
+        correlation=None,
+    )
+    response.delete_cookie(OIDC_COOKIE, path="/signin/oidc")
+    return response
+
+
+@router.get("/signin/oidc")
+async def oidc_start(request: Request, next: str | None = None) -> Response:
+    """Off to the operator's OpenID Connect provider, with PKCE, ``state`` and ``nonce``."""
+    service: Service = request.app.state.service
+    sign_on = service.sign_on
+    if not sign_on.enabled:
+        raise NotFound("Single sign-on is not configured here.")
+    try:
+        start = await sign_on.start()
+    except SignOnRefused as exc:
+        return _refused(request, exc.status, f"Sign-in with {sign_on.label} failed: {exc.message}.")
+    flow = _Flow(start.state, start.nonce, start.verifier, safe_next(next))
+    response = RedirectResponse(start.url, status_code=303)
+    response.set_cookie(
+        OIDC_COOKIE,
+        _flow_cookie(service, flow),
+        max_age=OIDC_SECONDS,
+        path="/signin/oidc",
+        secure=is_secure(request),
+        httponly=True,
+        samesite="lax",  # the provider sends the browser back with a top-level GET
+    )
+    return response
+
+
+@router.get("/signin/oidc/callback")
+async def oidc_callback(
+    request: Request, code: Param = "", state: Param = "", error: Param = ""
+) -> Response:
+    """Back from the provider: the ID token's verified e-mail signs in the user who has it."""
+    service: Service = request.app.state.service
+    sign_on = service.sign_on
+    if not sign_on.enabled:
+        raise NotFound("Single sign-on is not configured here.")
+    flow = _flow_from(service, request.cookies.get(OIDC_COOKIE, ""))
+    if flow is None or not state or not same_secret(state, flow.state):
+        return _refused(
+            request,
+            400,
+            "This sign-in did not start in this browser, or took too long. Start again.",
+        )
+    if error or not code:
+        reason = error[:100] or "no code"
+        return _refused(request, 401, f"{sign_on.label} did not sign you in ({reason}).")
+    try:
+        identity = await sign_on.finish(code, flow.verifier, flow.nonce)
+    except SignOnRefused as exc:
+        return _refused(request, exc.status, f"Sign-in with {sign_on.label} failed: {exc.message}.")
+    user = await service.people.users.find_user(identity.email)
+    if user is None:
+        return _refused(
+            request,
+            403,
+            f"No ordermill account has the address {identity.email}. "
+            "Ask an administrator of your space for an invitation.",
+        )
+    if await service.people.has_totp(user.id):
+        response = _form_page(
+            request, "totp.html", pending=_pending_for(service, user.id), next=flow.next
+        )
+    else:
+        response = await _start_session(
+            request, service, user.id, None, flow.next, "Signed in.", method="openid-connect"
+        )
+    response.delete_cookie(OIDC_COOKIE, path="/signin/oidc")
+    return response
 
 
 @router.post("/signin")
