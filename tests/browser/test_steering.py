@@ -49,7 +49,7 @@ def test_pause_resume_and_skip_with_a_reason_from_the_order_page(
     page.get_by_role("button", name="Start", exact=True).click()
     expect(heading).to_contain_text("FAILURE", timeout=20_000)
 
-    page.locator(".task-button", has_text="book-erp").click()
+    page.locator(".task-button[data-status]", has_text="book-erp").click()
     page.get_by_label("why?").fill("booked by phone")
     page.get_by_role("button", name="Mark as succeeded").click()
     expect(page.locator("#toasts")).to_contain_text("book-erp marked as succeeded")
