@@ -189,7 +189,7 @@ async def test_a_failing_subscription_is_disabled_and_redelivers_everything_sinc
     enabled = await client.post(f"{base}/enable", json={"redeliver": True}, headers=acme)
     assert enabled.json()["enabled"] is True
     everything = DISABLE_AFTER + 3  # every order's event: given up on, or held
-    received = await wait_for_requests(https_receiver, tried + everything, path="/down")
+    received = await wait_for_requests(https_receiver, tried + everything, path="/down", timeout=30)
     ids = {r.json()["order"]["thirdPartyOrderId"] for r in received}
     assert ids == {f"DOWN-{i}" for i in range(DISABLE_AFTER + 2)} | {"DOWN-held"}
     log = await settled_log(client, acme, made["id"])

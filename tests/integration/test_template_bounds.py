@@ -87,7 +87,7 @@ async def test_healthz_answers_quickly_while_a_slow_template_renders(
     assert status == "FAILURE"
     order = (await client.get(f"/api/orders/{order_id}", headers=acme)).json()
     assert "rendering took longer than 1 s" in json.dumps(order["tasks"])
-    assert len(latencies) >= 10  # the render took a second: /healthz was asked throughout
+    assert len(latencies) >= 5  # the render took a second: /healthz was asked throughout it
     assert max(latencies) < 0.2, sorted(latencies)[-5:]
 
 

@@ -42,6 +42,7 @@ LOOKUPS = {
     ("POST", "/api/flows/validate"),
     ("PUT", "/api/flows/{key}"),
     ("POST", "/api/orders/restart"),
+    ("POST", "/api/flows/dry-run"),
     ("GET", "/api/users"),
     ("POST", "/api/users"),
     ("GET", "/api/roles"),
