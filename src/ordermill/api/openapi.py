@@ -33,6 +33,8 @@ CONFLICTS = {
     ("PATCH", "/api/orders/{order_id}"),
     ("POST", "/api/feedback/{token}"),
     ("POST", "/api/spaces"),
+    ("POST", "/api/users"),
+    ("PUT", "/api/roles/{name}"),
     ("POST", "/api/confirmations/{confirmation_id}/confirm"),
     ("POST", "/api/confirmations/{confirmation_id}/reject"),
 }
