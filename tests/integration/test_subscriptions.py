@@ -240,3 +240,35 @@ async def test_one_orders_events_arrive_in_order_under_two_workers_and_retries(
     for body in accepted:
         seen[body["context"]["orderId"]].append(shape(body["event"]))
     assert seen == wanted
+
+
+async def test_redelivery_after_enable_takes_give_ups_that_commit_out_of_order(
+    make_settings: Any, admin: dict[str, str]
+) -> None:
+    """Attempts end concurrently: an earlier give-up may commit after a later one. Enabling with
+    redelivery still takes both (the run of failures began at the earliest ending)."""
+    from datetime import UTC, datetime, timedelta
+
+    from ordermill.api.app import create_app
+    from ordermill.storage.subscriptions import Delivered
+
+    application = create_app(make_settings(), run_worker=False)
+    async with application.router.lifespan_context(application):
+        transport = httpx2.ASGITransport(app=application)
+        async with httpx2.AsyncClient(transport=transport, base_url="http://testserver") as http:
+            await http.post("/api/spaces", json={"key": "acme"}, headers=admin)
+            key = await http.post("/api/spaces/acme/api-keys", json={"name": "t"}, headers=admin)
+            acme = {"Authorization": f"Bearer {key.json()['key']}"}
+            await wait_flow(http, acme)
+            made = await subscribe(http, acme, "https://127.0.0.1:9/down", events=["order.created"])
+            for index in range(2):
+                await http.post("/api/orders", json=order_doc(f"OOO-{index}"), headers=acme)
+            store = application.state.service.store.subscriptions
+            start = datetime.now(UTC)
+            first, second = await store.claim("test", 10, 30.0, start)
+            gave_up = Delivered(ok=False, body=b"{}", status_code=400)
+            assert await store.finish(second, "test", gave_up, start + timedelta(seconds=2))
+            assert await store.finish(first, "test", gave_up, start + timedelta(seconds=1))
+            await store.enable("acme", made["id"], redeliver=True, now=start + timedelta(seconds=3))
+            log = await store.deliveries("acme", made["id"])
+    assert [item["status"] for item in log] == ["PENDING", "PENDING"]

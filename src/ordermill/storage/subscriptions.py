@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import delete, exists, func, insert, select, update
+from sqlalchemy import case, delete, exists, func, insert, select, update
 from sqlalchemy.orm import aliased
 
 from ordermill.errors import NotFound
@@ -464,7 +464,14 @@ class SubscriptionStore:
                     .where(subscription)
                     .values(
                         failures=t.subscriptions.c.failures + 1,
-                        failing_since=func.coalesce(t.subscriptions.c.failing_since, now),
+                        # The earliest ending wins: attempts end concurrently and may commit
+                        # out of order, and ``enable(redeliver=True)`` reads everything that
+                        # ended since this moment.
+                        failing_since=case(
+                            (t.subscriptions.c.failing_since.is_(None), now),
+                            (t.subscriptions.c.failing_since > now, now),
+                            else_=t.subscriptions.c.failing_since,
+                        ),
                     )
                 )
                 await conn.execute(
