@@ -111,3 +111,19 @@ async def test_the_search_migration_indexes_orders_taken_in_before_it(
 
     assert await found(client, acme, q="acme-po-4471") == {"WEB-2001"}
     assert await found(client, acme, q="brugge") == {"SHOP-77"}
+
+
+async def test_an_amendment_rewrites_the_orders_searchable_text_and_no_other(
+    client: httpx2.AsyncClient, acme: dict[str, str], orders: dict[str, str]
+) -> None:
+    answer = await client.patch(
+        f"/api/orders/{orders['WEB-2002']}",
+        json={"data": {"customerReference": "ACME-PO-9999"}, "reason": "new purchase order"},
+        headers={**acme, "Content-Type": "application/merge-patch+json"},
+    )
+    assert answer.status_code == 200, answer.text
+    assert await found(client, acme, q="ACME-PO-9999") == {"WEB-2002"}
+    assert await found(client, acme, q="ACME-PO-5100") == set()
+    assert await found(client, acme, q="an%na@example") == {"WEB-2002"}  # kept, merged
+    assert await found(client, acme, q="acme-po") == {"WEB-2001", "WEB-2002"}
+    assert await found(client, acme, q="brugge") == {"SHOP-77"}

@@ -17,6 +17,7 @@ from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ordermill.storage import tables as t
+from ordermill.storage.search import insert_rows
 
 _INSERT_EVENTS = insert(t.events).returning(t.events.c.id)
 
@@ -37,6 +38,7 @@ class UnitOfWork:
     new_tasks: int = 0
     created_tasks: list[dict[str, Any]] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
+    searchable: list[dict[str, str]] = field(default_factory=list)  # new orders' search rows
 
     def event(
         self,
@@ -58,7 +60,11 @@ class UnitOfWork:
             }
         )
 
-    async def flush_events(self) -> None:
+    async def flush(self) -> None:
+        """Write what the unit collected, each kind in one statement."""
+        if self.searchable:
+            await self.conn.execute(insert_rows(self.conn.dialect.name), self.searchable)
+            self.searchable = []
         if self.events:
             await self.conn.execute(_INSERT_EVENTS, self.events)
             self.events = []

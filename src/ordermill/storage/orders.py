@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Float, String, bindparam, insert, select
+from sqlalchemy import ColumnElement, Float, String, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ordermill.errors import Conflict, NotFound
@@ -18,7 +18,7 @@ from ordermill.flows.status import OrderStatus, TaskStatus
 from ordermill.jsoncodec import dumps
 from ordermill.storage import tables as t
 from ordermill.storage.advance import UnitOfWork
-from ordermill.storage.search import matching_ids, order_search, search_row
+from ordermill.storage.search import matching_ids, search_row
 
 
 @dataclass(frozen=True)
@@ -355,7 +355,7 @@ async def insert_order(
     row = (await uow.conn.execute(_INSERT_ORDER[uow.conn.dialect.name], params)).first()
     if row is None:
         return None
-    await uow.conn.execute(insert(order_search), search_row(order_id, space_key, body))
+    uow.searchable.append(search_row(order_id, space_key, body))
     uow.event(order_id, "order.created", actor=actor, data={"flowVersion": row.flow_version})
     if start:
         uow.event(order_id, "order.started", actor=actor)

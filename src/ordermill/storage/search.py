@@ -8,7 +8,8 @@ FTS5 table with the ``trigram`` tokenizer, queried with a phrase ``MATCH``. Quer
 three characters (too short for a trigram) fall back to a ``LIKE`` scan of the same table.
 
 The table is created by migration 0008 with each database's own DDL, so it is not part of
-``tables.metadata``.
+``tables.metadata``. On SQLite each row's ``rowid`` is its order's ``rowid``, so an amendment
+rewrites the row by key instead of scanning the (unindexed) ``order_id`` column.
 """
 
 from __future__ import annotations
@@ -16,7 +17,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, column, select, table
+from sqlalchemy import (
+    ColumnElement,
+    Executable,
+    Select,
+    column,
+    insert,
+    select,
+    table,
+    text,
+)
 
 TABLE_NAME = "order_search"
 MAX_TEXT = 4000
@@ -50,6 +60,29 @@ def searchable_text(order_id: str, body: dict[str, Any]) -> str:
 
 def search_row(order_id: str, space_key: str, body: dict[str, Any]) -> dict[str, str]:
     return {"order_id": order_id, "space_key": space_key, "text": searchable_text(order_id, body)}
+
+
+def insert_rows(dialect: str) -> Executable:
+    """The statement that adds new orders' rows (run with many parameter sets at once)."""
+    if dialect == "sqlite":
+        return _SQLITE_INSERT
+    return insert(order_search)
+
+
+def replace_text(dialect: str) -> Executable:
+    """The statement that rewrites one order's text after an amendment."""
+    return _SQLITE_REPLACE if dialect == "sqlite" else _REPLACE
+
+
+_SQLITE_INSERT = text(
+    "INSERT INTO order_search (rowid, order_id, space_key, text) "
+    "SELECT rowid, :order_id, :space_key, :text FROM orders WHERE id = :order_id"
+)
+_REPLACE = text("UPDATE order_search SET text = :text WHERE order_id = :order_id")
+_SQLITE_REPLACE = text(
+    "UPDATE order_search SET text = :text "
+    "WHERE rowid = (SELECT rowid FROM orders WHERE id = :order_id) AND order_id = :order_id"
+)
 
 
 def _like_pattern(query: str) -> str:

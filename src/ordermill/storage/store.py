@@ -65,6 +65,7 @@ from ordermill.storage.orders import (
     order_facts,
     task_view,
 )
+from ordermill.storage.search import replace_text, search_row
 from ordermill.storage.spaces import SpaceStore, hash_secret
 from ordermill.storage.subscriptions import SubscriptionStore, record_outbox
 from ordermill.storage.work import (
@@ -126,7 +127,7 @@ class Store(OrderReads):
             yield uow
             committed = uow.events
             await record_outbox(uow)
-            await uow.flush_events()
+            await uow.flush()
             if uow.new_tasks and not self.db.is_sqlite:
                 await notify(conn)
         log_committed(committed)
@@ -302,6 +303,10 @@ class Store(OrderReads):
                 [answer] = await writer.apply(uow, [change], locked)
                 if isinstance(answer, Refusal):
                     raise answer.error()
+                await uow.conn.execute(
+                    replace_text(uow.conn.dialect.name),
+                    search_row(order_id, order.space_key, body),
+                )
         return await self.get_order(space_key, order_id), amended
 
     async def start_order(self, space_key: str | None, order_id: str, actor: str) -> OrderView:

@@ -11,7 +11,7 @@ import json
 import sqlalchemy as sa
 from alembic import op
 
-from ordermill.storage.search import TABLE_NAME, order_search, search_row
+from ordermill.storage.search import TABLE_NAME, insert_rows, search_row
 
 revision = "0008"
 down_revision = "0007"
@@ -56,7 +56,7 @@ def upgrade() -> None:
         if not rows:
             break
         connection.execute(
-            sa.insert(order_search),
+            insert_rows(connection.dialect.name),
             [search_row(r.id, r.space_key, _body(r.body)) for r in rows],
         )
         last = rows[-1].id
