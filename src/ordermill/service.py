@@ -38,7 +38,7 @@ from ordermill.storage.database import Database
 from ordermill.storage.feedback import Feedback
 from ordermill.storage.flowdefs import FlowRecord
 from ordermill.storage.ids import new_id
-from ordermill.storage.notify import listen
+from ordermill.storage.notify import listen, worker_channel
 from ordermill.storage.orders import OrderView
 from ordermill.storage.spaces import Space
 from ordermill.storage.store import Store
@@ -123,6 +123,7 @@ class Service:
         """An engine worker wired to this service's store, handlers and settings."""
         settings = self.settings
         name = worker_name()
+        channel = worker_channel()  # its own wake-ups (storage/notify.py)
         dispatcher = Dispatcher(
             self.store.subscriptions,
             self.store.spaces,
@@ -144,12 +145,13 @@ class Service:
             ),
             clock=self.clock,
             links=self.links,
-            listener=None if self.db.is_sqlite else partial(listen, settings.database_url),
+            listener=None if self.db.is_sqlite else partial(listen, settings.database_url, channel),
             name=name,
             dispatcher=dispatcher,
         )
 
     async def close(self) -> None:
+        await self.store.wakeups.close()
         await self.registry.close()
         await self.db.dispose()
 

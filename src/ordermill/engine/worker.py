@@ -163,8 +163,8 @@ class Worker:
                 self._slot_freed.clear()
                 await self._slot_freed.wait()
                 continue
-            # Under load, claim at most every CLAIM_GAP: wake-ups that come in between (every
-            # worker hears every NOTIFY) are folded into one bigger claim.
+            # Under load, claim at most every CLAIM_GAP: wake-ups that come in between are
+            # folded into one bigger claim.
             since = time.monotonic() - self._last_claim
             if since < CLAIM_GAP:
                 await asyncio.sleep(CLAIM_GAP - since)

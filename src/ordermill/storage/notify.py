@@ -1,12 +1,25 @@
-"""PostgreSQL wake-ups: NOTIFY in the producing transaction, LISTEN in every worker.
+"""PostgreSQL wake-ups: one commit that made work runnable wakes one worker, not all.
 
-Notifications are lost while a listener reconnects, so workers also poll; a wake-up only
-makes them claim sooner.
+Every worker listens on a channel of its own, named in its listening connection's
+``application_name`` (``ordermill-worker:<channel>``), so PostgreSQL's own ``pg_stat_activity``
+is the list of live workers: a worker that stops or is killed drops out of it as soon as its
+connection closes. A process without a worker of its own (``ordermill api``) sends each wake-up,
+in the producing transaction, to the next worker of that list in turn. A process with a worker
+(``ordermill worker``, ``ordermill serve``) wakes that worker in memory and sends nothing: the
+work it makes runnable (an order's next tasks) is taken by the worker that made it.
+
+Every worker also listens on the shared channel, which gets the wake-up while the list is not
+known yet or cannot be read. Notifications are lost while a listener reconnects or a worker
+dies, so workers also poll (``ORDERMILL_POLL_INTERVAL_SECONDS``); a wake-up only makes one claim
+sooner.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
+import secrets
+import time
 from collections.abc import Callable
 
 import psycopg
@@ -15,13 +28,65 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-CHANNEL = "ordermill_work"
+from ordermill.storage.database import Database
+
+CHANNEL = "ordermill_work"  # every worker's, for when no worker is known
+APPLICATION_PREFIX = "ordermill-worker:"
+WORKER_CHANNEL = re.compile(r"ordermill_w_[0-9a-f]{12}")
+REFRESH_SECONDS = 2.0  # how old the list of live workers may be
 log = structlog.get_logger("ordermill.notify")
 
+_LIVE_WORKERS = text(
+    "SELECT DISTINCT application_name FROM pg_stat_activity "
+    "WHERE datname = current_database() AND application_name LIKE 'ordermill-worker:%'"
+)
 
-async def notify(conn: AsyncConnection) -> None:
+
+def worker_channel() -> str:
+    """A new channel name for one worker process."""
+    return f"ordermill_w_{secrets.token_hex(6)}"
+
+
+async def notify(conn: AsyncConnection, channel: str = CHANNEL) -> None:
     """Queue a wake-up; PostgreSQL delivers it when the transaction commits."""
-    await conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": CHANNEL})
+    await conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": channel})
+
+
+class Wakeups:
+    """Picks the worker a commit wakes: the live workers in turn, from a list at most
+    ``REFRESH_SECONDS`` old (read in the background, never inside the caller's transaction)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._channels: tuple[str, ...] = ()
+        self._turn = 0
+        self._read_at = float("-inf")
+        self._reading: asyncio.Task[None] | None = None
+
+    def next_channel(self) -> str:
+        if time.monotonic() - self._read_at >= REFRESH_SECONDS and self._reading is None:
+            self._read_at = time.monotonic()
+            self._reading = asyncio.create_task(self._read())
+        if not self._channels:
+            return CHANNEL
+        self._turn = (self._turn + 1) % len(self._channels)
+        return self._channels[self._turn]
+
+    async def _read(self) -> None:
+        try:
+            async with self.db.read() as conn:
+                names = (await conn.execute(_LIVE_WORKERS)).scalars().all()
+            channels = (name.removeprefix(APPLICATION_PREFIX) for name in names if name)
+            self._channels = tuple(sorted(c for c in channels if WORKER_CHANNEL.fullmatch(c)))
+        except Exception as exc:  # the shared channel serves meanwhile
+            log.warning("reading the live workers failed; waking all of them", error=str(exc))
+            self._channels = ()
+        finally:
+            self._reading = None
+
+    async def close(self) -> None:
+        if self._reading is not None:
+            self._reading.cancel()
 
 
 def conninfo(url: str) -> str:
@@ -29,15 +94,22 @@ def conninfo(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-async def listen(url: str, on_notify: Callable[[], None]) -> None:
-    """Call ``on_notify`` for every wake-up until cancelled; reconnect with backoff."""
+async def listen(url: str, channel: str, on_notify: Callable[[], None]) -> None:
+    """Call ``on_notify`` for every wake-up on ``channel`` or the shared channel until
+    cancelled; reconnect with backoff."""
+    if not WORKER_CHANNEL.fullmatch(channel):
+        raise ValueError(f"not a worker channel: {channel!r}")
     backoff = 0.5
     while True:
         try:
             async with await psycopg.AsyncConnection.connect(
-                conninfo(url), autocommit=True, connect_timeout=5
+                conninfo(url),
+                autocommit=True,
+                connect_timeout=5,
+                application_name=f"{APPLICATION_PREFIX}{channel}",
             ) as conn:
                 await conn.execute(f"LISTEN {CHANNEL}")
+                await conn.execute(f"LISTEN {channel}")
                 backoff = 0.5
                 on_notify()  # we may have missed wake-ups while we were away
                 async for _ in conn.notifies():

@@ -55,7 +55,7 @@ from ordermill.storage.feedback import (
 )
 from ordermill.storage.flowdefs import FlowStore
 from ordermill.storage.ids import new_id
-from ordermill.storage.notify import notify
+from ordermill.storage.notify import Wakeups, notify
 from ordermill.storage.orders import (
     OrderReads,
     OrderView,
@@ -114,6 +114,7 @@ class Store(OrderReads):
         self.subscriptions = SubscriptionStore(db)
         self.confirmations = ConfirmationStore(db, clock, unit=self.unit, flow_of=self.flow_of)
         self._listeners: list[Listener] = []
+        self.wakeups = Wakeups(db)  # which worker a commit wakes, when none runs here
         self._intake: GroupCommit[Intake, tuple[OrderView, bool]] = GroupCommit(self._create_orders)
 
     def on_new_work(self, listener: Listener) -> None:
@@ -128,8 +129,8 @@ class Store(OrderReads):
             committed = uow.events
             await record_outbox(uow)
             await uow.flush()
-            if uow.new_tasks and not self.db.is_sqlite:
-                await notify(conn)
+            if uow.new_tasks and not self.db.is_sqlite and not self._listeners:
+                await notify(conn, self.wakeups.next_channel())
         log_committed(committed)
         if uow.new_tasks:
             for listener in self._listeners:
