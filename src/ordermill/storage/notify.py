@@ -54,7 +54,8 @@ async def notify(conn: AsyncConnection, channel: str = CHANNEL) -> None:
 
 class Wakeups:
     """Picks the worker a commit wakes: the live workers in turn, from a list at most
-    ``REFRESH_SECONDS`` old (read in the background, never inside the caller's transaction)."""
+    ``REFRESH_SECONDS`` old (read in the background, never inside the caller's transaction).
+    While the list is older, wake-ups go to every worker."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -64,9 +65,12 @@ class Wakeups:
         self._reading: asyncio.Task[None] | None = None
 
     def next_channel(self) -> str:
-        if time.monotonic() - self._read_at >= REFRESH_SECONDS and self._reading is None:
-            self._read_at = time.monotonic()
-            self._reading = asyncio.create_task(self._read())
+        """The next live worker's channel; the shared one while the list is being read anew
+        (after ``REFRESH_SECONDS`` the list may name a worker that has gone)."""
+        if time.monotonic() - self._read_at >= REFRESH_SECONDS:
+            if self._reading is None:
+                self._reading = asyncio.create_task(self._read())
+            return CHANNEL
         if not self._channels:
             return CHANNEL
         self._turn = (self._turn + 1) % len(self._channels)
@@ -78,9 +82,11 @@ class Wakeups:
                 names = (await conn.execute(_LIVE_WORKERS)).scalars().all()
             channels = (name.removeprefix(APPLICATION_PREFIX) for name in names if name)
             self._channels = tuple(sorted(c for c in channels if WORKER_CHANNEL.fullmatch(c)))
+            self._read_at = time.monotonic()
         except Exception as exc:  # the shared channel serves meanwhile
             log.warning("reading the live workers failed; waking all of them", error=str(exc))
             self._channels = ()
+            self._read_at = time.monotonic()
         finally:
             self._reading = None
 
