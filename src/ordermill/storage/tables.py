@@ -237,8 +237,13 @@ orders = Table(
     # The content's revision: 1 as created, one more per amendment (PATCH /api/orders/{id}).
     Column("revision", Integer, nullable=False, server_default=text("1")),
     UniqueConstraint("space_key", "third_party_order_id"),
+    # The list of orders is newest first (by id) within a space; each of its filters has an
+    # index that reads in that order, so a page stops after its last row (migration 0009).
+    Index("ix_orders_space_id", "space_key", "id"),
     Index("ix_orders_space_created", "space_key", "created_at", "id"),
-    Index("ix_orders_space_status", "space_key", "status"),
+    Index("ix_orders_space_status", "space_key", "status", "id"),
+    Index("ix_orders_space_flow", "space_key", "flow_key", "id"),
+    Index("ix_orders_space_deadline", "space_key", "deadline"),
     # The reconcile pass looks only at orders in progress.
     Index(
         "ix_orders_in_progress",
