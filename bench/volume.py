@@ -224,9 +224,7 @@ def reads(service: Service, count: int, sample: list[str]) -> dict[str, Callable
         ),
         "paging: the 11th page of FAILURE": deep_page,
         "get: one order by id": by_id,
-        "search: a customer reference": search(
-            lambda: f"ACME-PO-{rng.randrange(count):07d}"
-        ),
+        "search: a customer reference": search(lambda: f"ACME-PO-{rng.randrange(count):07d}"),
         "search: an e-mail": search(lambda: f"c{rng.randrange(count)}@example.com"),
         "search: a city (1 in 20 orders)": search(lambda: rng.choice(CITIES)),
         "search: an order id": search(lambda: rng.choice(sample)),
