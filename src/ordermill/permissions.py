@@ -152,6 +152,7 @@ _TABLE: dict[tuple[str, str], Perm | Access] = {
     ("GET", "/api/orders/{order_id}/tasks/{task_key}/attempts"): Perm.ORDER_VIEW,
     ("POST", "/api/orders/{order_id}/start"): Perm.ORDER_ACT,
     ("POST", "/api/orders/{order_id}/retry"): Perm.ORDER_ACT,
+    ("POST", "/api/orders/{order_id}/tasks/{task_key}/retry"): Perm.ORDER_ACT,
     ("POST", "/api/orders/{order_id}/tasks/{task_key}/redeliver"): Perm.ORDER_ACT,
     ("POST", "/api/orders/{order_id}/cancel"): Perm.ORDER_ACT,
     ("POST", "/api/orders/{order_id}/pause"): Perm.ORDER_ACT,
