@@ -355,7 +355,8 @@
     chosenTask = button.getAttribute("data-task-key");
     markChosen();
   });
-  document.addEventListener("htmx:afterSwap", (event) => {
+  // After the settle, so htmx has wired the new buttons and a click makes their request.
+  document.addEventListener("htmx:afterSettle", (event) => {
     const target = event.detail.target;
     if (!(target instanceof Element) || target.id !== "order-live" || chosenTask === null) return;
     const live = document.getElementById("order-live");
