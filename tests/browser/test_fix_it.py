@@ -5,13 +5,12 @@ a confirmation), reject a confirmation with a reason, and pan and zoom the flow 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
 
 from tests.acceptance.conftest import Api, ServeProcess
-from tests.browser.conftest import DESKTOP, open_page, sign_in
+from tests.browser.conftest import no_sideways_scroll, sign_in
 from tests.browser.test_accessibility import axe_violations
 from tests.browser.test_confirmations import confirm_then_deliver
 from tests.browser.test_steering import put_flow
@@ -19,17 +18,6 @@ from tests.support.factories import flow_doc, order_doc, rest_task, stage_doc, s
 from tests.support.receiver import HttpsReceiver, Reply
 
 pytestmark = pytest.mark.browser
-PHONE = {"width": 375, "height": 812}
-
-
-@pytest.fixture(params=[DESKTOP, PHONE], ids=["desktop", "phone"])
-def screen(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
-    yield from open_page(browser, request, request.param)
-
-
-def fits_the_screen(page: Page) -> None:
-    width, scroll = page.evaluate("[window.innerWidth, document.documentElement.scrollWidth]")
-    assert scroll <= width, f"{scroll} px wide on a {width} px screen"
 
 
 def side_by_side(erp: str, shop: str) -> dict[str, object]:
@@ -70,7 +58,7 @@ def test_redeliver_sends_the_same_webhook_id_again_and_the_panel_follows(
     assert {r.headers["webhook-id"] for r in https_receiver.requests} == {
         first.headers["webhook-id"]
     }
-    fits_the_screen(screen)
+    no_sideways_scroll(screen)
 
 
 def test_retry_one_task_leaves_the_other_failed_one_and_then_the_order_succeeds(
@@ -103,7 +91,7 @@ def test_retry_one_task_leaves_the_other_failed_one_and_then_the_order_succeeds(
     expect(screen.locator("#task-detail [data-task-detail='notify-shop']")).to_have_attribute(
         "data-status", "SUCCEEDED", timeout=10_000
     )
-    fits_the_screen(screen)
+    no_sideways_scroll(screen)
 
 
 def test_bulk_retry_after_an_outage_counts_first_then_retries_on_confirmation(
@@ -128,7 +116,7 @@ def test_bulk_retry_after_an_outage_counts_first_then_retries_on_confirmation(
     expect(screen.locator("#bulk-title")).to_be_focused()
     assert {api.get(f"/api/orders/{o}")["status"] for o in failed} == {"FAILURE"}  # dry
     assert axe_violations(screen) == []
-    fits_the_screen(screen)
+    no_sideways_scroll(screen)
 
     screen.get_by_role("button", name="Retry 3 orders").click()
 
@@ -175,7 +163,7 @@ def test_bulk_cancel_asks_for_a_reason_before_it_cancels(
             "customer withdrew the batch",
         )
     assert api.get(f"/api/orders/{leuven}")["status"] == "CREATED"
-    fits_the_screen(screen)
+    no_sideways_scroll(screen)
 
 
 def test_reject_asks_for_a_reason_and_a_confirmation(
@@ -208,7 +196,7 @@ def test_reject_asks_for_a_reason_and_a_confirmation(
     [rejected] = [e for e in events if e["type"] == "confirmation.rejected"]
     assert "the model has holes" in str(rejected["data"])
     assert https_receiver.requests == []
-    fits_the_screen(screen)
+    no_sideways_scroll(screen)
 
 
 def view_box(page: Page) -> list[float]:
@@ -249,9 +237,9 @@ def test_the_graph_zooms_and_pans_with_buttons_keys_and_dragging(
         pass  # a live refresh redraws the graph
     screen.wait_for_timeout(200)
     assert view_box(screen)[2] == pytest.approx(zoomed[2], rel=0.01)  # the zoom survived
-    fits_the_screen(screen)
+    no_sideways_scroll(screen)
 
     screen.get_by_role("button", name="Zoom out").click()
     screen.get_by_role("button", name="Fit").click()
     assert view_box(screen) == whole
-    fits_the_screen(screen)
+    no_sideways_scroll(screen)

@@ -19,6 +19,7 @@ from fastapi import FastAPI
 from ordermill.api.app import create_app
 from ordermill.config import Settings
 from ordermill.service import Service
+from tests.integration.test_people import WAIT_FLOW
 from tests.support.factories import order_doc
 
 CSRF_FIELD = re.compile(r'name="csrf" value="([^"]+)"')
@@ -200,20 +201,7 @@ async def test_orders_page_filters_counts_and_escapes_on_this_database(
     app: FastAPI, browser: httpx2.AsyncClient, person: str
 ) -> None:
     service: Service = app.state.service
-    flow = {
-        "key": "f1",
-        "name": "Flow one",
-        "stages": [
-            {
-                "key": "s",
-                "initialTaskDefinitionKeys": ["t"],
-                "taskDefinitions": [
-                    {"key": "t", "handlerKey": "wait", "payload": {"durationMs": 1}}
-                ],
-            }
-        ],
-    }
-    await service.save_flow("acme", flow)
+    await service.save_flow("acme", WAIT_FLOW)
     for number in range(3):
         body = order_doc(f"WEB-{number}<i>", flow_key="f1")
         await service.create_order(body, start=number > 0, actor="test")
@@ -231,24 +219,13 @@ async def test_orders_page_filters_counts_and_escapes_on_this_database(
 
 
 HTMX = {"HX-Request": "true"}
-WAITING = {
-    "key": "f1",
-    "name": "Flow one",
-    "stages": [
-        {
-            "key": "s",
-            "initialTaskDefinitionKeys": ["t"],
-            "taskDefinitions": [{"key": "t", "handlerKey": "wait", "payload": {"durationMs": 1}}],
-        }
-    ],
-}
 
 
 async def test_a_bulk_cancel_counts_first_and_cancels_only_with_a_reason(
     app: FastAPI, browser: httpx2.AsyncClient, person: str
 ) -> None:
     service: Service = app.state.service
-    await service.save_flow("acme", WAITING)
+    await service.save_flow("acme", WAIT_FLOW)
     ids = []
     for tpid in ("GENT-1", "GENT-2", "LEUVEN-1"):
         order, _ = await service.create_order(

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Form, Request, Response
+from fastapi import Depends, Form, Request, Response
 
 from ordermill.errors import InvalidInput, NotFound, Problem
 from ordermill.service import BulkAction, BulkOutcome, Service
@@ -61,7 +61,7 @@ def _action(name: str) -> BulkAction:
         raise NotFound(f"there is no bulk action {name!r}") from exc
 
 
-def _query(
+def _form_query(
     status: Text = "",
     flow: Text = "",
     q: Text = "",
@@ -71,7 +71,11 @@ def _query(
     deadline_to: Text = "",
     due: Text = "",
 ) -> TableQuery:
+    """The orders list's filters, as the bulk forms send them."""
     return TableQuery(status, flow, q, created_from, created_to, deadline_from, deadline_to, due)
+
+
+FormQueryDep = Annotated[TableQuery, Depends(_form_query)]
 
 
 async def _run(
@@ -110,20 +114,9 @@ async def _run(
 
 @router.post("/bulk/{action}/preview")
 async def preview(
-    request: Request,
-    session: SessionDep,
-    action: str,
-    status: Text = "",
-    flow: Text = "",
-    q: Text = "",
-    created_from: Text = "",
-    created_to: Text = "",
-    deadline_from: Text = "",
-    deadline_to: Text = "",
-    due: Text = "",
+    request: Request, session: SessionDep, action: str, query: FormQueryDep
 ) -> Response:
     """The dry count: which of the orders the list's filters match the action would change."""
-    query = _query(status, flow, q, created_from, created_to, deadline_from, deadline_to, due)
     _, context = await _run(request, session, _action(action), query, dry_run=True)
     return render(request, "partials/bulk_panel.html", step="confirm", **context)
 
@@ -133,14 +126,7 @@ async def act(
     request: Request,
     session: SessionDep,
     action: str,
-    status: Text = "",
-    flow: Text = "",
-    q: Text = "",
-    created_from: Text = "",
-    created_to: Text = "",
-    deadline_from: Text = "",
-    deadline_to: Text = "",
-    due: Text = "",
+    query: FormQueryDep,
     reason: Annotated[str, Form(max_length=2000)] = "",
     source: Annotated[str, Form(alias="from", max_length=10)] = "failed",
 ) -> Response:
@@ -149,7 +135,6 @@ async def act(
     why = reason.strip() or None
     if not WORDS[chosen].undoable and why is None:
         raise InvalidInput([Problem("/reason", "say why: this cannot be undone")])
-    query = _query(status, flow, q, created_from, created_to, deadline_from, deadline_to, due)
     outcome, context = await _run(
         request, session, chosen, query, dry_run=False, reason=why, from_start=source == "start"
     )
