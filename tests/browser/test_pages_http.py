@@ -259,6 +259,15 @@ async def test_a_bulk_cancel_counts_first_and_cancels_only_with_a_reason(
     ]
     unknown = await browser.post("/bulk/explode/preview", data=form, headers=HTMX)
     assert unknown.status_code == 404
+    nothing = await browser.post("/bulk/retry/preview", data=form, headers=HTMX)
+    assert "0 orders would be retried" in nothing.text
+    assert 'id="bulk-confirm"' not in nothing.text  # nothing to confirm
+    restart = await browser.post("/bulk/restart", data=form, headers=HTMX)
+    assert restart.status_code == 400  # cannot be undone: needs a reason
+    assert (
+        "2 orders would be restarted"
+        in (await browser.post("/bulk/restart/preview", data=form, headers=HTMX)).text
+    )  # cancelled orders can be restarted
 
 
 async def test_a_reject_without_a_reason_is_refused(
