@@ -6,7 +6,8 @@ Concrete choices (which database, which handlers) are made here once, at start-u
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
 from functools import partial
 from typing import Any
 
@@ -17,13 +18,16 @@ from ordermill.engine.subscriptions import Dispatcher, Envelope, send
 from ordermill.engine.worker import Worker, WorkerOptions, worker_name
 from ordermill.errors import (
     ConfigurationError,
+    Conflict,
     InvalidFlow,
     InvalidInput,
     NotFound,
     Problem,
     Unauthorized,
 )
+from ordermill.flows.lifecycle import Operator
 from ordermill.flows.model import FlowDefinition
+from ordermill.flows.status import OrderStatus
 from ordermill.flows.validation import parse_flow, validate_flow
 from ordermill.handlers.base import Handler
 from ordermill.handlers.connector import subscription_body
@@ -39,12 +43,42 @@ from ordermill.storage.feedback import Feedback
 from ordermill.storage.flowdefs import FlowRecord
 from ordermill.storage.ids import new_id
 from ordermill.storage.notify import listen, worker_channel
-from ordermill.storage.orders import OrderView
+from ordermill.storage.orders import OrderFilter, OrderView
 from ordermill.storage.spaces import Space
 from ordermill.storage.store import Store
 from ordermill.storage.subscriptions import EVENT_TYPES, Subscription
 from ordermill.storage.users import PasswordPolicy, UserStore
 from ordermill.times import iso
+
+
+class BulkAction(StrEnum):
+    """What an operator does to many orders at once, chosen by a filter."""
+
+    RETRY = "retry"  # the failed and timed-out tasks run again
+    PAUSE = "pause"
+    RESUME = "resume"
+    CANCEL = "cancel"  # cannot be undone
+    RESTART = "restart"  # onto another version of the flow; cannot be undone
+
+
+_OPEN = (OrderStatus.CREATED, OrderStatus.IN_PROGRESS, OrderStatus.UNHEALTHY)
+# The orders an action fits, when its filter names no status.
+BULK_STATUSES: Mapping[BulkAction, tuple[OrderStatus, ...]] = {
+    BulkAction.RETRY: (OrderStatus.FAILURE, OrderStatus.UNHEALTHY),
+    BulkAction.PAUSE: _OPEN,
+    BulkAction.RESUME: _OPEN,
+    BulkAction.CANCEL: _OPEN,
+    BulkAction.RESTART: (OrderStatus.FAILURE, OrderStatus.UNHEALTHY, OrderStatus.CANCELLED),
+}
+
+
+@dataclass(frozen=True)
+class BulkOutcome:
+    action: BulkAction
+    dry_run: bool
+    matched: int  # orders the filter found (at most the limit)
+    changed: tuple[str, ...]  # ids of those the action changed (with dry_run: would change)
+    skipped: int  # matched orders the action does not fit (the core refused it)
 
 
 @dataclass
@@ -307,6 +341,52 @@ class Service:
         return await self.store.apply_feedback(token, feedback)
 
     # -- orders -----------------------------------------------------------------------------
+
+    async def act_on_orders(
+        self,
+        space_key: str | None,
+        action: BulkAction,
+        filters: OrderFilter,
+        *,
+        actor: str,
+        reason: str | None = None,
+        limit: int = 100,
+        dry_run: bool = False,
+        flow_version: int | None = None,
+        from_start: bool = False,
+    ) -> BulkOutcome:
+        """Apply ``action`` to the orders ``filters`` match, newest first, up to ``limit``; a
+        filter without statuses takes the action's ``BULK_STATUSES``. Each order is one event
+        of the lifecycle core under its own lock, so an order the action no longer fits is
+        skipped, never half-changed. With ``dry_run`` the core is asked and nothing changes."""
+        if not filters.status:
+            filters = replace(filters, status=BULK_STATUSES[action])
+        orders = await self.store.list_orders(space_key, filters, limit=limit, after=None)
+        store, changed, skipped = self.store, [], 0
+        for order in orders:
+            try:
+                match action:
+                    case BulkAction.RETRY:
+                        await store.retry_order(space_key, order.id, actor, dry_run=dry_run)
+                    case BulkAction.RESTART:
+                        await store.restart_order(
+                            space_key,
+                            order.id,
+                            actor,
+                            flow_version=flow_version,
+                            from_start=from_start,
+                            reason=reason,
+                            dry_run=dry_run,
+                        )
+                    case _:
+                        operator = Operator(action.value)
+                        await store.steer(
+                            space_key, order.id, operator, actor, reason, dry_run=dry_run
+                        )
+                changed.append(order.id)
+            except Conflict:
+                skipped += 1
+        return BulkOutcome(action, dry_run, len(orders), tuple(changed), skipped)
 
     async def create_order(
         self, body: dict[str, Any], *, start: bool, actor: str

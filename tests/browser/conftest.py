@@ -32,6 +32,7 @@ CHROMIUM_ARGS = [
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = PROJECT_ROOT / "test-artifacts" / "screenshots"
 DESKTOP = {"width": 1440, "height": 900}
+PHONE = {"width": 375, "height": 812}
 
 pytestmark = pytest.mark.browser
 
@@ -136,6 +137,18 @@ def open_page(
 def page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
     """A desktop-sized page (1440 × 900); its screenshot is saved when the test ends."""
     yield from open_page(browser, request, DESKTOP)
+
+
+@pytest.fixture(params=[DESKTOP, PHONE], ids=["desktop", "phone"])
+def screen(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
+    """A page at desktop (1440 × 900) and at phone (375 × 812) size: the test runs at both."""
+    yield from open_page(browser, request, request.param)
+
+
+def no_sideways_scroll(page: Page) -> None:
+    """The page is no wider than the screen."""
+    width = page.evaluate("window.innerWidth")
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
 
 
 OWNER_EMAIL = "owner@acme.example"

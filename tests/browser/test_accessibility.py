@@ -4,28 +4,21 @@ its count in the navigation follow new questions live."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
 
 from tests.acceptance.conftest import Api, ServeProcess
-from tests.browser.conftest import DESKTOP, open_page, sign_in
+from tests.browser.conftest import sign_in
 from tests.browser.test_confirmations import confirm_then_deliver
 from tests.support.factories import flow_doc, order_doc
 from tests.support.receiver import HttpsReceiver, Reply
 
 pytestmark = pytest.mark.browser
-PHONE = {"width": 375, "height": 812}
 AXE = (Path(__file__).parent / "vendor" / "axe-core" / "axe.min.js").read_text()
 SERIOUS = ("serious", "critical")
-
-
-@pytest.fixture(params=[DESKTOP, PHONE], ids=["desktop", "phone"])
-def screen(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
-    yield from open_page(browser, request, request.param)
 
 
 def axe_violations(page: Page) -> list[str]:

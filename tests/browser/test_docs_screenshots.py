@@ -132,6 +132,14 @@ def test_every_main_page_renders_with_realistic_data(
     expect(page.locator("tr.order-row")).to_have_count(1)
     snap(page, "orders-search", full_page=False)
 
+    page.goto(f"{base}/?status=FAILURE")
+    page.locator("#bulk-actions > summary").click()
+    page.get_by_role("button", name="Retry all failed…").click()
+    expect(page.locator("#bulk-count")).to_have_text("1 order would be retried.")
+    snap(page, "bulk-retry", full_page=False)
+    page.get_by_role("button", name="Keep them as they are").click()
+    expect(page.locator("#bulk-panel .bulk-panel")).to_have_count(0)
+
     page.goto(f"{base}/orders/{ids[1002]}")
     expect(page.locator("#order-why")).to_contain_text("ship: the connector answered 400 — no SKU")
     page.locator("#order-graph g.node[data-task-key='notify-erp']").click()

@@ -4,29 +4,17 @@ by anything, see why it failed at a glance, keep focus across live refreshes."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
 
 from tests.acceptance.conftest import Api, ServeProcess
-from tests.browser.conftest import DESKTOP, open_page, sign_in
+from tests.browser.conftest import no_sideways_scroll, sign_in
 from tests.support.factories import flow_doc, order_doc
 from tests.support.receiver import HttpsReceiver, Reply
 
 pytestmark = pytest.mark.browser
-PHONE = {"width": 375, "height": 812}
-
-
-@pytest.fixture(params=[DESKTOP, PHONE], ids=["desktop", "phone"])
-def screen(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
-    yield from open_page(browser, request, request.param)
-
-
-def no_sideways_scroll(page: Page) -> None:
-    width = page.evaluate("window.innerWidth")
-    assert page.evaluate("document.documentElement.scrollWidth") <= width
 
 
 def customer_order(third_party: str, reference: str, city: str) -> dict[str, object]:

@@ -1,7 +1,8 @@
 """The UI over plain HTTP, in-process, on SQLite and PostgreSQL: no browser needed.
 
-Sessions, CSRF, security headers and error pages are checked here; what needs a real browser
-(htmx, mermaid, layout) is in the other modules of this directory.
+Sessions, CSRF, security headers, error pages and the refusals of bulk actions and rejections
+without a reason are checked here; what needs a real browser (htmx, mermaid, layout) is in the
+other modules of this directory.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from fastapi import FastAPI
 from ordermill.api.app import create_app
 from ordermill.config import Settings
 from ordermill.service import Service
+from tests.integration.test_people import WAIT_FLOW
 from tests.support.factories import order_doc
 
 CSRF_FIELD = re.compile(r'name="csrf" value="([^"]+)"')
@@ -199,20 +201,7 @@ async def test_orders_page_filters_counts_and_escapes_on_this_database(
     app: FastAPI, browser: httpx2.AsyncClient, person: str
 ) -> None:
     service: Service = app.state.service
-    flow = {
-        "key": "f1",
-        "name": "Flow one",
-        "stages": [
-            {
-                "key": "s",
-                "initialTaskDefinitionKeys": ["t"],
-                "taskDefinitions": [
-                    {"key": "t", "handlerKey": "wait", "payload": {"durationMs": 1}}
-                ],
-            }
-        ],
-    }
-    await service.save_flow("acme", flow)
+    await service.save_flow("acme", WAIT_FLOW)
     for number in range(3):
         body = order_doc(f"WEB-{number}<i>", flow_key="f1")
         await service.create_order(body, start=number > 0, actor="test")
@@ -227,3 +216,67 @@ async def test_orders_page_filters_counts_and_escapes_on_this_database(
     assert re.search(r"IN_PROGRESS <span class=\"count\">1</span>", page.text)
     assert created.text.count('class="order-row"') == 1
     assert re.search(r"All <span class=\"count\">3</span>", created.text)
+
+
+HTMX = {"HX-Request": "true"}
+
+
+async def test_a_bulk_cancel_counts_first_and_cancels_only_with_a_reason(
+    app: FastAPI, browser: httpx2.AsyncClient, person: str
+) -> None:
+    service: Service = app.state.service
+    await service.save_flow("acme", WAIT_FLOW)
+    ids = []
+    for tpid in ("GENT-1", "GENT-2", "LEUVEN-1"):
+        order, _ = await service.create_order(
+            order_doc(tpid, flow_key="f1"), start=False, actor="t"
+        )
+        ids.append(order.id)
+    await sign_in(browser, person)
+    form = {"csrf": await csrf_of(browser, "/"), "q": "gent-"}
+
+    counted = await browser.post("/bulk/cancel/preview", data=form, headers=HTMX)
+    no_reason = await browser.post("/bulk/cancel", data=form, headers=HTMX)
+    statuses = [(await service.store.get_order("acme", i)).status.value for i in ids]
+
+    assert counted.status_code == 200
+    assert 'data-count="2"' in counted.text
+    assert "2 orders would be cancelled" in counted.text
+    assert no_reason.status_code == 400
+    assert statuses == ["CREATED", "CREATED", "CREATED"]
+
+    done = await browser.post(
+        "/bulk/cancel", data={**form, "reason": "batch withdrawn"}, headers=HTMX
+    )
+
+    assert done.status_code == 200
+    assert "Cancelled 2 orders." in done.text
+    after = [await service.store.get_order("acme", i) for i in ids]
+    assert [(o.status.value, o.cancel_reason) for o in after] == [
+        ("CANCELLED", "batch withdrawn"),
+        ("CANCELLED", "batch withdrawn"),
+        ("CREATED", None),
+    ]
+    unknown = await browser.post("/bulk/explode/preview", data=form, headers=HTMX)
+    assert unknown.status_code == 404
+    nothing = await browser.post("/bulk/retry/preview", data=form, headers=HTMX)
+    assert "0 orders would be retried" in nothing.text
+    assert 'id="bulk-confirm"' not in nothing.text  # nothing to confirm
+    restart = await browser.post("/bulk/restart", data=form, headers=HTMX)
+    assert restart.status_code == 400  # cannot be undone: needs a reason
+    assert (
+        "2 orders would be restarted"
+        in (await browser.post("/bulk/restart/preview", data=form, headers=HTMX)).text
+    )  # cancelled orders can be restarted
+
+
+async def test_a_reject_without_a_reason_is_refused(
+    browser: httpx2.AsyncClient, person: str
+) -> None:
+    await sign_in(browser, person)
+    form = {"csrf": await csrf_of(browser, "/"), "decision": "reject", "comment": "  "}
+
+    answer = await browser.post("/confirmations/cnf_missing/answer", data=form, headers=HTMX)
+
+    assert answer.status_code == 400
+    assert "say why you reject" in answer.text

@@ -29,6 +29,7 @@ from ordermill.flows.lifecycle import (
     Outcome,
     Refusal,
     Restart,
+    TaskChange,
     TimelineEvent,
     TimerFired,
     WaitTimedOut,
@@ -176,6 +177,24 @@ def test_operator_actions() -> None:
     assert redelivered.state.tasks["c"] is PENDING
 
 
+def test_retrying_one_task_leaves_the_other_failed_tasks_as_they_are() -> None:
+    failed = state(OrderStatus.FAILURE, a=SUCCEEDED, b=FAILED, c=FAILED)
+
+    one = decided(JOIN, failed, OperatorAction(Operator.RETRY, "b"))
+
+    assert one.changes == (TaskChange("b", FAILED, PENDING),)
+    assert one.state.tasks["c"] is FAILED
+    assert one.state.status is OrderStatus.FAILURE  # c still fails the order
+    assert one.events[0] == TimelineEvent("order.retried", data={"tasks": ["b"]})
+    assert decide(JOIN, failed, OperatorAction(Operator.RETRY, "a")) == Refusal(
+        "task 'a' has not failed or timed out"
+    )
+    alone = decided(
+        JOIN, state(OrderStatus.FAILURE, a=SUCCEEDED, b=FAILED), OperatorAction(Operator.RETRY, "b")
+    )
+    assert alone.state.status is OrderStatus.IN_PROGRESS
+
+
 # --- properties over random flows and random events ----------------------------------------
 
 
@@ -189,6 +208,7 @@ EVENT_KINDS: tuple[Callable[[str], Event], ...] = (
     lambda key: ConfirmationAnswered(key, confirmed=True),
     lambda key: ConfirmationAnswered(key, confirmed=False),
     lambda key: OperatorAction(Operator.REDELIVER, key),
+    lambda key: OperatorAction(Operator.RETRY, key),
     lambda key: OperatorAction(Operator.SKIP, key, reason="booked by phone"),
 )
 OPERATOR: tuple[Event, ...] = (

@@ -24,6 +24,7 @@ CONFLICTS = {
     ("POST", "/api/orders"),
     ("POST", "/api/orders/{order_id}/start"),
     ("POST", "/api/orders/{order_id}/retry"),
+    ("POST", "/api/orders/{order_id}/tasks/{task_key}/retry"),
     ("POST", "/api/orders/{order_id}/tasks/{task_key}/redeliver"),
     ("POST", "/api/orders/{order_id}/cancel"),
     ("POST", "/api/orders/{order_id}/pause"),

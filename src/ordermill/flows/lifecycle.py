@@ -127,7 +127,7 @@ class ConfirmationAnswered:
 @dataclass(frozen=True)
 class OperatorAction:
     action: Operator
-    task_key: str | None = None  # the task, for a redelivery or a skip
+    task_key: str | None = None  # the task, for a redelivery, a skip or a one-task retry
     reason: str | None = None
 
 
@@ -332,6 +332,11 @@ def _operator(flow: FlowDefinition, state: OrderState, event: OperatorAction) ->
                 and not flow.is_failure_task(key)
                 and ARCHIVE_MARK not in key
             )
+            if event.task_key is not None:
+                # One task only: the others stay as they are (and keep the order failed).
+                if event.task_key not in failed:
+                    return Refusal(f"task {event.task_key!r} has not failed or timed out")
+                failed = [event.task_key]
             if not failed:
                 return Refusal("the order has no failed or timed-out task to retry")
             opening = (TimelineEvent("order.retried", data={"tasks": failed}),)

@@ -314,11 +314,23 @@ class Store(OrderReads):
         return await self._operate(space_key, order_id, OperatorAction(Operator.START), actor)
 
     async def retry_order(
-        self, space_key: str | None, order_id: str, actor: str, *, dry_run: bool = False
+        self,
+        space_key: str | None,
+        order_id: str,
+        actor: str,
+        *,
+        task_key: str | None = None,
+        dry_run: bool = False,
     ) -> OrderView:
-        """Give the failed and timed-out tasks a fresh retry budget; the order runs again."""
-        event = OperatorAction(Operator.RETRY)
-        return await self._operate(space_key, order_id, event, actor, dry_run=dry_run)
+        """Give the failed and timed-out tasks (or only ``task_key``) a fresh retry budget;
+        the order runs again."""
+        order = None
+        if task_key is not None:
+            order = await self.get_order(space_key, order_id)
+            if not any(task.key == task_key for task in order.tasks):
+                raise NotFound(f"order {order_id!r} has no task {task_key!r}")
+        event = OperatorAction(Operator.RETRY, task_key)
+        return await self._operate(space_key, order_id, event, actor, order, dry_run=dry_run)
 
     async def redeliver_task(
         self, space_key: str | None, order_id: str, task_key: str, actor: str

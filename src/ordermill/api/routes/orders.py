@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request, Response
 
 from ordermill.api.auth import PrincipalDep, ServiceDep
 from ordermill.api.limits import BoundedRoute
-from ordermill.api.routes.steering import ReasonIn, matching_orders
+from ordermill.api.routes.steering import ReasonIn, bulk_filter
 from ordermill.api.schemas import (
     ORDER_ID_PATTERN,
     BulkRetryIn,
@@ -19,12 +19,13 @@ from ordermill.api.schemas import (
     order_out,
     parse_order,
 )
-from ordermill.errors import Conflict, InvalidInput, Problem
+from ordermill.errors import InvalidInput, Problem
 from ordermill.flows.amend import AMENDABLE, FIXED
 from ordermill.flows.examples import reference_order
 from ordermill.flows.lifecycle import Operator
 from ordermill.flows.status import OrderStatus
 from ordermill.jsoncodec import dumps
+from ordermill.service import BulkAction
 from ordermill.storage.orders import OrderFilter
 
 router = APIRouter(prefix="/api/orders", tags=["orders"], route_class=BoundedRoute)
@@ -120,21 +121,18 @@ async def retry_many(
     """Retries every FAILURE/UNHEALTHY order matching the filter, up to ``limit`` orders.
     Answers with the ids retried and how many were skipped (not retryable any more); with
     ``dryRun`` nothing changes and ``retried`` lists the orders that would be."""
-    statuses = tuple(OrderStatus(s) for s in body.status)
-    orders = await matching_orders(principal, service, body, statuses)
-    retried, skipped = [], 0
-    for order in orders:
-        try:
-            await service.store.retry_order(
-                principal.space_key, order.id, principal.actor, dry_run=body.dryRun
-            )
-            retried.append(order.id)
-        except Conflict:
-            skipped += 1
+    outcome = await service.act_on_orders(
+        principal.space(body.spaceKey),
+        BulkAction.RETRY,
+        bulk_filter(body, tuple(OrderStatus(s) for s in body.status)),
+        actor=principal.actor,
+        limit=body.limit,
+        dry_run=body.dryRun,
+    )
     return {
-        "retried": retried,
-        "skipped": skipped,
-        "matched": len(orders),
+        "retried": list(outcome.changed),
+        "skipped": outcome.skipped,
+        "matched": outcome.matched,
         "dryRun": body.dryRun,
     }
 
@@ -258,6 +256,20 @@ async def retry_order(
 ) -> dict[str, Any]:
     return order_out(
         await service.store.retry_order(principal.space_key, order_id, principal.actor)
+    )
+
+
+@router.post(
+    "/{order_id}/tasks/{task_key}/retry", summary="Retry one failed or timed-out task of an order"
+)
+async def retry_task(
+    order_id: str, task_key: str, principal: PrincipalDep, service: ServiceDep
+) -> dict[str, Any]:
+    """Only this task gets a fresh retry budget; other failed tasks stay as they are."""
+    return order_out(
+        await service.store.retry_order(
+            principal.space_key, order_id, principal.actor, task_key=task_key
+        )
     )
 
 

@@ -6,7 +6,6 @@ not apply to the order's state is refused with 409 and the core's reason.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -17,12 +16,12 @@ from ordermill.api.auth import Principal, PrincipalDep, ServiceDep
 from ordermill.api.limits import BoundedRoute
 from ordermill.api.schemas import KEY_PATTERN, order_out, parse_order
 from ordermill.dryrun import dry_run
-from ordermill.errors import Conflict, InvalidInput, Problem
+from ordermill.errors import InvalidInput, Problem
 from ordermill.flows.explain import Explanation
 from ordermill.flows.lifecycle import Operator
 from ordermill.flows.status import OrderStatus
-from ordermill.service import Service
-from ordermill.storage.orders import OrderFilter, OrderView
+from ordermill.service import BulkAction, Service
+from ordermill.storage.orders import OrderFilter
 from ordermill.times import iso
 
 router = APIRouter(prefix="/api/orders", tags=["orders"], route_class=BoundedRoute)
@@ -70,27 +69,14 @@ class BulkRestartIn(BulkIn):
     from_: Literal["failed", "start"] = Field(default="failed", alias="from")
 
 
-_BULK_STATUSES: dict[str, tuple[OrderStatus, ...]] = {
-    "pause": (OrderStatus.CREATED, OrderStatus.IN_PROGRESS, OrderStatus.UNHEALTHY),
-    "resume": (OrderStatus.CREATED, OrderStatus.IN_PROGRESS, OrderStatus.UNHEALTHY),
-    "cancel": (OrderStatus.CREATED, OrderStatus.IN_PROGRESS, OrderStatus.UNHEALTHY),
-    "restart": (OrderStatus.FAILURE, OrderStatus.UNHEALTHY, OrderStatus.CANCELLED),
-}
-
-
-async def matching_orders(
-    principal: Principal, service: Service, body: Any, statuses: tuple[OrderStatus, ...]
-) -> list[OrderView]:
-    """The orders a bulk action's filter (``spaceKey``, ``flowKey``, ``createdFrom``,
-    ``createdTo``, ``limit``) matches among ``statuses``, newest first."""
-    filters = OrderFilter(
+def bulk_filter(body: Any, statuses: tuple[OrderStatus, ...] = ()) -> OrderFilter:
+    """The orders a bulk action's body (``flowKey``, ``createdFrom``, ``createdTo``) names
+    among ``statuses`` (none: the action's default)."""
+    return OrderFilter(
         status=statuses,
         flow_key=body.flowKey,
         created_from=body.createdFrom,
         created_to=body.createdTo,
-    )
-    return await service.store.list_orders(
-        principal.space(body.spaceKey), filters, limit=body.limit, after=None
     )
 
 
@@ -98,48 +84,40 @@ async def bulk(
     principal: Principal,
     service: Service,
     body: BulkIn,
-    action: str,
-    act: Callable[[str], Awaitable[object]],
+    action: BulkAction,
+    *,
+    flow_version: int | None = None,
+    from_start: bool = False,
 ) -> dict[str, Any]:
-    """Apply ``act`` to every order matching the filter (up to ``limit``), or only ask."""
-    statuses = tuple(OrderStatus(s) for s in body.status) if body.status else _BULK_STATUSES[action]
-    orders = await matching_orders(principal, service, body, statuses)
-    changed, refused = [], 0
-    for order in orders:
-        try:
-            await act(order.id)
-            changed.append(order.id)
-        except Conflict:
-            refused += 1
+    """Apply ``action`` to every order matching the filter (up to ``limit``), or only ask."""
+    statuses = tuple(OrderStatus(s) for s in body.status) if body.status else ()
+    outcome = await service.act_on_orders(
+        principal.space(body.spaceKey),
+        action,
+        bulk_filter(body, statuses),
+        actor=principal.actor,
+        reason=body.reason,
+        limit=body.limit,
+        dry_run=body.dryRun,
+        flow_version=flow_version,
+        from_start=from_start,
+    )
     return {
-        "action": action,
+        "action": action.value,
         "dryRun": body.dryRun,
-        "matched": len(orders),
-        "changed": changed,
-        "skipped": refused,
+        "matched": outcome.matched,
+        "changed": list(outcome.changed),
+        "skipped": outcome.skipped,
     }
 
 
-def _bulk_route(action: Operator, summary: str) -> None:
+def _bulk_route(action: BulkAction, summary: str) -> None:
     """``POST /api/orders/{action}``: the bulk form of pause, resume or cancel."""
 
     async def steer_many(
         principal: PrincipalDep, service: ServiceDep, body: BulkIn
     ) -> dict[str, Any]:
-        return await bulk(
-            principal,
-            service,
-            body,
-            action.value,
-            lambda order_id: service.store.steer(
-                principal.space_key,
-                order_id,
-                action,
-                principal.actor,
-                body.reason,
-                dry_run=body.dryRun,
-            ),
-        )
+        return await bulk(principal, service, body, action)
 
     steer_many.__name__ = f"{action.value}_many"
     router.post(f"/{action.value}", summary=summary, description=BULK_HELP)(steer_many)
@@ -150,9 +128,9 @@ BULK_HELP = (
     "orders changed (with ``dryRun``: that would be); ``skipped`` counts those the action "
     "does not fit."
 )
-_bulk_route(Operator.PAUSE, "Pause many orders at once")
-_bulk_route(Operator.RESUME, "Resume many paused orders at once")
-_bulk_route(Operator.CANCEL, "Cancel many orders at once")
+_bulk_route(BulkAction.PAUSE, "Pause many orders at once")
+_bulk_route(BulkAction.RESUME, "Resume many paused orders at once")
+_bulk_route(BulkAction.CANCEL, "Cancel many orders at once")
 
 
 @router.post("/restart", summary="Restart many orders onto another version of their flow")
@@ -161,22 +139,14 @@ async def restart_many(
 ) -> dict[str, Any]:
     """Default filter: FAILURE, UNHEALTHY and CANCELLED orders; each moves onto ``flowVersion``
     of its own flow (``latest`` by default)."""
-    store, actor = service.store, principal.actor
     version = None if body.flow_version == "latest" else body.flow_version
     return await bulk(
         principal,
         service,
         body,
-        "restart",
-        lambda order_id: store.restart_order(
-            principal.space_key,
-            order_id,
-            actor,
-            flow_version=version,
-            from_start=body.from_ == "start",
-            reason=body.reason,
-            dry_run=body.dryRun,
-        ),
+        BulkAction.RESTART,
+        flow_version=version,
+        from_start=body.from_ == "start",
     )
 
 

@@ -7,6 +7,7 @@ from fastapi import APIRouter
 from ordermill.ui.routes import (
     audit,
     auth,
+    bulk,
     confirmations,
     editor,
     flows,
@@ -19,6 +20,7 @@ from ordermill.ui.routes import (
 ROUTERS: tuple[APIRouter, ...] = (
     auth.router,
     orders.router,
+    bulk.router,
     order.router,
     confirmations.router,
     flows.router,

@@ -65,6 +65,8 @@ async def answer(
     """Confirm or reject; answers with the refreshed order part or the answered inbox card."""
     if decision not in ("confirm", "reject"):
         raise InvalidInput([Problem("/decision", "press Confirm or Reject")])
+    if decision == "reject" and not comment.strip():
+        raise InvalidInput([Problem("/comment", "say why you reject: the reason is kept")])
     service: Service = request.app.state.service
     answered = await service.store.confirmations.answer(
         session.space_key,

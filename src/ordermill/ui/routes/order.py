@@ -34,8 +34,16 @@ MESSAGES = {
     "resume": "Order resumed.",
     "restart": "Order restarted on the latest version of its flow.",
 }
+TASK_MESSAGES = {
+    "skip": "Task {key} marked as succeeded; what follows it runs now.",
+    "retry": "Retrying task {key} alone; other failed tasks stay as they are.",
+    "redeliver": "Task {key} is sent again under the same delivery id (webhook-id).",
+}
 RESTARTABLE = (OrderStatus.FAILURE, OrderStatus.UNHEALTHY, OrderStatus.CANCELLED)
 SKIPPABLE = (TaskStatus.FAILED, TaskStatus.WAITING, TaskStatus.TIMED_OUT)
+RETRYABLE_TASKS = (TaskStatus.FAILED, TaskStatus.TIMED_OUT)
+REDELIVERABLE = (TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.TIMED_OUT)
+CONNECTOR = "consume-rest-api"
 
 
 async def open_confirmations(service: Service, session: Session, order: OrderView) -> list[Any]:
@@ -129,11 +137,10 @@ async def order_live(request: Request, session: SessionDep, order_id: str) -> Re
     return render(request, "partials/order_live.html", oob=True, **context)
 
 
-@router.get("/orders/{order_id}/tasks/{task_key}")
-async def task_detail(
-    request: Request, session: SessionDep, order_id: str, task_key: str
-) -> Response:
-    service: Service = request.app.state.service
+async def task_context(
+    service: Service, session: Session, order_id: str, task_key: str
+) -> dict[str, Any]:
+    """What a task's panel shows: its definition, state, delivery log and the actions it fits."""
     order = await service.store.get_order(session.space_key, order_id)
     version = await service.store.flows.version_by_id(order.flow_id, order.flow_version)
     try:
@@ -145,35 +152,61 @@ async def task_detail(
         await service.store.list_attempts(session.space_key, order_id, task_key) if task else []
     )
     result = task.result if task is not None and isinstance(task.result, dict) else {}
-    return render(
-        request,
-        "partials/task_detail.html",
-        order=order,
-        definition=definition,
-        task=task,
-        attempts=attempts,
-        feedback=result.get("feedback"),
-        result=result,
-        can_skip=task is not None and task.status in SKIPPABLE and not order.status.is_final,
-    )
+    status = task.status if task is not None else None
+    return {
+        "order": order,
+        "definition": definition,
+        "task": task,
+        "attempts": attempts,
+        "feedback": result.get("feedback"),
+        "result": result,
+        "can_skip": status in SKIPPABLE and not order.status.is_final,
+        "can_retry_task": status in RETRYABLE_TASKS
+        and order.status in (OrderStatus.FAILURE, OrderStatus.UNHEALTHY)
+        and not version.definition.is_failure_task(task_key),
+        "can_redeliver": definition.handler_key == CONNECTOR
+        and status in REDELIVERABLE
+        and order.status is not OrderStatus.CANCELLED,
+    }
 
 
-@router.post("/orders/{order_id}/tasks/{task_key}/skip")
-async def skip_task(
+@router.get("/orders/{order_id}/tasks/{task_key}")
+async def task_detail(
+    request: Request, session: SessionDep, order_id: str, task_key: str
+) -> Response:
+    service: Service = request.app.state.service
+    context = await task_context(service, session, order_id, task_key)
+    return render(request, "partials/task_detail.html", **context)
+
+
+@router.post("/orders/{order_id}/tasks/{task_key}/{action}")
+async def task_action(
     request: Request,
     session: SessionDep,
     order_id: str,
     task_key: str,
+    action: str,
     reason: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
-    """Mark a task succeeded by hand; the answer is the refreshed page part and a toast."""
+    """Skip (mark succeeded by hand), retry or redeliver one task; the answer is the refreshed
+    page part, the task's panel in its new state and a toast."""
     service: Service = request.app.state.service
-    await service.store.skip_task(
-        session.space_key, order_id, task_key, session.actor, reason or None
-    )
+    store, space, actor = service.store, session.space_key, session.actor
+    match action:
+        case "skip":
+            await store.skip_task(space, order_id, task_key, actor, reason or None)
+        case "retry":
+            await store.retry_order(space, order_id, actor, task_key=task_key)
+        case "redeliver":
+            await store.redeliver_task(space, order_id, task_key, actor)
+        case _:
+            raise NotFound(f"there is no task action {action!r}")
     context = await live_context(service, session, order_id)
-    toasts = [Toast(f"Task {task_key} marked as succeeded; what follows it runs now.")]
-    return render(request, "partials/order_live.html", oob=True, toasts=toasts, **context)
+    panel = await task_context(service, session, order_id, task_key)
+    toasts = [Toast(TASK_MESSAGES[action].format(key=task_key))]
+    return render(
+        request, "partials/order_live.html", oob=True, toasts=toasts, panel=panel, **context
+    )
 
 
 @router.post("/orders/{order_id}/{action}")

@@ -57,7 +57,9 @@ def _day(value: str | None, *, end: bool = False) -> datetime | None:
     return start + timedelta(days=1) if end else start
 
 
-def _filter(query: TableQuery, now: datetime) -> tuple[OrderFilter, OrderStatus | None]:
+def table_filter(query: TableQuery, now: datetime) -> tuple[OrderFilter, OrderStatus | None]:
+    """The store's filter for the page's query (what the table shows and what a bulk action
+    acts on), and the status chip chosen."""
     chosen = (
         OrderStatus(query.status)
         if query.status and query.status in OrderStatus.__members__
@@ -87,7 +89,7 @@ def _filter(query: TableQuery, now: datetime) -> tuple[OrderFilter, OrderStatus 
 
 async def _table_context(request: Request, session: Session, query: TableQuery) -> dict[str, Any]:
     service: Service = request.app.state.service
-    filters, chosen = _filter(query, service.clock.now())
+    filters, chosen = table_filter(query, service.clock.now())
     found = await service.store.list_orders(
         session.space_key, filters, limit=PAGE_SIZE + 1, after=query.after or None
     )

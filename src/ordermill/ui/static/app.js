@@ -44,6 +44,7 @@
     if (region) region.querySelectorAll(".toast").forEach(armToast);
   }
 
+  let lastBulkOpener = null;
   document.addEventListener("click", (event) => {
     const target = event.target instanceof Element ? event.target : null;
     if (!target) return;
@@ -57,6 +58,15 @@
     }
     const closer = target.closest("[data-close-dialog]");
     if (closer) closer.closest("dialog")?.close();
+
+    // A bulk action's panel: remember which button opened it, and give focus back on close.
+    const bulkOpener = target.closest("[data-bulk-open]");
+    if (bulkOpener) lastBulkOpener = bulkOpener;
+    if (target.closest("[data-close-bulk]")) {
+      const panel = document.getElementById("bulk-panel");
+      if (panel) panel.replaceChildren();
+      (lastBulkOpener || document.getElementById("bulk-actions"))?.focus();
+    }
 
     const copy = target.closest("[data-copy]");
     if (copy) {
@@ -79,6 +89,13 @@
     if (xhr && xhr.getResponseHeader("HX-Retarget")) return; // the server sent its own message
     const status = xhr ? xhr.status : "?";
     showToast("The server answered " + status + ". Reload the page and try again.", "error");
+  });
+  // A refresh would replace an open dialog (and what is typed in it): refreshes wait.
+  document.addEventListener("htmx:beforeRequest", (event) => {
+    const config = event.detail.requestConfig;
+    if (config && config.verb === "get" && document.querySelector("dialog[open]")) {
+      event.preventDefault();
+    }
   });
   document.addEventListener("htmx:afterRequest", (event) => {
     const dialog = event.detail.elt && event.detail.elt.closest && event.detail.elt.closest("dialog");
@@ -104,6 +121,14 @@
       x: window.scrollX,
       y: window.scrollY,
     };
+  });
+  // A task action replaces the task's panel (and the button pressed): focus goes to the panel.
+  document.addEventListener("htmx:oobAfterSwap", (event) => {
+    const target = event.detail.target;
+    if (!(target instanceof HTMLElement) || target.id !== "task-detail") return;
+    if (!document.activeElement || document.activeElement === document.body) {
+      target.focus({ preventScroll: true });
+    }
   });
   document.addEventListener("htmx:afterSwap", () => {
     if (!kept) return;
@@ -172,6 +197,7 @@
       element.innerHTML = cached;
       element.dataset.drawn = source;
       wireNodes(element);
+      showView(element);
       return Promise.resolve();
     }
     if (!initMermaid()) return Promise.resolve();
@@ -185,6 +211,7 @@
         element.dataset.drawn = source;
         element.classList.remove("graph-failed");
         wireNodes(element);
+        showView(element);
       })
       .catch(() => {
         element.dataset.drawn = source;
@@ -192,6 +219,119 @@
         element.textContent = "The graph cannot be drawn yet: fix the problems listed and it appears.";
       });
   }
+
+  // --- graph pan and zoom: only the SVG's viewBox changes, so the page never grows ---------
+  // Each graph's chosen view outlives the live refreshes that redraw it; Fit forgets it.
+  const views = new Map(); // graph element id -> [x, y, width, height]
+  const ZOOM_STEP = 1.4;
+
+  function fitBox(svg) {
+    if (!svg.dataset.fit) svg.dataset.fit = svg.getAttribute("viewBox") || "";
+    const box = svg.dataset.fit.split(/[\s,]+/).map(Number);
+    return box.length === 4 && box.every(Number.isFinite) && box[2] > 0 ? box : null;
+  }
+
+  function showView(element) {
+    const svg = element.querySelector("svg");
+    const fit = svg && fitBox(svg);
+    if (!fit) return;
+    const view = views.get(element.id) || fit;
+    svg.setAttribute("viewBox", view.join(" "));
+    element.classList.toggle("graph-zoomed", views.has(element.id));
+  }
+
+  function zoom(element, factor) {
+    const svg = element.querySelector("svg");
+    const fit = svg && fitBox(svg);
+    if (!fit) return;
+    const [x, y, w, h] = views.get(element.id) || fit;
+    // Between the whole graph and an eighth of it: further out or in shows nothing new.
+    const width = Math.min(fit[2], Math.max(fit[2] / 8, w / factor));
+    if (width >= fit[2]) {
+      views.delete(element.id);
+    } else {
+      const height = (h * width) / w;
+      views.set(element.id, [x + (w - width) / 2, y + (h - height) / 2, width, height]);
+    }
+    showView(element);
+  }
+
+  function pan(element, dx, dy) {
+    const view = views.get(element.id);
+    if (!view) return; // the whole graph is shown: nothing to pan to
+    const [x, y, w, h] = view;
+    views.set(element.id, [x + dx * w, y + dy * h, w, h]);
+    showView(element);
+  }
+
+  document.addEventListener("click", (event) => {
+    const button = event.target instanceof Element ? event.target.closest("[data-graph-zoom]") : null;
+    if (!button) return;
+    const element = document.getElementById(button.getAttribute("data-graph-target"));
+    if (!element) return;
+    const how = button.getAttribute("data-graph-zoom");
+    if (how === "fit") {
+      views.delete(element.id);
+      showView(element);
+    } else {
+      zoom(element, how === "in" ? ZOOM_STEP : 1 / ZOOM_STEP);
+    }
+  });
+
+  const PAN_KEYS = { ArrowLeft: [-0.15, 0], ArrowRight: [0.15, 0], ArrowUp: [0, -0.15], ArrowDown: [0, 0.15] };
+  document.addEventListener("keydown", (event) => {
+    const element = event.target instanceof Element ? event.target.closest(".graph[data-graph]") : null;
+    if (!element || event.target !== element) return;
+    if (PAN_KEYS[event.key] && views.has(element.id)) {
+      pan(element, ...PAN_KEYS[event.key]);
+    } else if (event.key === "+" || event.key === "=") {
+      zoom(element, ZOOM_STEP);
+    } else if (event.key === "-") {
+      zoom(element, 1 / ZOOM_STEP);
+    } else if (event.key === "0") {
+      views.delete(element.id);
+      showView(element);
+    } else {
+      return;
+    }
+    event.preventDefault();
+  });
+
+  // Dragging (mouse, pen or one finger) pans a zoomed graph; a drag is not a click on a task.
+  let drag = null;
+  document.addEventListener("pointerdown", (event) => {
+    const element = event.target instanceof Element ? event.target.closest(".graph.graph-zoomed") : null;
+    if (!element || event.button > 0) return;
+    drag = { element, x: event.clientX, y: event.clientY, moved: false };
+  });
+  document.addEventListener("pointermove", (event) => {
+    if (!drag) return;
+    const svg = drag.element.querySelector("svg");
+    const rect = svg && svg.getBoundingClientRect();
+    if (!rect || !rect.width || !rect.height) return;
+    const dx = event.clientX - drag.x;
+    const dy = event.clientY - drag.y;
+    if (!drag.moved && Math.hypot(dx, dy) < 4) return;
+    drag.moved = true;
+    pan(drag.element, -dx / rect.width, -dy / rect.height);
+    drag.x = event.clientX;
+    drag.y = event.clientY;
+  });
+  const endDrag = () => {
+    if (drag && drag.moved) {
+      const swallow = (event) => {
+        event.stopPropagation();
+        event.preventDefault();
+      };
+      window.addEventListener("click", swallow, { capture: true, once: true });
+      setTimeout(() => window.removeEventListener("click", swallow, { capture: true }), 0);
+    }
+    drag = null;
+  };
+  document.addEventListener("pointerup", endDrag);
+  document.addEventListener("pointercancel", () => {
+    drag = null;
+  });
 
   function renderGraphs(root) {
     const scope = root || document;
@@ -215,7 +355,8 @@
     chosenTask = button.getAttribute("data-task-key");
     markChosen();
   });
-  document.addEventListener("htmx:afterSwap", (event) => {
+  // After the settle, so htmx has wired the new buttons and a click makes their request.
+  document.addEventListener("htmx:afterSettle", (event) => {
     const target = event.detail.target;
     if (!(target instanceof Element) || target.id !== "order-live" || chosenTask === null) return;
     const live = document.getElementById("order-live");
@@ -225,7 +366,9 @@
     const button = live.querySelector('.task-list button.task-button[data-task-key="' + CSS.escape(chosenTask) + '"]');
     if (!detail || !button || !window.htmx) return;
     if (detail.getAttribute("data-status") !== button.getAttribute("data-status")) {
-      window.htmx.ajax("GET", button.getAttribute("hx-get"), { target: "#task-detail", swap: "innerHTML" });
+      // The button's own request (not htmx.ajax, whose queued calls leave promises nobody
+      // awaits: a failed read would surface as an unhandled rejection).
+      button.click();
     }
   });
 
