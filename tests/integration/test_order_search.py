@@ -127,3 +127,20 @@ async def test_an_amendment_rewrites_the_orders_searchable_text_and_no_other(
     assert await found(client, acme, q="an%na@example") == {"WEB-2002"}  # kept, merged
     assert await found(client, acme, q="acme-po") == {"WEB-2001", "WEB-2002"}
     assert await found(client, acme, q="brugge") == {"SHOP-77"}
+
+
+async def test_a_search_pages_through_every_match_once_newest_first(
+    client: httpx2.AsyncClient, acme: dict[str, str], orders: dict[str, str]
+) -> None:
+    seen: list[str] = []
+    cursor = None
+    for _ in range(5):
+        params: dict[str, Any] = {"q": "@example", "limit": 1}
+        if cursor:
+            params["cursor"] = cursor
+        page = (await client.get("/api/orders", params=params, headers=acme)).json()
+        seen += [item["thirdPartyOrderId"] for item in page["items"]]
+        cursor = page["nextCursor"]
+        if cursor is None:
+            break
+    assert seen == ["SHOP-77", "WEB-2002", "WEB-2001"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -18,7 +18,7 @@ from ordermill.flows.status import OrderStatus, TaskStatus
 from ordermill.jsoncodec import dumps
 from ordermill.storage import tables as t
 from ordermill.storage.advance import UnitOfWork
-from ordermill.storage.search import matching_ids, search_row
+from ordermill.storage.search import fts_phrase, matching_ids, search_row, stored_order_first
 
 
 @dataclass(frozen=True)
@@ -224,8 +224,17 @@ class OrderReads:
     async def list_orders(
         self, space_key: str | None, filters: OrderFilter, *, limit: int, after: str | None
     ) -> list[OrderView]:
-        """Newest first; ``after`` is the id of the last order of the previous page."""
-        query = select(t.orders).order_by(t.orders.c.id.desc()).limit(limit)
+        """Newest first; ``after`` is the id of the last order of the previous page.
+
+        A search on SQLite reads the FTS index in the order orders were stored (see
+        ``search.stored_order_first``); every other list reads an index in id order."""
+        phrase = fts_phrase(self.db.dialect, filters.search)
+        if phrase is not None:
+            query = stored_order_first(phrase, space_key, after).limit(limit)
+            filters = replace(filters, search=None)
+            after = None
+        else:
+            query = select(t.orders).order_by(t.orders.c.id.desc()).limit(limit)
         if space_key is not None:
             query = query.where(t.orders.c.space_key == space_key)
         if filters.status:

@@ -23,10 +23,13 @@ from sqlalchemy import (
     Select,
     column,
     insert,
+    literal_column,
     select,
     table,
     text,
 )
+
+from ordermill.storage.tables import orders as orders_table
 
 TABLE_NAME = "order_search"
 MAX_TEXT = 4000
@@ -90,12 +93,45 @@ def _like_pattern(query: str) -> str:
     return f"%{escaped}%"
 
 
+def fts_phrase(dialect: str, query: str | None) -> str | None:
+    """The FTS5 phrase of a search on SQLite; None where the FTS index cannot answer it (on
+    PostgreSQL, or for a search shorter than a trigram)."""
+    wanted = (query or "").replace("\x00", "").strip().lower()
+    if dialect != "sqlite" or len(wanted) < 3:
+        return None
+    return '"' + wanted.replace('"', '""') + '"'
+
+
+def stored_order_first(phrase: str, space_key: str | None, after: str | None) -> Select[Any]:
+    """SQLite: the orders whose text matches ``phrase``, latest stored first, read from the FTS
+    index in its own (rowid) order, so a page stops after its last row however many match.
+
+    A search row's rowid is its order's rowid, the order in which orders were stored: newest
+    first, except that orders stored within one millisecond may come in either order. ``after``
+    continues from that order's row."""
+    rowid: ColumnElement[Any] = literal_column(f"{TABLE_NAME}.rowid")
+    query = (
+        select(orders_table)
+        .select_from(order_search.join(orders_table, literal_column("orders.rowid") == rowid))
+        .where(order_search.c.text.op("MATCH")(phrase))
+        .order_by(rowid.desc())
+    )
+    if space_key is not None:
+        query = query.where(order_search.c.space_key == space_key)
+    if after:
+        stored: Select[Any] = select(literal_column("orders.rowid")).where(
+            orders_table.c.id == after
+        )
+        query = query.where(rowid < stored.scalar_subquery())
+    return query
+
+
 def matching_ids(dialect: str, space_key: str | None, query: str) -> Select[Any]:
     """The ids of the orders whose searchable text contains ``query`` (case-insensitive)."""
     wanted = query.replace("\x00", "").strip().lower()
     condition: ColumnElement[bool]
-    if dialect == "sqlite" and len(wanted) >= 3:
-        phrase = '"' + wanted.replace('"', '""') + '"'
+    phrase = fts_phrase(dialect, query)
+    if phrase is not None:
         condition = order_search.c.text.op("MATCH")(phrase)
     else:
         condition = order_search.c.text.ilike(_like_pattern(wanted), escape="\\")
