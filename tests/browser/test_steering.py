@@ -80,6 +80,11 @@ def test_restart_on_the_latest_version_from_the_order_page(
     expect(page.locator("#toasts")).to_contain_text("Order restarted")
     expect(heading).to_contain_text("SUCCESS", timeout=20_000)
     expect(page.locator("#order-live")).to_contain_text("made-to-order v2 (restarted from v1)")
+    archived = page.locator(".task-list li.archived-task")
+    expect(archived).to_have_count(1)
+    expect(archived).to_contain_text("notify-shop~1")
+    expect(archived).to_contain_text("from version 1")
+    expect(archived.locator(".task-button")).to_have_attribute("data-status", "FAILED")
     order = api.get(f"/api/orders/{order_id}")
     assert order["flowVersion"] == 2
     assert order["restarts"][0]["reason"] == "URL fixed"
