@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 
 from ordermill.api.auth import PrincipalDep, ServiceDep
+from ordermill.api.idempotency import Answered, OnceDep
 from ordermill.api.limits import BoundedRoute
 from ordermill.api.routes.steering import ReasonIn, matching_orders
 from ordermill.api.schemas import (
@@ -113,13 +114,23 @@ async def list_orders(
     }
 
 
-@router.post("/retry", summary="Retry many orders at once (after a connector outage)")
+@router.post(
+    "/retry",
+    summary="Retry many orders at once (after a connector outage)",
+    response_model=dict[str, Any],
+)
 async def retry_many(
-    principal: PrincipalDep, service: ServiceDep, body: BulkRetryIn
-) -> dict[str, Any]:
+    principal: PrincipalDep, service: ServiceDep, body: BulkRetryIn, once: OnceDep
+) -> Answered:
     """Retries every FAILURE/UNHEALTHY order matching the filter, up to ``limit`` orders.
     Answers with the ids retried and how many were skipped (not retryable any more); with
     ``dryRun`` nothing changes and ``retried`` lists the orders that would be."""
+    return await once(lambda: _retry_many(principal, service, body))
+
+
+async def _retry_many(
+    principal: PrincipalDep, service: ServiceDep, body: BulkRetryIn
+) -> dict[str, Any]:
     statuses = tuple(OrderStatus(s) for s in body.status)
     orders = await matching_orders(principal, service, body, statuses)
     retried, skipped = [], 0
@@ -252,13 +263,20 @@ async def start_order(
     )
 
 
-@router.post("/{order_id}/retry", summary="Retry the failed and timed-out tasks of an order")
+@router.post(
+    "/{order_id}/retry",
+    summary="Retry the failed and timed-out tasks of an order",
+    response_model=dict[str, Any],
+)
 async def retry_order(
-    order_id: str, principal: PrincipalDep, service: ServiceDep
-) -> dict[str, Any]:
-    return order_out(
-        await service.store.retry_order(principal.space_key, order_id, principal.actor)
-    )
+    order_id: str, principal: PrincipalDep, service: ServiceDep, once: OnceDep
+) -> Answered:
+    async def act() -> dict[str, Any]:
+        return order_out(
+            await service.store.retry_order(principal.space_key, order_id, principal.actor)
+        )
+
+    return await once(act)
 
 
 @router.post(
@@ -276,14 +294,22 @@ async def redeliver(
     return order_out(order)
 
 
-@router.post("/{order_id}/cancel", summary="Cancel an order")
+@router.post("/{order_id}/cancel", summary="Cancel an order", response_model=dict[str, Any])
 async def cancel_order(
-    order_id: str, principal: PrincipalDep, service: ServiceDep, body: ReasonIn | None = None
-) -> dict[str, Any]:
+    order_id: str,
+    principal: PrincipalDep,
+    service: ServiceDep,
+    once: OnceDep,
+    body: ReasonIn | None = None,
+) -> Answered:
     """The ``reason`` is stored on the order and written to its timeline."""
     reason = body.reason if body else None
-    return order_out(
-        await service.store.steer(
-            principal.space_key, order_id, Operator.CANCEL, principal.actor, reason
+
+    async def act() -> dict[str, Any]:
+        return order_out(
+            await service.store.steer(
+                principal.space_key, order_id, Operator.CANCEL, principal.actor, reason
+            )
         )
-    )
+
+    return await once(act)
