@@ -378,6 +378,12 @@ def flows_dry_run(
             help='Scripted answers per task key, e.g. {"book-erp": [{"status": 500}]}.',
         ),
     ] = None,
+    seed: Annotated[
+        int | None,
+        typer.Option(
+            help="Draw the retries' jitter from this seed (a run prints its seed).", min=0
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the server's answer.")] = False,
     url: ServerUrl = DEFAULT_URL,
     space: SpaceKey = None,
@@ -387,6 +393,8 @@ def flows_dry_run(
     body: dict[str, Any] = {"flow": _read_flow_file(file), "order": _read_json(order)}
     if outcomes is not None:
         body["outcomes"] = _read_json(outcomes)
+    if seed is not None:
+        body["seed"] = seed
 
     async def run() -> dict[str, Any]:
         async with RemoteApi.connect(url, api_key, space) as remote:
@@ -396,7 +404,7 @@ def flows_dry_run(
     if as_json:
         sys.stdout.write(json.dumps(answer, indent=2, ensure_ascii=False) + "\n")
     else:
-        out.print(f"Final status: {answer['status']}", highlight=False)
+        out.print(f"Final status: {answer['status']} (seed {answer['seed']})", highlight=False)
         for key, task in answer["tasks"].items():
             tries = ", ".join(
                 f"{a['outcome']} at {a['at']}" + (f": {a['error']}" if a.get("error") else "")
@@ -407,6 +415,9 @@ def flows_dry_run(
             out.print(f"POST {request['url']} (attempt {request['attempt']})", highlight=False)
         for email in answer["emails"]:
             out.print(f"E-mail to {', '.join(email['to'])}: {email['subject']}", highlight=False)
+        for export in answer["exports"]:
+            names = ", ".join(f["fileName"] for f in export["files"])
+            out.print(f"Export {export['taskKey']}: {names}", highlight=False)
         for problem in answer["problems"]:
             err.print(f"problem in {problem['taskKey']}: {problem['message']}", highlight=False)
     if answer["status"] != "SUCCESS" or answer["problems"]:

@@ -342,6 +342,7 @@ class DryRunIn(_Strict):
     version: int | None = Field(default=None, ge=1)
     order: dict[str, Any]
     outcomes: dict[str, list[OutcomeIn]] = Field(default_factory=dict, max_length=1000)
+    seed: int | None = Field(default=None, ge=0, le=2**32 - 1)  # the retries' jitter
 
 
 @flows_router.post("/dry-run", summary="Run a flow against a sample order, with no side effects")
@@ -370,5 +371,6 @@ async def dry_run_flow(
         service.registry,
         space_key=space_key,
         public_url=service.settings.base_url,
+        seed=body.seed,
     )
     return run.wire()
