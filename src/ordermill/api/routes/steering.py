@@ -17,7 +17,6 @@ from ordermill.api.auth import Principal, PrincipalDep, ServiceDep
 from ordermill.api.idempotency import Answered, OnceDep
 from ordermill.api.limits import BoundedRoute
 from ordermill.api.schemas import KEY_PATTERN, order_out, parse_order
-from ordermill.dryrun import dry_run
 from ordermill.errors import Conflict, InvalidInput, Problem
 from ordermill.flows.explain import Explanation
 from ordermill.flows.lifecycle import Operator
@@ -364,13 +363,5 @@ async def dry_run_flow(
         raise InvalidInput([Problem("/flow", "give a flow, or a flowKey")], "No flow to run.")
     order, _ = parse_order({**body.order, "spaceKey": space_key, "flowKey": definition.key})
     outcomes = {key: [item.model_dump() for item in items] for key, items in body.outcomes.items()}
-    run = await dry_run(
-        definition,
-        order,
-        outcomes,
-        service.registry,
-        space_key=space_key,
-        public_url=service.settings.base_url,
-        seed=body.seed,
-    )
+    run = await service.dry_run(space_key, definition, order, outcomes, body.seed)
     return run.wire()
