@@ -8,24 +8,17 @@ from pathlib import Path
 
 from tests.acceptance.conftest import Api, ServeProcess
 from tests.acceptance.test_cli import run
-from tests.acceptance.test_fix_a_failed_order import erp_flow
+from tests.acceptance.test_fix_a_failed_order import erp_flow, push_flow_with_a_typo
 from tests.acceptance.test_flows_as_code import remote, write
 from tests.support.factories import order_doc
-from tests.support.receiver import HttpsReceiver, Reply
+from tests.support.receiver import HttpsReceiver
 
 
 def test_bulk_commands_count_first_ask_then_act_on_the_orders_the_filter_matches(
     tmp_path: Path, api: Api, serve: ServeProcess, https_receiver: HttpsReceiver
 ) -> None:
     env = remote(api, serve)
-    https_receiver.script("/erp/orders", Reply(status=201))
-    https_receiver.script("/erp/order", Reply(status=404))  # the typo
-    https_receiver.script("/shop/notify", Reply(status=201))
-    path = write(
-        tmp_path / "made-to-order.json",
-        erp_flow(https_receiver.url("/erp/order"), https_receiver.url("/shop/notify")),
-    )
-    assert run("flows", "push", str(path), cwd=tmp_path, env=env).returncode == 0
+    path = push_flow_with_a_typo(tmp_path, env, https_receiver)
     failed = [api.post("/api/orders", order_doc(f"WEB-B{n}")).json()["id"] for n in range(2)]
     waiting = api.post("/api/orders", {**order_doc("WEB-W"), "start": False}).json()["id"]
     for order_id in failed:

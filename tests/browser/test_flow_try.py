@@ -11,37 +11,23 @@ from playwright.sync_api import Page, expect
 
 from tests.acceptance.conftest import Api, ServeProcess
 from tests.browser.conftest import sign_in
-from tests.support.factories import rest_task, stage_doc, staged_flow
+from tests.integration.test_dry_run import flow_with_email
 from tests.support.receiver import HttpsReceiver
 
 pytestmark = pytest.mark.browser
 
 
-def book_then_mail(url: str) -> dict[str, object]:
-    mail = {
-        "key": "mail",
-        "handlerKey": "send-email",
-        "payload": {
-            "recipient": ["{{ order.data.customerEmail }}"],
-            "subject": "Order {{ order.thirdPartyOrderId }}",
-            "body": "Hello {{ order.data.firstName }}",
-        },
-        "next": [],
-    }
-    tasks = [rest_task(url, "book", ["mail"], retry={"maxAttempts": 3}), mail]
-    return staged_flow("made-to-order", "Made to order", stage_doc("make", ["book"], tasks))
-
-
 def test_a_sample_order_runs_the_edited_flow_and_colours_the_graph_by_its_end(
     page: Page, ui_server: ServeProcess, api: Api, https_receiver: HttpsReceiver
 ) -> None:
-    flow = book_then_mail(https_receiver.url("/orders"))
+    flow = flow_with_email()  # book-erp → cure (a minute's wait) → mail
+    flow["stages"][0]["taskDefinitions"][0]["payload"]["uri"] = https_receiver.url("/orders")
     assert api.post("/api/flows", flow).status_code == 201
     sign_in(page, ui_server.base_url, api, next_path="/flows/made-to-order")
     sample = json.loads(page.get_by_label("Sample order (JSON)").input_value())
     assert (sample["thirdPartyOrderId"], "spaceKey" in sample) == ("WEB-1001", False)
 
-    outcomes = {"book": [{"status": 503}, {"status": 201}]}
+    outcomes = {"book-erp": [{"status": 503}, {"status": 201}]}
     page.get_by_label("Scripted outcomes per task key").fill(json.dumps(outcomes))
     page.get_by_role("button", name="Run the sample order").click()
 
@@ -49,7 +35,7 @@ def test_a_sample_order_runs_the_edited_flow_and_colours_the_graph_by_its_end(
     expect(status).to_contain_text("FAILURE")  # the mail's template needs data.firstName
     expect(status).to_contain_text("jitter seed")
     expect(page.locator("#try-result .problems")).to_contain_text("firstName")
-    book = page.locator("#try-tasks tr[data-task-key='book']")
+    book = page.locator("#try-tasks tr[data-task-key='book-erp']")
     expect(book).to_contain_text("SUCCEEDED")
     expect(book.locator("li")).to_have_count(2)
     expect(book.locator("li").first).to_contain_text("retry")
@@ -60,12 +46,13 @@ def test_a_sample_order_runs_the_edited_flow_and_colours_the_graph_by_its_end(
     expect(requests.first.locator("pre")).to_contain_text("/api/feedback/dry-run-example")
     expect(page.locator("#try-timeline")).to_contain_text("task.queued")
     graph = page.locator("#preview-graph")
-    expect(graph.locator("g.node[data-task-key='book']")).to_contain_text("SUCCEEDED")
-    expect(graph.locator("g.node[data-task-key='book']")).to_contain_text("2 attempts")
+    expect(graph.locator("g.node[data-task-key='book-erp']")).to_contain_text("SUCCEEDED")
+    expect(graph.locator("g.node[data-task-key='book-erp']")).to_contain_text("2 attempts")
+    expect(graph.locator("g.node[data-task-key='cure']")).to_contain_text("SUCCEEDED")
     expect(graph.locator("g.node[data-task-key='mail']")).to_contain_text("FAILED")
 
     fixed = json.loads(json.dumps(flow["stages"]))
-    fixed[0]["taskDefinitions"][1]["payload"]["body"] = "Hello {{ order.thirdPartyOrderId }}"
+    fixed[0]["taskDefinitions"][2]["payload"]["body"] = "Hello {{ order.thirdPartyOrderId }}"
     page.locator("#stages").fill(json.dumps(fixed, indent=2))  # edited, not saved
     page.get_by_role("button", name="Run the sample order").click()
 
@@ -80,7 +67,7 @@ def test_a_sample_order_runs_the_edited_flow_and_colours_the_graph_by_its_end(
 def test_a_sample_order_that_is_not_an_order_shows_where_it_breaks(
     page: Page, ui_server: ServeProcess, api: Api, https_receiver: HttpsReceiver
 ) -> None:
-    assert api.post("/api/flows", book_then_mail(https_receiver.url("/orders"))).status_code == 201
+    assert api.post("/api/flows", flow_with_email()).status_code == 201
     sign_in(page, ui_server.base_url, api, next_path="/flows/made-to-order")
 
     page.get_by_label("Sample order (JSON)").fill(

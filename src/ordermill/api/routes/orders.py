@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Request, Response
 from ordermill.api.auth import PrincipalDep, ServiceDep
 from ordermill.api.idempotency import Answered, OnceDep
 from ordermill.api.limits import BoundedRoute
-from ordermill.api.routes.steering import ReasonIn, matching_orders
+from ordermill.api.routes.steering import matching_orders
 from ordermill.api.schemas import (
     ORDER_ID_PATTERN,
     BulkRetryIn,
@@ -23,7 +23,6 @@ from ordermill.api.schemas import (
 from ordermill.errors import Conflict, InvalidInput, Problem
 from ordermill.flows.amend import AMENDABLE, FIXED
 from ordermill.flows.examples import reference_order
-from ordermill.flows.lifecycle import Operator
 from ordermill.flows.status import OrderStatus
 from ordermill.jsoncodec import dumps
 from ordermill.storage.orders import OrderFilter
@@ -292,24 +291,3 @@ async def redeliver(
         principal.space_key, order_id, task_key, principal.actor
     )
     return order_out(order)
-
-
-@router.post("/{order_id}/cancel", summary="Cancel an order", response_model=dict[str, Any])
-async def cancel_order(
-    order_id: str,
-    principal: PrincipalDep,
-    service: ServiceDep,
-    once: OnceDep,
-    body: ReasonIn | None = None,
-) -> Answered:
-    """The ``reason`` is stored on the order and written to its timeline."""
-    reason = body.reason if body else None
-
-    async def act() -> dict[str, Any]:
-        return order_out(
-            await service.store.steer(
-                principal.space_key, order_id, Operator.CANCEL, principal.actor, reason
-            )
-        )
-
-    return await once(act)

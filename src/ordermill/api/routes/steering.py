@@ -230,7 +230,8 @@ def explanation_out(explanation: Explanation) -> dict[str, Any]:
 
 
 def _order_route(action: Operator, summary: str, description: str) -> None:
-    """``POST /api/orders/{id}/{action}`` for pause and resume, with an optional reason."""
+    """``POST /api/orders/{id}/{action}`` for pause, resume and cancel, with an optional
+    reason."""
 
     async def steer_one(
         order_id: str,
@@ -263,6 +264,11 @@ _order_route(
     "paused fire when it is resumed; feedback is accepted and applied meanwhile.",
 )
 _order_route(Operator.RESUME, "Resume a paused order", "What fell due meanwhile runs at once.")
+_order_route(
+    Operator.CANCEL,
+    "Cancel an order",
+    "The ``reason`` is stored on the order and written to its timeline.",
+)
 
 
 @router.post(
