@@ -11,6 +11,7 @@ from playwright.sync_api import Page, expect
 
 from tests.acceptance.conftest import Api, ServeProcess
 from tests.browser.conftest import sign_in
+from tests.browser.test_docs_screenshots import snap
 from tests.integration.test_dry_run import flow_with_email
 from tests.support.receiver import HttpsReceiver
 
@@ -50,6 +51,8 @@ def test_a_sample_order_runs_the_edited_flow_and_colours_the_graph_by_its_end(
     expect(graph.locator("g.node[data-task-key='book-erp']")).to_contain_text("2 attempts")
     expect(graph.locator("g.node[data-task-key='cure']")).to_contain_text("SUCCEEDED")
     expect(graph.locator("g.node[data-task-key='mail']")).to_contain_text("FAILED")
+    page.locator("#try-tasks").scroll_into_view_if_needed()
+    snap(page, "flow-try", full_page=False)
 
     fixed = json.loads(json.dumps(flow["stages"]))
     fixed[0]["taskDefinitions"][2]["payload"]["body"] = "Hello {{ order.thirdPartyOrderId }}"
