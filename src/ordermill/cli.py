@@ -9,7 +9,9 @@ import json
 import os
 import signal
 import sys
+import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 from urllib.parse import quote
@@ -376,6 +378,12 @@ def flows_dry_run(
             help='Scripted answers per task key, e.g. {"book-erp": [{"status": 500}]}.',
         ),
     ] = None,
+    seed: Annotated[
+        int | None,
+        typer.Option(
+            help="Draw the retries' jitter from this seed (a run prints its seed).", min=0
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the server's answer.")] = False,
     url: ServerUrl = DEFAULT_URL,
     space: SpaceKey = None,
@@ -385,6 +393,8 @@ def flows_dry_run(
     body: dict[str, Any] = {"flow": _read_flow_file(file), "order": _read_json(order)}
     if outcomes is not None:
         body["outcomes"] = _read_json(outcomes)
+    if seed is not None:
+        body["seed"] = seed
 
     async def run() -> dict[str, Any]:
         async with RemoteApi.connect(url, api_key, space) as remote:
@@ -394,7 +404,7 @@ def flows_dry_run(
     if as_json:
         sys.stdout.write(json.dumps(answer, indent=2, ensure_ascii=False) + "\n")
     else:
-        out.print(f"Final status: {answer['status']}", highlight=False)
+        out.print(f"Final status: {answer['status']} (seed {answer['seed']})", highlight=False)
         for key, task in answer["tasks"].items():
             tries = ", ".join(
                 f"{a['outcome']} at {a['at']}" + (f": {a['error']}" if a.get("error") else "")
@@ -405,6 +415,9 @@ def flows_dry_run(
             out.print(f"POST {request['url']} (attempt {request['attempt']})", highlight=False)
         for email in answer["emails"]:
             out.print(f"E-mail to {', '.join(email['to'])}: {email['subject']}", highlight=False)
+        for export in answer["exports"]:
+            names = ", ".join(f["fileName"] for f in export["files"])
+            out.print(f"Export {export['taskKey']}: {names}", highlight=False)
         for problem in answer["problems"]:
             err.print(f"problem in {problem['taskKey']}: {problem['message']}", highlight=False)
     if answer["status"] != "SUCCESS" or answer["problems"]:
@@ -841,17 +854,168 @@ def _order_action(
         out.print(f"  {task['key']}: [{_STYLE[TaskStatus(task['status'])]}]{task['status']}[/]")
 
 
+OrderId = Annotated[
+    str | None,
+    typer.Argument(help="The order id (ord_…); without it, every order the filter matches."),
+]
+Statuses = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--status", help="Bulk: orders in this status (repeat for more).", show_default=False
+    ),
+]
+FlowFilter = Annotated[
+    str | None, typer.Option("--flow", help="Bulk: orders of this flow (its key).")
+]
+CreatedFrom = Annotated[
+    str | None, typer.Option("--created-from", help="Bulk: created at or after (ISO 8601).")
+]
+CreatedTo = Annotated[
+    str | None, typer.Option("--created-to", help="Bulk: created before (ISO 8601).")
+]
+Limit = Annotated[int, typer.Option("--limit", help="Bulk: act on at most this many orders.")]
+DryRun = Annotated[
+    bool, typer.Option("--dry-run", help="Bulk: only count the orders that would change.")
+]
+Yes = Annotated[bool, typer.Option("--yes", "-y", help="Bulk: act without asking.")]
+
+_DONE = {
+    "retry": "retried",
+    "pause": "paused",
+    "resume": "resumed",
+    "cancel": "cancelled",
+    "restart": "restarted",
+}
+
+
+@dataclass(frozen=True)
+class BulkFilter:
+    """Which orders a bulk command acts on (``ordermill orders ACTION --status …``)."""
+
+    status: list[str] | None = None
+    flow: str | None = None
+    created_from: str | None = None
+    created_to: str | None = None
+    limit: int = 100
+
+    @property
+    def given(self) -> bool:
+        return bool(self.status or self.flow or self.created_from or self.created_to)
+
+    def body(self) -> dict[str, Any]:
+        fields = {
+            "status": [s.upper() for s in self.status] if self.status else None,
+            "flowKey": self.flow,
+            "createdFrom": self.created_from,
+            "createdTo": self.created_to,
+            "limit": self.limit,
+        }
+        return {name: value for name, value in fields.items() if value is not None}
+
+
+def _one_or_many(
+    order_id: str | None,
+    action: str,
+    body: dict[str, Any],
+    which: BulkFilter,
+    *,
+    dry_run: bool,
+    yes: bool,
+    url: str,
+    api_key: str,
+    space: str | None,
+) -> None:
+    """One order's action when ``order_id`` is given, else the bulk form by ``which``."""
+    if order_id is not None:
+        if which.given or dry_run:
+            err.print("Give an order id or a filter (--status, --flow, --created-…), not both.")
+            raise typer.Exit(2)
+        _order_action(order_id, action, body, url=url, api_key=api_key, space=space)
+        return
+    _bulk_action(
+        action,
+        {**body, **which.body()},
+        dry_run=dry_run,
+        yes=yes,
+        url=url,
+        api_key=api_key,
+        space=space,
+    )
+
+
+def _bulk_action(
+    action: str,
+    body: dict[str, Any],
+    *,
+    dry_run: bool,
+    yes: bool,
+    url: str,
+    api_key: str,
+    space: str | None,
+) -> None:
+    """Count the orders first; unless only counting, ask, then act once (an idempotency key
+    makes a resend of the same request harmless)."""
+
+    def changed(answer: dict[str, Any]) -> list[str]:
+        ids: list[str] = answer.get("changed", answer.get("retried", []))
+        return ids
+
+    async def call(dry: bool) -> dict[str, Any]:
+        async with RemoteApi.connect(url, api_key, space) as remote:
+            key = None if dry else str(uuid.uuid4())
+            return await remote.bulk_action(action, {**body, "dryRun": dry}, key)
+
+    counted = _run(lambda: call(True))
+    ids = changed(counted)
+    out.print(
+        f"{len(ids)} of {counted['matched']} matching orders would be {_DONE[action]}"
+        f" ({counted['skipped']} do not fit):"
+    )
+    for order_id in ids:
+        out.print(f"  {order_id}")
+    if dry_run or not ids:
+        return
+    if not yes and not typer.confirm(f"{action.capitalize()} {_orders(len(ids))}?"):
+        err.print("Nothing changed.")
+        raise typer.Exit(1)
+    done = changed(_run(lambda: call(False)))
+    out.print(f"{_orders(len(done))} {_DONE[action]}.")
+
+
+def _orders(count: int) -> str:
+    return f"{count} order" if count == 1 else f"{count} orders"
+
+
 def _steering_command(action: str, help_text: str) -> None:
-    """``ordermill orders {action} ORDER_ID [--reason …]`` for pause, resume and cancel."""
+    """``ordermill orders {action} [ORDER_ID] [--reason …]`` for pause, resume and cancel;
+    without an order id, the bulk form by filter."""
 
     def command(
-        order_id: Annotated[str, typer.Argument(help="The order id (ord_…).")],
         api_key: ApiKey,
+        order_id: OrderId = None,
         reason: Reason = None,
+        status: Statuses = None,
+        flow: FlowFilter = None,
+        created_from: CreatedFrom = None,
+        created_to: CreatedTo = None,
+        limit: Limit = 100,
+        dry_run: DryRun = False,
+        yes: Yes = False,
         url: ServerUrl = DEFAULT_URL,
         space: SpaceKey = None,
     ) -> None:
-        _order_action(order_id, action, {"reason": reason}, url=url, api_key=api_key, space=space)
+        which = BulkFilter(status, flow, created_from, created_to, limit)
+        _one_or_many(
+            order_id,
+            action,
+            {"reason": reason},
+            which,
+            dry_run=dry_run,
+            yes=yes,
+            url=url,
+            api_key=api_key,
+            space=space,
+        )
 
     command.__name__ = f"orders_{action}"
     orders_app.command(action, help=help_text)(command)
@@ -860,6 +1024,36 @@ def _steering_command(action: str, help_text: str) -> None:
 _steering_command("pause", "Pause an order: nothing new of it starts; attempts in flight finish.")
 _steering_command("resume", "Resume a paused order; timers that fell due meanwhile fire now.")
 _steering_command("cancel", "Cancel an order (for good).")
+
+
+@orders_app.command("retry")
+def orders_retry(
+    api_key: ApiKey,
+    order_id: OrderId = None,
+    status: Statuses = None,
+    flow: FlowFilter = None,
+    created_from: CreatedFrom = None,
+    created_to: CreatedTo = None,
+    limit: Limit = 100,
+    dry_run: DryRun = False,
+    yes: Yes = False,
+    url: ServerUrl = DEFAULT_URL,
+    space: SpaceKey = None,
+) -> None:
+    """Retry the failed and timed-out tasks of a FAILURE or UNHEALTHY order (by default, in
+    bulk: FAILURE and UNHEALTHY orders)."""
+    which = BulkFilter(status, flow, created_from, created_to, limit)
+    _one_or_many(
+        order_id,
+        "retry",
+        {},
+        which,
+        dry_run=dry_run,
+        yes=yes,
+        url=url,
+        api_key=api_key,
+        space=space,
+    )
 
 
 @orders_app.command("skip")
@@ -888,8 +1082,8 @@ def orders_skip(
 
 @orders_app.command("restart")
 def orders_restart(
-    order_id: Annotated[str, typer.Argument(help="The order id (ord_…).")],
     api_key: ApiKey,
+    order_id: OrderId = None,
     flow_version: Annotated[
         str, typer.Option("--flow-version", help="latest, or a version number.")
     ] = "latest",
@@ -901,6 +1095,13 @@ def orders_restart(
         ),
     ] = False,
     reason: Reason = None,
+    status: Statuses = None,
+    flow: FlowFilter = None,
+    created_from: CreatedFrom = None,
+    created_to: CreatedTo = None,
+    limit: Limit = 100,
+    dry_run: DryRun = False,
+    yes: Yes = False,
     url: ServerUrl = DEFAULT_URL,
     space: SpaceKey = None,
 ) -> None:
@@ -913,7 +1114,18 @@ def orders_restart(
         "from": "start" if start else "failed",
         "reason": reason,
     }
-    _order_action(order_id, "restart", body, url=url, api_key=api_key, space=space)
+    which = BulkFilter(status, flow, created_from, created_to, limit)
+    _one_or_many(
+        order_id,
+        "restart",
+        body,
+        which,
+        dry_run=dry_run,
+        yes=yes,
+        url=url,
+        api_key=api_key,
+        space=space,
+    )
 
 
 @orders_app.command("explain")

@@ -5,14 +5,19 @@ Nothing leaves the process: no HTTP request, no e-mail, no file, nothing stored.
 ``consume-rest-api`` task answers what its script says (default: ``201``, and feedback
 ``success`` when the task expects feedback); ``wait`` tasks end when their time comes on the
 simulated clock; ``manual-confirmation`` tasks are answered as scripted (default: confirmed);
-every other handler succeeds. Connector bodies are built by the same function the connector
-handler uses; e-mails and confirmation texts are rendered by the same templates, so a value
-missing from the sample order is reported as a problem.
+``export`` tasks list the files they would store (nothing is fetched or written); every other
+handler succeeds. Connector bodies are built by the same function the connector handler uses,
+with an example ``updateUrl``; e-mails, confirmation texts and the mails that ask assignees to
+confirm are rendered by the same templates, so a value missing from the sample order is reported
+as a problem. Retry jitter comes from a seeded generator: the answer names the seed, and the
+same seed gives the same run.
 """
 
 from __future__ import annotations
 
 import json
+import random
+import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -26,7 +31,9 @@ from ordermill.flows.retry import FailureKind, classify_http_status
 from ordermill.flows.status import OrderStatus, TaskStatus
 from ordermill.flows.work import AttemptRecord, ClaimedTask, Completion, Wake
 from ordermill.handlers.base import AttemptLog, TaskContext
+from ordermill.handlers.confirmation import answer_path, notify_subject, notify_text
 from ordermill.handlers.connector import connector_body
+from ordermill.handlers.export.layout import export_outputs, plan_item_files
 from ordermill.handlers.registry import HandlerRegistry
 from ordermill.handlers.templates import render, template_context
 from ordermill.handlers.wait import wake_time
@@ -37,6 +44,9 @@ from ordermill.times import iso
 MAX_STEPS = 10_000
 HORIZON = timedelta(days=366)  # the simulated clock stops a year after the start
 START = datetime(2030, 1, 1, tzinfo=UTC)
+# Marks the example links of a dry run (a task's updateUrl, a confirmation's answer links): it
+# stands where a real token or signature would be, so nothing sent to them is accepted.
+EXAMPLE = "dry-run-example"
 
 
 @dataclass(frozen=True)
@@ -68,18 +78,36 @@ class DryRun:
     requests: list[dict[str, Any]] = field(default_factory=list)
     emails: list[dict[str, Any]] = field(default_factory=list)
     confirmations: list[dict[str, Any]] = field(default_factory=list)
+    exports: list[dict[str, Any]] = field(default_factory=list)
     problems: list[dict[str, str]] = field(default_factory=list)
+    seed: int = 0
+    update_url: str = ""
 
     def wire(self) -> dict[str, Any]:
         return {
+            "seed": self.seed,
+            "updateUrl": self.update_url,
             "status": self.status,
             "timeline": self.timeline,
             "tasks": self.tasks,
             "requests": self.requests,
             "emails": self.emails,
             "confirmations": self.confirmations,
+            "exports": self.exports,
             "problems": self.problems,
         }
+
+
+@dataclass
+class _Simulation:
+    """What every simulated attempt shares."""
+
+    scripts: dict[str, list[Scripted]]
+    registry: HandlerRegistry
+    run: DryRun
+    rng: random.Random
+    # (when, order id, task key, answer): feedback and confirmation answers still to come
+    later: list[tuple[datetime, str, str, Any]] = field(default_factory=list)
 
 
 async def dry_run(
@@ -90,13 +118,18 @@ async def dry_run(
     *,
     space_key: str = "dry-run",
     public_url: str = "https://ordermill.invalid",
+    seed: int | None = None,
 ) -> DryRun:
-    """Run ``order`` through ``flow`` on a simulated clock; see the module's docstring."""
+    """Run ``order`` through ``flow`` on a simulated clock; see the module's docstring.
+    ``seed`` (default: a random one, named in the answer) draws the retries' jitter."""
     clock = FakeClock(START)
     store = MemoryStore(clock)
     scripts = {key: [Scripted.of(item) for item in items] for key, items in outcomes.items()}
-    run = DryRun()
-    later: list[tuple[datetime, str, str, Any]] = []  # (when, order id, task key, answer)
+    seed = secrets.randbelow(2**32) if seed is None else seed
+    update_url = f"{public_url.rstrip('/')}/api/feedback/{EXAMPLE}"
+    run = DryRun(seed=seed, update_url=update_url)
+    sim = _Simulation(scripts, registry, run, random.Random(seed))
+    later = sim.later
     order_id = await store.create_order(flow, order)
     memory = store.orders[order_id]
     memory.space_key = space_key
@@ -112,10 +145,7 @@ async def dry_run(
     for _ in range(MAX_STEPS):
         claimed = await store.claim("dry-run", 100, 3600)
         if claimed:
-            done = [
-                await _attempt(task, scripts, registry, clock.now(), public_url, run, later)
-                for task in claimed
-            ]
+            done = [await _attempt(task, sim, clock.now()) for task in claimed]
             await store.complete(done)
             note_timeline()
             continue
@@ -153,23 +183,16 @@ async def dry_run(
     return run
 
 
-async def _attempt(
-    task: ClaimedTask,
-    scripts: dict[str, list[Scripted]],
-    registry: HandlerRegistry,
-    now: datetime,
-    public_url: str,
-    run: DryRun,
-    later: list[tuple[datetime, str, str, Any]],
-) -> Completion:
+async def _attempt(task: ClaimedTask, sim: _Simulation, now: datetime) -> Completion:
     """What one attempt of ``task`` does in the simulation."""
-    queue = scripts.get(task.task_key) or []
+    registry, run = sim.registry, sim.run
+    queue = sim.scripts.get(task.task_key) or []
     script = queue.pop(0) if len(queue) > 1 else (queue[0] if queue else Scripted())
     definition = task.definition
     ctx = TaskContext.of_claimed(
         task,
         payload=registry.parse_payload(definition.handler_key, definition.payload),
-        update_url=f"{public_url}/api/feedback/…",
+        update_url=run.update_url,
         timeout_seconds=registry.timeout_ms(definition) / 1000,
         now=now,
     )
@@ -179,11 +202,12 @@ async def _attempt(
     entry["attempts"].append(attempt)
     policy = registry.retry_policy(definition)
     try:
-        completion = await _outcome(task, ctx, script, run, later, record)
+        completion = await _outcome(task, ctx, script, sim, record)
     except HandlerError as error:
         attempt.update(outcome="error", error=error.message)
+        jitter = sim.rng.random()
         completion = completion_of_error(
-            task, error, policy, now, now, 0.0, AttemptLog(), jitter=0.5
+            task, error, policy, now, now, 0.0, AttemptLog(), jitter=jitter
         )
     attempt["outcome"] = completion.attempt.outcome
     attempt["taskStatus"] = completion.status.value
@@ -194,11 +218,10 @@ async def _outcome(
     task: ClaimedTask,
     ctx: TaskContext,
     script: Scripted,
-    run: DryRun,
-    later: list[tuple[datetime, str, str, Any]],
+    sim: _Simulation,
     record: AttemptRecord,
 ) -> Completion:
-    key, now, payload = task.task_key, ctx.now, ctx.payload
+    key, now, payload, run, later = task.task_key, ctx.now, ctx.payload, sim.run, sim.later
     handler_key = task.definition.handler_key
     if handler_key == "consume-rest-api":
         body = json.loads(connector_body(ctx))
@@ -238,9 +261,10 @@ async def _outcome(
             raise PermanentError(run.problems[known]["message"])
         return _done(task, record, {"dryRun": True})
     if handler_key == "manual-confirmation":
+        title = " ".join((await _render(run, key, payload.title, variables, "title")).split())
         text = {
             "taskKey": key,
-            "title": await _render(run, key, payload.title, variables, "title"),
+            "title": title,
             "description": (
                 None
                 if payload.description is None
@@ -251,11 +275,49 @@ async def _outcome(
         run.confirmations.append(text)
         if len(run.problems) > known:
             raise PermanentError(run.problems[known]["message"])
+        if payload.notify:
+            _ask_by_mail(task, ctx, text, run)
         later.append((now + script.after, task.order_id, key, script.confirmed))
         return _waiting(task, record, None, Wake.TIMEOUT, {"confirmation": text})
+    if handler_key == "export":
+        return _export(task, ctx, record, run)
     if handler_key == "wait":
         return _waiting(task, record, wake_time(payload, task.order, now), Wake.FIRE, None)
     return _done(task, record, {"dryRun": True})
+
+
+def _ask_by_mail(task: ClaimedTask, ctx: TaskContext, text: dict[str, Any], run: DryRun) -> None:
+    """The mails that would ask each assignee to confirm, with example links."""
+    order = str(ctx.order.get("thirdPartyOrderId") or ctx.order_id)
+    expires = (ctx.now + timedelta(seconds=ctx.timeout_seconds)).isoformat(timespec="minutes")
+    base = run.update_url.removesuffix(f"/api/feedback/{EXAMPLE}")
+    for index, assignee in enumerate(text["assignees"]):
+        confirm = f"{base}{answer_path(EXAMPLE, 'confirm', index)}"
+        reject = f"{base}{answer_path(EXAMPLE, 'reject', index)}"
+        body = notify_text(text["title"], text["description"], order, confirm, reject, expires)
+        subject = notify_subject(text["title"])
+        run.emails.append(
+            {"taskKey": task.task_key, "to": [assignee], "subject": subject, "body": body}
+        )
+
+
+def _export(task: ClaimedTask, ctx: TaskContext, record: AttemptRecord, run: DryRun) -> Completion:
+    """The files an export would store, and the item files it would bring into its package;
+    nothing is fetched or written."""
+    formats = list(ctx.payload.formats)
+    third_party_id = str(ctx.order.get("thirdPartyOrderId", ""))
+    files = [
+        {"assetId": o.asset_id, "fileName": o.file_name, "contentType": o.content_type}
+        for o in export_outputs(formats, third_party_id, ctx.order_id)
+    ]
+    items = []
+    if {"manifest", "zip"} & set(formats):
+        items = [
+            {"path": f.path, "itemId": f.item_id, "assetId": f.asset_id, "from": f.url}
+            for f in plan_item_files(ctx.order, ctx.assets)
+        ]
+    run.exports.append({"taskKey": task.task_key, "files": files, "itemFiles": items})
+    return _done(task, record, {"dryRun": True, "files": files})
 
 
 async def _render(run: DryRun, key: str, source: str, variables: dict[str, Any], name: str) -> str:

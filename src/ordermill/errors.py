@@ -7,6 +7,7 @@
     │   └── InvalidFlow         a flow definition broke SPEC §2.2 rules
     ├── NotFound                no such space, flow, order, task or token (→ 404)
     ├── Conflict                the request contradicts stored state (→ 409)
+    ├── KeyReused               an Idempotency-Key sent again with another request (→ 422)
     ├── Unauthorized            no or unknown API key (→ 401)
     ├── Forbidden               the key may not touch this space (→ 403)
     ├── StorageError            the database failed (→ 500, with a correlation id)
@@ -66,6 +67,10 @@ class NotFound(OrdermillError):
 
 class Conflict(OrdermillError):
     """The request conflicts with the current state."""
+
+
+class KeyReused(OrdermillError):
+    """This Idempotency-Key was sent before with another request (another route or body)."""
 
 
 class Unauthorized(OrdermillError):

@@ -245,6 +245,7 @@ _TABLE: dict[tuple[str, str], Perm | Access] = {
     ("GET", "/flows/{key}"): Perm.FLOW_EDIT,
     ("POST", "/flows/{key}/validate"): Perm.FLOW_EDIT,
     ("POST", "/flows/{key}/save"): Perm.FLOW_EDIT,
+    ("POST", "/flows/{key}/try"): Perm.FLOW_VIEW,  # a dry run changes nothing, as its API route
     ("GET", "/settings"): Perm.SETTINGS_VIEW,
     ("POST", "/settings/api-keys"): Perm.KEY_MANAGE,
     ("POST", "/settings/api-keys/{key_id}/revoke"): Perm.KEY_MANAGE,

@@ -142,6 +142,16 @@ class RemoteApi:
         """POST ``/api/orders/{id}/{action}`` (pause, resume, cancel, restart, tasks/…/skip)."""
         return await self._call("POST", f"/api/orders/{quote(order_id, safe='')}/{action}", body)
 
+    async def bulk_action(
+        self, action: str, body: dict[str, Any], idempotency_key: str | None = None
+    ) -> dict[str, Any]:
+        """POST ``/api/orders/{action}``: a bulk action (retry, pause, resume, cancel, restart)
+        on the orders its filter matches; with ``dryRun`` only counted."""
+        if self._space is not None:
+            body = {"spaceKey": self._space, **body}
+        headers = None if idempotency_key is None else {"Idempotency-Key": idempotency_key}
+        return await self._call("POST", f"/api/orders/{action}", body, headers=headers)
+
     async def dry_run(self, body: dict[str, Any]) -> dict[str, Any]:
         """POST ``/api/flows/dry-run``: the flow against a sample order, with no side effects."""
         return await self._call("POST", "/api/flows/dry-run", body)
@@ -169,6 +179,7 @@ class RemoteApi:
         params: dict[str, str] | None = None,
         *,
         allow_empty: bool = False,
+        headers: dict[str, str] | None = None,
     ) -> dict[str, Any]:
         query = dict(params or {})
         if self._space is not None:
@@ -176,7 +187,12 @@ class RemoteApi:
         target = self.url + path
         try:
             async with self._session.request(
-                method, target, json=body, params=query or None, allow_redirects=False
+                method,
+                target,
+                json=body,
+                params=query or None,
+                headers=headers,
+                allow_redirects=False,
             ) as response:
                 text = await response.text()
                 status = response.status

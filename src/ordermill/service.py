@@ -5,7 +5,7 @@ Concrete choices (which database, which handlers) are made here once, at start-u
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from functools import partial
@@ -14,6 +14,7 @@ from typing import Any
 from ordermill.blobs import BlobStore, build_blob_store
 from ordermill.clock import Clock, SystemClock
 from ordermill.config import Settings
+from ordermill.dryrun import DryRun, dry_run
 from ordermill.engine.subscriptions import Dispatcher, Envelope, send
 from ordermill.engine.worker import Worker, WorkerOptions, worker_name
 from ordermill.errors import (
@@ -224,6 +225,26 @@ class Service:
             raise InvalidFlow(problems)
         catalog = self.catalog_for(await self.store.spaces.get_space(space_key))
         return parse_flow(document, catalog, saved_under=saved_under)
+
+    async def dry_run(
+        self,
+        space_key: str,
+        flow: FlowDefinition,
+        order: dict[str, Any],
+        outcomes: Mapping[str, Sequence[Mapping[str, Any]]],
+        seed: int | None = None,
+    ) -> DryRun:
+        """``order`` (a parsed order body) through ``flow`` with no side effects
+        (``ordermill.dryrun``), the connectors' example updateUrl under our public URL."""
+        return await dry_run(
+            flow,
+            order,
+            outcomes,
+            self.registry,
+            space_key=space_key,
+            public_url=self.settings.base_url,
+            seed=seed,
+        )
 
     async def save_flow(
         self, space_key: str, document: object, *, saved_under: str | None = None

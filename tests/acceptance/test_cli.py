@@ -15,12 +15,14 @@ from tests.support.reference import FLOW_FILE, FLOW_URI, copy_text
 
 
 def run(
-    *args: str, cwd: Path, env: dict[str, str] | None = None
+    *args: str, cwd: Path, env: dict[str, str] | None = None, answer: str = ""
 ) -> subprocess.CompletedProcess[str]:
+    """The CLI with ``args``; ``answer`` is what it reads from its standard input."""
     return subprocess.run(
         [ORDERMILL, *args],
         cwd=cwd,
         env={**os.environ, "COLUMNS": "200", **(env or {})},
+        input=answer,
         capture_output=True,
         text=True,
         timeout=60,

@@ -24,18 +24,25 @@ def erp_flow(book_url: str, notify_url: str) -> dict[str, object]:
     return flow
 
 
+def push_flow_with_a_typo(tmp_path: Path, env: dict[str, str], receiver: HttpsReceiver) -> Path:
+    """Push the flow whose ERP URL has a typo (``/erp/order``: 404); the right one answers 201.
+    Answers the flow file, to fix and push again."""
+    receiver.script("/erp/orders", Reply(status=201))
+    receiver.script("/erp/order", Reply(status=404))
+    receiver.script("/shop/notify", Reply(status=201))
+    path = write(
+        tmp_path / "made-to-order.json",
+        erp_flow(receiver.url("/erp/order"), receiver.url("/shop/notify")),
+    )
+    assert run("flows", "push", str(path), cwd=tmp_path, env=env).returncode == 0
+    return path
+
+
 def test_wrong_url_then_fixed_flow_then_restart_on_latest_ends_in_success(
     tmp_path: Path, api: Api, serve: ServeProcess, https_receiver: HttpsReceiver
 ) -> None:
     env = remote(api, serve)
-    https_receiver.script("/erp/orders", Reply(status=201))
-    https_receiver.script("/erp/order", Reply(status=404))  # the typo
-    https_receiver.script("/shop/notify", Reply(status=201))
-    path = write(
-        tmp_path / "made-to-order.json",
-        erp_flow(https_receiver.url("/erp/order"), https_receiver.url("/shop/notify")),
-    )
-    assert run("flows", "push", str(path), cwd=tmp_path, env=env).returncode == 0
+    path = push_flow_with_a_typo(tmp_path, env, https_receiver)
     created = api.post("/api/orders", order_doc())
     assert created.status_code == 201, created.text
     order_id = created.json()["id"]

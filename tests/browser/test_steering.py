@@ -8,6 +8,7 @@ from playwright.sync_api import Page, expect
 
 from tests.acceptance.conftest import Api, ServeProcess
 from tests.browser.conftest import sign_in
+from tests.browser.test_docs_screenshots import snap
 from tests.support.factories import order_doc, rest_task, stage_doc, staged_flow
 from tests.support.receiver import HttpsReceiver, Reply
 
@@ -72,14 +73,24 @@ def test_restart_on_the_latest_version_from_the_order_page(
     put_flow(api, two_steps(https_receiver.url("/book"), https_receiver.url("/notify")))
     heading = page.locator("#order-heading")
     sign_in(page, ui_server.base_url, api, next_path=f"/orders/{order_id}")
+    expect(page.locator("#order-why")).to_contain_text("404")
+    snap(page, "fix-failed-order", full_page=False)
 
     page.get_by_role("button", name="Restart on latest…").click()
     dialog = page.get_by_role("dialog", name="Restart order WEB-R1 on the latest version")
     dialog.get_by_label("Reason").fill("URL fixed")
+    snap(page, "fix-restart-dialog", full_page=False)
     dialog.get_by_role("button", name="Restart", exact=True).click()
     expect(page.locator("#toasts")).to_contain_text("Order restarted")
     expect(heading).to_contain_text("SUCCESS", timeout=20_000)
     expect(page.locator("#order-live")).to_contain_text("made-to-order v2 (restarted from v1)")
+    archived = page.locator(".task-list li.archived-task")
+    expect(archived).to_have_count(1)
+    expect(archived).to_contain_text("notify-shop~1")
+    expect(archived).to_contain_text("from version 1")
+    expect(archived.locator(".task-button")).to_have_attribute("data-status", "FAILED")
+    page.locator("#graph-heading").scroll_into_view_if_needed()
+    snap(page, "fix-restarted", full_page=False)
     order = api.get(f"/api/orders/{order_id}")
     assert order["flowVersion"] == 2
     assert order["restarts"][0]["reason"] == "URL fixed"

@@ -13,6 +13,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 
 from ordermill.api.auth import authenticate
+from ordermill.api.idempotency import once_per_key
 
 SECURITY_SCHEME = "apiKey"
 PROBLEM = {"$ref": "#/components/schemas/Problem"}
@@ -94,6 +95,7 @@ ERRORS = {
     "403": "The key may not act on this space (or this needs the admin key).",
     "404": "No such resource in the key's space.",
     "409": "The request contradicts stored state.",
+    "422": "The Idempotency-Key was sent before with another request.",
     "413": "The request body is larger than ORDERMILL_MAX_BODY_BYTES.",
 }
 
@@ -134,7 +136,7 @@ def _describe(
 ) -> None:
     key = (method, route.path_format)
     responses: dict[str, Any] = operation.setdefault("responses", {})
-    responses.pop("422", None)
+    responses.pop("422", None)  # FastAPI's validation error; ours is 400
     codes: set[str] = set()
     has_input = bool(route.dependant.path_params or route.dependant.query_params)
     has_body = "requestBody" in operation
@@ -159,6 +161,9 @@ def _describe(
         codes.add("404")
     if key in CONFLICTS:
         codes.add("409")
+    if _needs(route.dependant, once_per_key):
+        # A resend while the first request is being answered (409), a key reused (422).
+        codes.update(("409", "422"))
     for code in sorted(codes):
         responses.setdefault(
             code,

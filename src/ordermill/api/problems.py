@@ -17,6 +17,7 @@ from ordermill.errors import (
     DatabaseUnavailable,
     Forbidden,
     InvalidInput,
+    KeyReused,
     NotFound,
     OrdermillError,
     Problem,
@@ -35,6 +36,7 @@ STATUS_OF: tuple[tuple[type[OrdermillError], int], ...] = (
     (Forbidden, 403),
     (NotFound, 404),
     (Conflict, 409),
+    (KeyReused, 422),
     (DatabaseUnavailable, 503),
     (StorageError, 500),
 )
@@ -78,28 +80,29 @@ def validation_problems(exc: RequestValidationError) -> list[Problem]:
     return problems
 
 
+def status_of(exc: OrdermillError) -> int:
+    return next((code for cls, code in STATUS_OF if isinstance(exc, cls)), 500)
+
+
+def domain_problem(exc: OrdermillError, path: str) -> JSONResponse:
+    """The problem response for a domain error raised while answering ``path``."""
+    status = status_of(exc)
+    problems = exc.problems if isinstance(exc, InvalidInput) else None
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    if status >= 500:
+        correlation = secrets.token_hex(8)
+        log.error("request failed", error=str(exc), correlation_id=correlation, path=path)
+        headers = {"Retry-After": "5"} if status == 503 else None
+        return problem_response(
+            status, exc.message, instance=path, headers=headers, correlationId=correlation
+        )
+    return problem_response(status, exc.message, problems=problems, instance=path, headers=headers)
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(OrdermillError)
     async def _domain(request: Request, exc: OrdermillError) -> JSONResponse:
-        status = next((code for cls, code in STATUS_OF if isinstance(exc, cls)), 500)
-        problems = exc.problems if isinstance(exc, InvalidInput) else None
-        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-        if status >= 500:
-            correlation = secrets.token_hex(8)
-            log.error(
-                "request failed", error=str(exc), correlation_id=correlation, path=request.url.path
-            )
-            headers = {"Retry-After": "5"} if status == 503 else None
-            return problem_response(
-                status,
-                exc.message,
-                instance=request.url.path,
-                headers=headers,
-                correlationId=correlation,
-            )
-        return problem_response(
-            status, exc.message, problems=problems, instance=request.url.path, headers=headers
-        )
+        return domain_problem(exc, request.url.path)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

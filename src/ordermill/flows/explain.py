@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from ordermill.flows.lifecycle import ARCHIVE_MARK
 from ordermill.flows.model import FlowDefinition, Join, Stage
 from ordermill.flows.order import parse_instant
 from ordermill.flows.planner import plan
@@ -105,7 +106,9 @@ def explain(flow: FlowDefinition, facts: OrderFacts, now: datetime) -> Explanati
         sentence = f"The order ended as {facts.status.value}; it waits for nothing."
         return Explanation(sentence, (), (), None, deadline, line, None)
     by_key = {task.key: task for task in facts.tasks}
-    waits = [_task_wait(task, facts, now) for task in facts.tasks if _unfinished(task.status)]
+    # A task a restart archived (``key~n``) is history: nothing can retry or answer it.
+    live = [task for task in facts.tasks if ARCHIVE_MARK not in task.key]
+    waits = [_task_wait(task, facts, now) for task in live if _unfinished(task.status)]
     waits += _not_started(flow, facts, by_key)
     path, finish = _critical_path(flow, facts, by_key, now)
     stuck = facts.status in (OrderStatus.FAILURE, OrderStatus.CREATED)

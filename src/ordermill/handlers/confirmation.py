@@ -33,6 +33,25 @@ def _one_address(value: str) -> str:
     return value
 
 
+def notify_subject(title: str) -> str:
+    return f"Please confirm: {title}"
+
+
+def notify_text(
+    title: str, description: str | None, order: str, confirm: str, reject: str, expires: str
+) -> str:
+    """The plain text of the mail that asks an assignee to confirm or reject."""
+    parts = (
+        title,
+        description,
+        f"Order {order}",
+        f"Confirm: {confirm}",
+        f"Reject: {reject}",
+        f"The links work once and expire {expires}.",
+    )
+    return "\n\n".join(part for part in parts if part)
+
+
 class ManualConfirmationPayload(BaseModel):
     """Payload of a ``manual-confirmation`` task definition."""
 
@@ -122,23 +141,12 @@ class ManualConfirmation:
         for index, assignee in enumerate(payload.assignees):
             confirm = ctx.links.sign(answer_path(ctx.delivery_id, "confirm", index), expires_at)
             reject = ctx.links.sign(answer_path(ctx.delivery_id, "reject", index), expires_at)
-            text = "\n\n".join(
-                part
-                for part in (
-                    title,
-                    description,
-                    f"Order {order}",
-                    f"Confirm: {confirm}",
-                    f"Reject: {reject}",
-                    f"The links work once and expire {expires}.",
-                )
-                if part
-            )
+            text = notify_text(title, description, order, confirm, reject, expires)
             msg_id = message_id(ctx.delivery_id, sender_address[1], part=f"notify-{index}")
             message = compose(
                 sender=sender,
                 recipients=[assignee],
-                subject=f"Please confirm: {title}",
+                subject=notify_subject(title),
                 text=text,
                 html=_HTML.render(
                     title=title,

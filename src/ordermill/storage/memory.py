@@ -152,6 +152,7 @@ class MemoryStore:
                 if task.status is TaskStatus.RUNNING
                 and task.lease_expires_at is not None
                 and task.lease_expires_at <= now
+                and not self.orders[task.order_id].paused
             ][: limit - len(due)]
         claimed = []
         for task in due:

@@ -6,7 +6,7 @@ together; a crash at any point leaves either all of it or none of it.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -54,6 +54,7 @@ from ordermill.storage.feedback import (
     with_held_feedback,
 )
 from ordermill.storage.flowdefs import FlowStore
+from ordermill.storage.idempotency import IdempotencyStore
 from ordermill.storage.ids import new_id
 from ordermill.storage.notify import Wakeups, notify
 from ordermill.storage.orders import (
@@ -113,6 +114,7 @@ class Store(OrderReads):
         self.flows = FlowStore(db, clock)
         self.subscriptions = SubscriptionStore(db)
         self.confirmations = ConfirmationStore(db, clock, unit=self.unit, flow_of=self.flow_of)
+        self.idempotency = IdempotencyStore(db, clock)
         self._listeners: list[Listener] = []
         self.wakeups = Wakeups(db)  # which worker a commit wakes, when none runs here
         self._intake: GroupCommit[Intake, tuple[OrderView, bool]] = GroupCommit(self._create_orders)
@@ -260,10 +262,10 @@ class Store(OrderReads):
         ``validate`` checks the merged content as an order body. Answers (order, amended).
         """
         order = await self.get_order(space_key, order_id)
-        flow = await self.flow_of(order.flow_id, order.flow_version)
         digest = patch_hash(patch)
         async with self.unit() as uow:
             locked = await writer.lock_orders(uow, [order_id])
+            flow = await self.flow_of(order.flow_id, locked[order_id].flow_version)
             row = (await uow.conn.execute(_CONTENT, {"id": order_id})).one()
             if based_on is not None and row.revision != based_on:
                 last = (await uow.conn.execute(_LAST_AMENDMENT, {"id": order_id})).scalar()
@@ -387,16 +389,21 @@ class Store(OrderReads):
         reason: str | None = None,
         dry_run: bool = False,
     ) -> OrderView:
-        """Move the order onto ``flow_version`` of its flow (None: the latest)."""
+        """Move the order onto ``flow_version`` of its flow (None: the latest).
+
+        The version it moves from is read under the order's lock, so of two restarts that race
+        the second records the version the first moved the order onto."""
         order = await self.get_order(space_key, order_id)
         flow = await self.flows.get(order.space_key, order.flow_key)
         version = flow.current_version if flow_version is None else flow_version
         definition = await self.flow_of(order.flow_id, version)
-        previous = await self.flow_of(order.flow_id, order.flow_version)
-        event = Restart(order.flow_version, version, from_start, reason, previous)
-        return await self._apply_one(
-            space_key, writer.Change(order_id, definition, event, actor=actor), dry_run
-        )
+
+        async def change(from_version: int) -> writer.Change:
+            previous = await self.flow_of(order.flow_id, from_version)
+            event = Restart(from_version, version, from_start, reason, previous)
+            return writer.Change(order_id, definition, event, actor=actor)
+
+        return await self._apply_one(space_key, order, change, dry_run)
 
     async def explain_order(self, space_key: str | None, order_id: str) -> Explanation:
         """What the order waits for now (``ordermill.flows.explain``)."""
@@ -421,32 +428,37 @@ class Store(OrderReads):
     ) -> OrderView:
         """An operator's action through the lifecycle writer; a refusal is a Conflict (409)."""
         order = order or await self.get_order(space_key, order_id)
-        flow = await self.flow_of(order.flow_id, order.flow_version)
-        change = writer.Change(order_id, flow, event, values=values or {}, actor=actor)
-        return await self._apply_one(space_key, change, dry_run, order)
+
+        async def change(version: int) -> writer.Change:
+            flow = await self.flow_of(order.flow_id, version)
+            return writer.Change(order_id, flow, event, values=values or {}, actor=actor)
+
+        return await self._apply_one(space_key, order, change, dry_run)
 
     async def _apply_one(
         self,
         space_key: str | None,
-        change: writer.Change,
+        order: OrderView,
+        change_on: Callable[[int], Awaitable[writer.Change]],
         dry_run: bool,
-        order: OrderView | None = None,
     ) -> OrderView:
-        """Apply one change; ``dry_run`` asks the core under the order's lock and writes nothing
-        (the order as it is is answered). A refusal is a Conflict (409) either way."""
+        """Apply one change, built on the flow version the order runs on as read under its
+        lock; ``dry_run`` asks the core under that lock and writes nothing (the order as it is
+        is answered). A refusal is a Conflict (409) either way."""
         async with self.unit() as uow:
+            locked = await writer.lock_orders(uow, [order.id])
+            if order.id not in locked:
+                raise NotFound(f"order {order.id!r} does not exist")
+            change = await change_on(locked[order.id].flow_version)
             if dry_run:
-                locked = await writer.lock_orders(uow, [change.order_id])
-                if change.order_id not in locked:
-                    raise NotFound(f"order {change.order_id!r} does not exist")
-                answer = decide(change.flow, locked[change.order_id].state, change.event)
+                answer = decide(change.flow, locked[order.id].state, change.event)
             else:
-                [answer] = await writer.apply(uow, [change])
+                [answer] = await writer.apply(uow, [change], locked)
             if isinstance(answer, Refusal):
                 raise answer.error()
-        if dry_run and order is not None:
+        if dry_run:
             return order
-        return await self.get_order(space_key, change.order_id)
+        return await self.get_order(space_key, order.id)
 
     # -- the engine's side ---------------------------------------------------------------------
 

@@ -428,6 +428,23 @@ outbox = Table(
     Index("ix_outbox_due", "status", "due_at"),
 )
 
+# The first answer to a steering request sent with an Idempotency-Key, per space and key, for
+# a day: a resend replays it instead of acting again. ``status`` NULL: still being answered.
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("space_key", String(64), nullable=False),  # "*" for the admin key
+    Column("key", String(200), nullable=False),
+    Column("route", String(300), nullable=False),  # method and path
+    Column("body_hash", String(64), nullable=False),  # SHA-256 of the request body
+    Column("status", Integer),
+    Column("answer", Json),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("space_key", "key"),
+    Index("ix_idempotency_keys_created", "created_at"),
+)
+
 # Queries repeat the partial indexes' conditions as literal SQL: SQLite (and PostgreSQL's
 # generic plans) use a partial index only when the query's WHERE visibly implies the index's.
 IN_RUNNABLE_INDEX = text("tasks.status IN ('PENDING', 'WAITING')")

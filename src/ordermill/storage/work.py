@@ -38,9 +38,11 @@ _DUE = (
     .limit(bindparam("limit"))
     .with_for_update(skip_locked=True)
 )
+# A lost attempt of a paused order waits for the resume: taking it over starts it again.
+_PAUSED = exists().where(t.orders.c.id == t.tasks.c.order_id, t.orders.c.paused_at.is_not(None))
 _EXPIRED = (
     select(t.tasks.c.id, t.tasks.c.status, t.tasks.c.attempts)
-    .where(t.IN_LEASE_INDEX, t.tasks.c.lease_expires_at <= _NOW)
+    .where(t.IN_LEASE_INDEX, t.tasks.c.lease_expires_at <= _NOW, ~_PAUSED)
     .limit(bindparam("limit"))
     .with_for_update(skip_locked=True)
 )

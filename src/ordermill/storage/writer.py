@@ -41,7 +41,13 @@ from ordermill.storage.spaces import hash_secret
 
 _IDS: BindParameter[Any] = bindparam("ids", expanding=True)
 _LOCK_ORDERS = (
-    select(t.orders.c.id, t.orders.c.status, t.orders.c.version, t.orders.c.paused_at)
+    select(
+        t.orders.c.id,
+        t.orders.c.status,
+        t.orders.c.version,
+        t.orders.c.paused_at,
+        t.orders.c.flow_version,
+    )
     .where(t.orders.c.id.in_(_IDS))
     .order_by(t.orders.c.id)
     .with_for_update()
@@ -105,6 +111,16 @@ _RENAME_TASK = (
     .where(t.tasks.c.id == bindparam("b_id"))
     .values(task_key=bindparam("b_key"), updated_at=bindparam("b_now", type_=t.UTCDateTime))
 )
+# The files an archived task made follow it to its new key, so an asset's task_key always
+# names the task row that made it.
+_RENAME_ASSETS = (
+    update(t.order_assets)
+    .where(
+        t.order_assets.c.order_id == bindparam("b_order"),
+        t.order_assets.c.task_key == bindparam("b_old"),
+    )
+    .values(task_key=bindparam("b_key"))
+)
 _INSERT_TASKS = insert(t.tasks).returning(t.tasks.c.id, sort_by_parameter_order=True)
 # RETURNING lets SQLAlchemy send a batch as one multi-row INSERT ("insertmanyvalues")
 # instead of one execution per row on PostgreSQL.
@@ -131,11 +147,15 @@ class TaskRow:
 
 @dataclass
 class LockedOrder:
-    """An order's state as read under its row lock; ``fresh`` when inserted in this unit."""
+    """An order's state as read under its row lock; ``fresh`` when inserted in this unit.
+
+    ``flow_version`` is the version the order runs on: a change decides against that version's
+    flow, read under the same lock, so a restart that committed meanwhile is never missed."""
 
     state: OrderState
     tasks: dict[str, TaskRow] = field(default_factory=dict)
     fresh: bool = False
+    flow_version: int = 0
 
 
 @dataclass(frozen=True)
@@ -176,7 +196,7 @@ async def lock_orders(
     """Lock the orders' rows in id order (then the ``leased`` tasks), and read their state."""
     ids = sorted(set(order_ids))
     orders = {
-        row.id: (OrderStatus(row.status), row.paused_at is not None)
+        row.id: (OrderStatus(row.status), row.paused_at is not None, row.flow_version)
         for row in await uow.conn.execute(_LOCK_ORDERS, {"ids": ids})
     }
     tasks: dict[str, dict[str, TaskRow]] = {order_id: {} for order_id in orders}
@@ -189,8 +209,9 @@ async def lock_orders(
         order_id: LockedOrder(
             OrderState(status, {key: task.status for key, task in tasks[order_id].items()}, paused),
             tasks[order_id],
+            flow_version=version,
         )
-        for order_id, (status, paused) in orders.items()
+        for order_id, (status, paused, version) in orders.items()
     }
 
 
@@ -239,6 +260,7 @@ class _Batch:
         self.fresh: set[str] = set()
         self.paused: dict[str, tuple[bool, bool]] = {}  # paused before the batch, and after
         self.renames: list[dict[str, Any]] = []
+        self.asset_renames: list[dict[str, Any]] = []
         # what an operator's action or an amendment sets besides the status
         self.order_values: dict[str, dict[str, Any]] = {}
 
@@ -271,6 +293,7 @@ class _Batch:
             task = order.tasks.pop(key)
             order.tasks[archived] = task
             self.renames.append({"b_id": task.id, "b_key": archived, "b_now": uow.now})
+            self.asset_renames.append({"b_order": change.order_id, "b_old": key, "b_key": archived})
         for ref in decision.start:
             row = _new_task_row(uow, change.order_id, change.flow, ref)
             if decision.state.paused:
@@ -327,6 +350,7 @@ class _Batch:
                 await uow.conn.execute(statement)
         if self.renames:
             await uow.conn.execute(_RENAME_TASK, self.renames)
+            await uow.conn.execute(_RENAME_ASSETS, self.asset_renames)
         shapes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
         for task_id, values in self.tasks.items():
             shapes.setdefault(tuple(sorted(values)), []).append({"b_id": task_id, **values})

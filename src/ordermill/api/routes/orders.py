@@ -8,8 +8,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 
 from ordermill.api.auth import PrincipalDep, ServiceDep
+from ordermill.api.idempotency import Answered, OnceDep
 from ordermill.api.limits import BoundedRoute
-from ordermill.api.routes.steering import ReasonIn, bulk_filter
+from ordermill.api.routes.steering import bulk_filter
 from ordermill.api.schemas import (
     ORDER_ID_PATTERN,
     BulkRetryIn,
@@ -22,7 +23,6 @@ from ordermill.api.schemas import (
 from ordermill.errors import InvalidInput, Problem
 from ordermill.flows.amend import AMENDABLE, FIXED
 from ordermill.flows.examples import reference_order
-from ordermill.flows.lifecycle import Operator
 from ordermill.flows.status import OrderStatus
 from ordermill.jsoncodec import dumps
 from ordermill.service import BulkAction
@@ -114,13 +114,23 @@ async def list_orders(
     }
 
 
-@router.post("/retry", summary="Retry many orders at once (after a connector outage)")
+@router.post(
+    "/retry",
+    summary="Retry many orders at once (after a connector outage)",
+    response_model=dict[str, Any],
+)
 async def retry_many(
-    principal: PrincipalDep, service: ServiceDep, body: BulkRetryIn
-) -> dict[str, Any]:
+    principal: PrincipalDep, service: ServiceDep, body: BulkRetryIn, once: OnceDep
+) -> Answered:
     """Retries every FAILURE/UNHEALTHY order matching the filter, up to ``limit`` orders.
     Answers with the ids retried and how many were skipped (not retryable any more); with
     ``dryRun`` nothing changes and ``retried`` lists the orders that would be."""
+    return await once(lambda: _retry_many(principal, service, body))
+
+
+async def _retry_many(
+    principal: PrincipalDep, service: ServiceDep, body: BulkRetryIn
+) -> dict[str, Any]:
     outcome = await service.act_on_orders(
         principal.space(body.spaceKey),
         BulkAction.RETRY,
@@ -250,27 +260,40 @@ async def start_order(
     )
 
 
-@router.post("/{order_id}/retry", summary="Retry the failed and timed-out tasks of an order")
+@router.post(
+    "/{order_id}/retry",
+    summary="Retry the failed and timed-out tasks of an order",
+    response_model=dict[str, Any],
+)
 async def retry_order(
-    order_id: str, principal: PrincipalDep, service: ServiceDep
-) -> dict[str, Any]:
-    return order_out(
-        await service.store.retry_order(principal.space_key, order_id, principal.actor)
-    )
+    order_id: str, principal: PrincipalDep, service: ServiceDep, once: OnceDep
+) -> Answered:
+    async def act() -> dict[str, Any]:
+        return order_out(
+            await service.store.retry_order(principal.space_key, order_id, principal.actor)
+        )
+
+    return await once(act)
 
 
 @router.post(
-    "/{order_id}/tasks/{task_key}/retry", summary="Retry one failed or timed-out task of an order"
+    "/{order_id}/tasks/{task_key}/retry",
+    summary="Retry one failed or timed-out task of an order",
+    response_model=dict[str, Any],
 )
 async def retry_task(
-    order_id: str, task_key: str, principal: PrincipalDep, service: ServiceDep
-) -> dict[str, Any]:
+    order_id: str, task_key: str, principal: PrincipalDep, service: ServiceDep, once: OnceDep
+) -> Answered:
     """Only this task gets a fresh retry budget; other failed tasks stay as they are."""
-    return order_out(
-        await service.store.retry_order(
-            principal.space_key, order_id, principal.actor, task_key=task_key
+
+    async def act() -> dict[str, Any]:
+        return order_out(
+            await service.store.retry_order(
+                principal.space_key, order_id, principal.actor, task_key=task_key
+            )
         )
-    )
+
+    return await once(act)
 
 
 @router.post(
@@ -286,16 +309,3 @@ async def redeliver(
         principal.space_key, order_id, task_key, principal.actor
     )
     return order_out(order)
-
-
-@router.post("/{order_id}/cancel", summary="Cancel an order")
-async def cancel_order(
-    order_id: str, principal: PrincipalDep, service: ServiceDep, body: ReasonIn | None = None
-) -> dict[str, Any]:
-    """The ``reason`` is stored on the order and written to its timeline."""
-    reason = body.reason if body else None
-    return order_out(
-        await service.store.steer(
-            principal.space_key, order_id, Operator.CANCEL, principal.actor, reason
-        )
-    )

@@ -13,9 +13,9 @@ from fastapi import APIRouter
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from ordermill.api.auth import Principal, PrincipalDep, ServiceDep
+from ordermill.api.idempotency import Answered, OnceDep
 from ordermill.api.limits import BoundedRoute
 from ordermill.api.schemas import KEY_PATTERN, order_out, parse_order
-from ordermill.dryrun import dry_run
 from ordermill.errors import InvalidInput, Problem
 from ordermill.flows.explain import Explanation
 from ordermill.flows.lifecycle import Operator
@@ -115,12 +115,14 @@ def _bulk_route(action: BulkAction, summary: str) -> None:
     """``POST /api/orders/{action}``: the bulk form of pause, resume or cancel."""
 
     async def steer_many(
-        principal: PrincipalDep, service: ServiceDep, body: BulkIn
-    ) -> dict[str, Any]:
-        return await bulk(principal, service, body, action)
+        principal: PrincipalDep, service: ServiceDep, body: BulkIn, once: OnceDep
+    ) -> Answered:
+        return await once(lambda: bulk(principal, service, body, action))
 
     steer_many.__name__ = f"{action.value}_many"
-    router.post(f"/{action.value}", summary=summary, description=BULK_HELP)(steer_many)
+    router.post(
+        f"/{action.value}", summary=summary, description=BULK_HELP, response_model=dict[str, Any]
+    )(steer_many)
 
 
 BULK_HELP = (
@@ -133,20 +135,26 @@ _bulk_route(BulkAction.RESUME, "Resume many paused orders at once")
 _bulk_route(BulkAction.CANCEL, "Cancel many orders at once")
 
 
-@router.post("/restart", summary="Restart many orders onto another version of their flow")
+@router.post(
+    "/restart",
+    summary="Restart many orders onto another version of their flow",
+    response_model=dict[str, Any],
+)
 async def restart_many(
-    principal: PrincipalDep, service: ServiceDep, body: BulkRestartIn
-) -> dict[str, Any]:
+    principal: PrincipalDep, service: ServiceDep, body: BulkRestartIn, once: OnceDep
+) -> Answered:
     """Default filter: FAILURE, UNHEALTHY and CANCELLED orders; each moves onto ``flowVersion``
     of its own flow (``latest`` by default)."""
     version = None if body.flow_version == "latest" else body.flow_version
-    return await bulk(
-        principal,
-        service,
-        body,
-        BulkAction.RESTART,
-        flow_version=version,
-        from_start=body.from_ == "start",
+    return await once(
+        lambda: bulk(
+            principal,
+            service,
+            body,
+            BulkAction.RESTART,
+            flow_version=version,
+            from_start=body.from_ == "start",
+        )
     )
 
 
@@ -190,20 +198,31 @@ def explanation_out(explanation: Explanation) -> dict[str, Any]:
 
 
 def _order_route(action: Operator, summary: str, description: str) -> None:
-    """``POST /api/orders/{id}/{action}`` for pause and resume, with an optional reason."""
+    """``POST /api/orders/{id}/{action}`` for pause, resume and cancel, with an optional
+    reason."""
 
     async def steer_one(
-        order_id: str, principal: PrincipalDep, service: ServiceDep, body: ReasonIn | None = None
-    ) -> dict[str, Any]:
+        order_id: str,
+        principal: PrincipalDep,
+        service: ServiceDep,
+        once: OnceDep,
+        body: ReasonIn | None = None,
+    ) -> Answered:
         reason = body.reason if body else None
         store = service.store
-        return order_out(
-            await store.steer(principal.space_key, order_id, action, principal.actor, reason)
-        )
+
+        async def act() -> dict[str, Any]:
+            return order_out(
+                await store.steer(principal.space_key, order_id, action, principal.actor, reason)
+            )
+
+        return await once(act)
 
     steer_one.__name__ = f"{action.value}_order"
     route = f"/{{order_id}}/{action.value}"
-    router.post(route, summary=summary, description=description)(steer_one)
+    router.post(route, summary=summary, description=description, response_model=dict[str, Any])(
+        steer_one
+    )
 
 
 _order_route(
@@ -213,43 +232,69 @@ _order_route(
     "paused fire when it is resumed; feedback is accepted and applied meanwhile.",
 )
 _order_route(Operator.RESUME, "Resume a paused order", "What fell due meanwhile runs at once.")
+_order_route(
+    Operator.CANCEL,
+    "Cancel an order",
+    "The ``reason`` is stored on the order and written to its timeline.",
+)
 
 
-@router.post("/{order_id}/tasks/{task_key}/skip", summary="Mark a task succeeded by hand")
+@router.post(
+    "/{order_id}/tasks/{task_key}/skip",
+    summary="Mark a task succeeded by hand",
+    response_model=dict[str, Any],
+)
 async def skip_task(
     order_id: str,
     task_key: str,
     principal: PrincipalDep,
     service: ServiceDep,
+    once: OnceDep,
     body: SkipIn | None = None,
-) -> dict[str, Any]:
+) -> Answered:
     """For a FAILED, WAITING or TIMED_OUT task (for example, the ERP was booked by phone):
     the task becomes SUCCEEDED with ``result`` and its successors run as usual."""
-    body = body or SkipIn()
-    order = await service.store.skip_task(
-        principal.space_key, order_id, task_key, principal.actor, body.reason, body.result
-    )
-    return order_out(order)
+    given = body or SkipIn()
+
+    async def act() -> dict[str, Any]:
+        order = await service.store.skip_task(
+            principal.space_key, order_id, task_key, principal.actor, given.reason, given.result
+        )
+        return order_out(order)
+
+    return await once(act)
 
 
-@router.post("/{order_id}/restart", summary="Move the order onto another version of its flow")
+@router.post(
+    "/{order_id}/restart",
+    summary="Move the order onto another version of its flow",
+    response_model=dict[str, Any],
+)
 async def restart_order(
-    order_id: str, principal: PrincipalDep, service: ServiceDep, body: RestartIn | None = None
-) -> dict[str, Any]:
+    order_id: str,
+    principal: PrincipalDep,
+    service: ServiceDep,
+    once: OnceDep,
+    body: RestartIn | None = None,
+) -> Answered:
     """For FAILURE, UNHEALTHY and CANCELLED orders. With ``"from": "failed"`` the tasks that
     succeeded and whose key the new version still has keep their results; the rest run under
     the new version. 409 when the new version cannot hold the order's history."""
-    body = body or RestartIn()
-    version = None if body.flow_version == "latest" else body.flow_version
-    order = await service.store.restart_order(
-        principal.space_key,
-        order_id,
-        principal.actor,
-        flow_version=version,
-        from_start=body.from_ == "start",
-        reason=body.reason,
-    )
-    return order_out(order)
+    given = body or RestartIn()
+    version = None if given.flow_version == "latest" else given.flow_version
+
+    async def act() -> dict[str, Any]:
+        order = await service.store.restart_order(
+            principal.space_key,
+            order_id,
+            principal.actor,
+            flow_version=version,
+            from_start=given.from_ == "start",
+            reason=given.reason,
+        )
+        return order_out(order)
+
+    return await once(act)
 
 
 flows_router = APIRouter(prefix="/api/flows", tags=["flows"], route_class=BoundedRoute)
@@ -270,6 +315,7 @@ class DryRunIn(_Strict):
     version: int | None = Field(default=None, ge=1)
     order: dict[str, Any]
     outcomes: dict[str, list[OutcomeIn]] = Field(default_factory=dict, max_length=1000)
+    seed: int | None = Field(default=None, ge=0, le=2**32 - 1)  # the retries' jitter
 
 
 @flows_router.post("/dry-run", summary="Run a flow against a sample order, with no side effects")
@@ -291,12 +337,5 @@ async def dry_run_flow(
         raise InvalidInput([Problem("/flow", "give a flow, or a flowKey")], "No flow to run.")
     order, _ = parse_order({**body.order, "spaceKey": space_key, "flowKey": definition.key})
     outcomes = {key: [item.model_dump() for item in items] for key, items in body.outcomes.items()}
-    run = await dry_run(
-        definition,
-        order,
-        outcomes,
-        service.registry,
-        space_key=space_key,
-        public_url=service.settings.base_url,
-    )
+    run = await service.dry_run(space_key, definition, order, outcomes, body.seed)
     return run.wire()

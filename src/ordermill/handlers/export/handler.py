@@ -28,6 +28,7 @@ from ordermill.handlers.export.layout import (
     MANIFEST_JSON,
     SHEET_NAME,
     PackageFile,
+    export_outputs,
     manifest_csv,
     manifest_json,
     plan_item_files,
@@ -139,19 +140,15 @@ class Export:
             manifests[0][1].write_bytes, manifest_json(ctx.order_id, third_party_id, package)
         )
         await asyncio.to_thread(manifests[1][1].write_bytes, manifest_csv(package))
-        outputs: list[tuple[str, str, Path, str]] = []
-        if "pdf" in formats:
-            outputs.append(("production-sheet", SHEET_NAME, sheet, "application/pdf"))
-        if "manifest" in formats:
-            outputs.append(("manifest-json", MANIFEST_JSON, manifests[0][1], "application/json"))
-            outputs.append(("manifest-csv", MANIFEST_CSV, manifests[1][1], "text/csv"))
+        bundle = work / "bundle.zip"
         if "zip" in formats:
-            bundle = work / "bundle.zip"
             members = [(f.path, f.local) for f in package] + manifests
             await asyncio.to_thread(write_zip, bundle, members)
-            name = f"{safe_segment(third_party_id or ctx.order_id)}-package.zip"
-            outputs.append(("package", name, bundle, "application/zip"))
-        return outputs
+        on_disk = {SHEET_NAME: sheet, MANIFEST_JSON: manifests[0][1], MANIFEST_CSV: manifests[1][1]}
+        return [
+            (o.asset_id, o.file_name, on_disk.get(o.file_name, bundle), o.content_type)
+            for o in export_outputs(sorted(formats), third_party_id, ctx.order_id)
+        ]
 
     async def _fetch_items(self, ctx: TaskContext, root: Path) -> list[PackageFile]:
         budget = ByteBudget(self.max_file_bytes, self.max_order_bytes)

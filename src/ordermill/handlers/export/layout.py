@@ -43,6 +43,29 @@ class ItemFile:
 
 
 @dataclass(frozen=True)
+class Output:
+    """A file an export stores with the order's assets."""
+
+    asset_id: str
+    file_name: str
+    content_type: str
+
+
+def export_outputs(formats: Sequence[str], third_party_id: str, order_id: str) -> list[Output]:
+    """The files an export of ``formats`` stores, in order: the sheet, the manifests, the zip."""
+    outputs = []
+    if "pdf" in formats:
+        outputs.append(Output("production-sheet", SHEET_NAME, "application/pdf"))
+    if "manifest" in formats:
+        outputs.append(Output("manifest-json", MANIFEST_JSON, "application/json"))
+        outputs.append(Output("manifest-csv", MANIFEST_CSV, "text/csv"))
+    if "zip" in formats:
+        name = f"{safe_segment(third_party_id or order_id)}-package.zip"
+        outputs.append(Output("package", name, "application/zip"))
+    return outputs
+
+
+@dataclass(frozen=True)
 class PackageFile:
     """A file of the package as it lies on disk, with its size and SHA-256."""
 

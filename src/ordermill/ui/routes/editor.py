@@ -7,11 +7,23 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Form, Query, Request, Response
+from pydantic import TypeAdapter, ValidationError
 
+from ordermill.api.routes.steering import OutcomeIn
+from ordermill.api.schemas import parse_order
+from ordermill.dryrun import DryRun
 from ordermill.errors import InvalidInput, Problem
+from ordermill.flows.examples import reference_order
+from ordermill.handlers.registry import problems_of
 from ordermill.jsoncodec import parse_untrusted
 from ordermill.service import Service
-from ordermill.ui.graph import Graph, flow_graph, stages_of_definition, stages_of_document
+from ordermill.ui.graph import (
+    Graph,
+    TaskState,
+    flow_graph,
+    stages_of_definition,
+    stages_of_document,
+)
 from ordermill.ui.jsonlines import line_of, pointer_lines
 from ordermill.ui.routing import ui_router
 from ordermill.ui.session import Session, SessionDep
@@ -21,6 +33,16 @@ router = ui_router()
 
 StagesText = Annotated[str, Form(max_length=1_000_000)]
 NameText = Annotated[str, Form(max_length=1000)]
+SampleText = Annotated[str, Form(max_length=1_000_000)]
+_OUTCOMES: TypeAdapter[dict[str, list[OutcomeIn]]] = TypeAdapter(dict[str, list[OutcomeIn]])
+
+
+def sample_order() -> str:
+    """The editor's sample order: the reference order, its space and flow left to the page."""
+    order = reference_order()
+    for name in ("spaceKey", "flowKey"):
+        order.pop(name, None)
+    return json.dumps(order, indent=2)
 
 
 @dataclass(frozen=True)
@@ -122,6 +144,7 @@ async def flow_page(
         text=text,
         graph=graph,
         checked=Checked([], graph),
+        sample=sample_order(),
     )
 
 
@@ -174,3 +197,54 @@ async def save(
             {"version": saved.current_version},
         )
     return redirect(request, f"/flows/{key}", toast)
+
+
+@router.post("/flows/{key}/try")
+async def try_sample(
+    request: Request,
+    session: SessionDep,
+    key: str,
+    stages: StagesText = "",
+    name: NameText = "",
+    order: SampleText = "",
+    outcomes: SampleText = "",
+) -> Response:
+    """Dry-run the editor's flow against the sample order and scripted outcomes: the run's
+    final status, timeline, attempts, connector bodies and problems, and (out of band) the
+    preview graph coloured by each task's simulated final state. Nothing is sent or stored."""
+    service: Service = request.app.state.service
+    space_key = session.space_key
+    problems: list[Problem] = []
+    run: DryRun | None = None
+    try:
+        document = flow_document(name, _parse(stages, "/stages"))
+        definition = await service.parse_flow(space_key, document, saved_under=key)
+        sample = _parse(order, "/order")
+        if not isinstance(sample, dict):
+            raise InvalidInput([Problem("/order", "must be a JSON object")])
+        body, _ = parse_order({"order": {**sample, "spaceKey": space_key, "flowKey": key}})
+        scripted = _OUTCOMES.validate_python(_parse(outcomes or "{}", "/outcomes"))
+    except InvalidInput as exc:
+        problems = exc.problems
+    except ValidationError as exc:
+        problems = problems_of(exc, "/outcomes")
+    else:
+        wanted = {task: [item.model_dump() for item in items] for task, items in scripted.items()}
+        run = await service.dry_run(space_key, definition, body, wanted)
+    graph = None
+    if run is not None:
+        states = {
+            task: TaskState(entry["status"], len(entry["attempts"]))
+            for task, entry in run.tasks.items()
+        }
+        graph = flow_graph(stages_of_definition(definition), states)
+    return render(request, "partials/try_result.html", run=run, problems=problems, graph=graph)
+
+
+def _parse(text: str, pointer: str) -> object:
+    """The JSON of one of the panel's fields; its problems point into that field."""
+    try:
+        return parse_untrusted(text)
+    except InvalidInput as exc:
+        located = [Problem(pointer + p.pointer, p.message) for p in exc.problems]
+        raise InvalidInput(located, exc.message) from exc

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
@@ -10,12 +10,12 @@ from fastapi import Form, Request, Response
 
 from ordermill.assets_view import download_path
 from ordermill.errors import NotFound
-from ordermill.flows.lifecycle import Operator
+from ordermill.flows.lifecycle import ARCHIVE_MARK, Operator
 from ordermill.flows.status import OrderStatus, TaskStatus
 from ordermill.service import Service
 from ordermill.storage.assets import order_assets
 from ordermill.storage.confirmations import Confirmation
-from ordermill.storage.orders import OrderView
+from ordermill.storage.orders import OrderView, TaskView
 from ordermill.ui.graph import TaskState, flow_graph, stages_of_definition
 from ordermill.ui.present import LIVE_ORDER_STATUSES, is_overdue, link_url
 from ordermill.ui.reads import CAUSE_STATUSES, failure_causes
@@ -46,6 +46,19 @@ REDELIVERABLE = (TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.TIMED_OUT)
 CONNECTOR = "consume-rest-api"
 
 
+def archived_rows(order: OrderView) -> list[tuple[str, str, TaskView, str]]:
+    """The tasks a restart archived (``key~n``), greyed in the list with the flow version they
+    ran under: the version the first restart after their creation moved the order from."""
+    moves = [(datetime.fromisoformat(r["at"]), r.get("fromVersion")) for r in order.restarts]
+    rows = []
+    for task in sorted(order.tasks, key=lambda task: (task.created_at, task.key)):
+        if ARCHIVE_MARK in task.key:
+            version = next((v for at, v in moves if at >= task.created_at), None)
+            label = "archived" if version is None else f"from version {version}"
+            rows.append((task.key, task.stage_key, task, label))
+    return rows
+
+
 async def open_confirmations(service: Service, session: Session, order: OrderView) -> list[Any]:
     """The manual confirmations of this order still waiting for an answer."""
     found: list[Confirmation] = []
@@ -72,11 +85,12 @@ async def live_context(service: Service, session: Session, order_id: str) -> dic
     states = {task.key: TaskState(task.status.value, task.attempts) for task in order.tasks}
     definition = version.definition
     tasks = {task.key: task for task in order.tasks}
-    task_rows = [
-        (d.key, stage.key, tasks.get(d.key))
+    task_rows: list[tuple[str, str, TaskView | None, str | None]] = [
+        (d.key, stage.key, tasks.get(d.key), None)
         for stage in definition.all_stages
         for d in stage.task_definitions
     ]
+    task_rows += archived_rows(order)
     explanation = await service.store.explain_order(session.space_key, order_id)
     causes = await failure_causes(service.db, [order.id]) if order.status in CAUSE_STATUSES else {}
     cause = causes.get(order.id)
