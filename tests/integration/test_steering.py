@@ -377,6 +377,15 @@ async def test_bulk_pause_resume_cancel_and_restart_count_first_then_act(
     retry_count = await client.post("/api/orders/retry", json={"dryRun": True}, headers=acme)
     assert retry_count.json()["dryRun"] is True
     assert sorted(retry_count.json()["retried"]) == sorted(failed)
+    # The list's search narrows a bulk action as it narrows the list.
+    searched = await client.post(
+        "/api/orders/retry", json={"dryRun": True, "q": "web-f1"}, headers=acme
+    )
+    assert searched.json()["retried"] == [failed[1]]
+    searched = await client.post(
+        "/api/orders/pause", json={"dryRun": True, "q": "WEB-C0"}, headers=acme
+    )
+    assert searched.json()["changed"] == [waiting[0]]
     for order_id in failed:
         view = (await client.get(f"/api/orders/{order_id}", headers=acme)).json()
         assert view["status"] == "FAILURE"

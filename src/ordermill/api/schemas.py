@@ -368,6 +368,9 @@ class BulkRetryIn(_Strict):
     flowKey: str | None = None
     createdFrom: AwareDatetime | None = None
     createdTo: AwareDatetime | None = None
+    deadlineFrom: AwareDatetime | None = None
+    deadlineTo: AwareDatetime | None = None
+    q: str | None = Field(default=None, max_length=200)  # the list's search
     limit: int = Field(default=100, ge=1, le=1000)
     dryRun: bool = False  # change nothing; answer which orders would be retried
 

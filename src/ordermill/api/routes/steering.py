@@ -58,6 +58,9 @@ class BulkIn(ReasonIn):
     flowKey: str | None = None  # noqa: N815 (the API's names)
     createdFrom: AwareDatetime | None = None  # noqa: N815 (the API's names)
     createdTo: AwareDatetime | None = None  # noqa: N815 (the API's names)
+    deadlineFrom: AwareDatetime | None = None  # noqa: N815 (the API's names)
+    deadlineTo: AwareDatetime | None = None  # noqa: N815 (the API's names)
+    q: str | None = Field(default=None, max_length=200)
     limit: int = Field(default=100, ge=1, le=1000)
     dryRun: bool = False  # noqa: N815 (the API's names)
 
@@ -70,13 +73,17 @@ class BulkRestartIn(BulkIn):
 
 
 def bulk_filter(body: Any, statuses: tuple[OrderStatus, ...] = ()) -> OrderFilter:
-    """The orders a bulk action's body (``flowKey``, ``createdFrom``, ``createdTo``) names
-    among ``statuses`` (none: the action's default)."""
+    """The orders a bulk action's body names (``flowKey``, ``createdFrom``/``createdTo``,
+    ``deadlineFrom``/``deadlineTo``, the search ``q``, as the list of orders reads them) among
+    ``statuses`` (none: the action's default)."""
     return OrderFilter(
         status=statuses,
         flow_key=body.flowKey,
         created_from=body.createdFrom,
         created_to=body.createdTo,
+        deadline_from=body.deadlineFrom,
+        deadline_to=body.deadlineTo,
+        search=(body.q or "").strip() or None,
     )
 
 
