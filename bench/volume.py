@@ -36,6 +36,7 @@ from ordermill.service import Service  # noqa: E402
 from ordermill.storage import tables as t  # noqa: E402
 from ordermill.storage.orders import OrderFilter, body_hash  # noqa: E402
 from ordermill.storage.search import insert_rows, search_row  # noqa: E402
+from ordermill.ui.reads import status_counts  # noqa: E402
 
 AIM_MS = 50.0
 SPACE = "acme"
@@ -209,6 +210,9 @@ def reads(service: Service, count: int, sample: list[str]) -> dict[str, Callable
         await store.get_order(SPACE, rng.choice(sample))
         return 1
 
+    async def counts() -> int:
+        return len(await status_counts(service.db, SPACE, OrderFilter()))
+
     def search(text: Callable[[], str]) -> Callable[[], Awaitable[int]]:
         return lambda: listing(OrderFilter(search=text()))
 
@@ -228,6 +232,7 @@ def reads(service: Service, count: int, sample: list[str]) -> dict[str, Callable
         "search: an e-mail": search(lambda: f"c{rng.randrange(count)}@example.com"),
         "search: a city (1 in 20 orders)": search(lambda: rng.choice(CITIES)),
         "search: an order id": search(lambda: rng.choice(sample)),
+        "UI: orders per status (the list's counts)": counts,
         "search: city and status FAILURE": lambda: listing(
             OrderFilter(search=rng.choice(CITIES), status=(OrderStatus.FAILURE,))
         ),
