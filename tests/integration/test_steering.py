@@ -268,7 +268,7 @@ async def test_a_timer_that_falls_due_while_paused_fires_on_resume(
         stage_doc(
             "make",
             ["cure"],
-            [{"key": "cure", "handlerKey": "wait", "payload": {"durationMs": 300}, "next": []}],
+            [{"key": "cure", "handlerKey": "wait", "payload": {"durationMs": 1500}, "next": []}],
         ),
     )
     await put_flow(client, acme, flow)
@@ -285,7 +285,8 @@ async def test_a_timer_that_falls_due_while_paused_fires_on_resume(
     assert order["tasks"][0]["status"] == "WAITING"
 
     held = await client.post(f"/api/orders/{order_id}/pause", headers=acme)
-    await asyncio.sleep(0.8)  # the timer falls due meanwhile
+    assert held.status_code == 200, held.text  # paused well before the 1.5 s timer is due
+    await asyncio.sleep(1.8)  # the timer falls due meanwhile
 
     assert held.json()["tasks"][0]["dueAt"] is None
     still = (await client.get(f"/api/orders/{order_id}", headers=acme)).json()
