@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Float, Select, String, bindparam, select
+from sqlalchemy import ColumnElement, Float, Select, String, any_, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ordermill.errors import Conflict, NotFound
@@ -187,6 +187,7 @@ def filter_conditions(
 
 
 RANGE_CANDIDATES = 5_000
+_ID_ARRAY = postgresql.ARRAY(String())  # one parameter, however many ids
 
 
 def _has_range(filters: OrderFilter) -> bool:
@@ -217,7 +218,7 @@ async def _within_range(
     ids = (await conn.execute(candidates.limit(RANGE_CANDIDATES + 1))).scalars().all()
     if len(ids) > RANGE_CANDIDATES:
         return query
-    return query.where(t.orders.c.id.in_(ids))
+    return query.where(t.orders.c.id == any_(bindparam("range_ids", list(ids), type_=_ID_ARRAY)))
 
 
 class OrderReads:

@@ -243,7 +243,7 @@ orders = Table(
     Index("ix_orders_space_created", "space_key", "created_at", "id"),
     Index("ix_orders_space_status", "space_key", "status", "id"),
     Index("ix_orders_space_flow", "space_key", "flow_key", "id"),
-    Index("ix_orders_space_deadline", "space_key", "deadline"),
+    Index("ix_orders_space_deadline", "space_key", "deadline", "id"),
     # The reconcile pass looks only at orders in progress.
     Index(
         "ix_orders_in_progress",

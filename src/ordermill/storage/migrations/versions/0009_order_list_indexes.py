@@ -19,7 +19,7 @@ def upgrade() -> None:
     op.drop_index("ix_orders_space_status", table_name="orders")
     op.create_index("ix_orders_space_status", "orders", ["space_key", "status", "id"])
     op.create_index("ix_orders_space_flow", "orders", ["space_key", "flow_key", "id"])
-    op.create_index("ix_orders_space_deadline", "orders", ["space_key", "deadline"])
+    op.create_index("ix_orders_space_deadline", "orders", ["space_key", "deadline", "id"])
 
 
 def downgrade() -> None:
