@@ -144,3 +144,24 @@ async def test_a_search_pages_through_every_match_once_newest_first(
         if cursor is None:
             break
     assert seen == ["SHOP-77", "WEB-2002", "WEB-2001"]
+
+
+async def test_counts_per_status_stop_at_the_cap_and_say_so(
+    service: Service, orders: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ordermill.flows.status import OrderStatus
+    from ordermill.storage.orders import OrderFilter
+    from ordermill.ui import present, reads
+
+    exact = await reads.status_counts(service.db, "acme", OrderFilter())
+    assert exact[OrderStatus.CREATED] == 3
+    assert present.total_label(exact) == "3"
+    monkeypatch.setattr(reads, "COUNT_CAP", 2)
+    monkeypatch.setattr(present, "COUNT_CAP", 2)
+    capped = await reads.status_counts(service.db, "acme", OrderFilter())
+    assert capped[OrderStatus.CREATED] == 3  # one past the cap: "more than"
+    assert capped[OrderStatus.SUCCESS] == 0
+    assert present.count_label(capped[OrderStatus.CREATED]) == "2+"
+    assert present.total_label(capped) == "3+"
+    searched = await reads.status_counts(service.db, "acme", OrderFilter(search="acme-po"))
+    assert searched[OrderStatus.CREATED] == 2

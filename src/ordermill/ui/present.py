@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import shlex
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -134,6 +134,22 @@ def as_curl(request: Any) -> str | None:
     return " ".join(parts)
 
 
+COUNT_CAP = 10_000
+"""The list's counts per status stop here (``ui.reads.status_counts``); past it a chip says
+"10,000+"."""
+
+
+def count_label(count: int) -> str:
+    """A chip's count: exact up to the cap, "10,000+" past it."""
+    return f"{COUNT_CAP:,}+" if count > COUNT_CAP else f"{count:,}"
+
+
+def total_label(counts: Mapping[Any, int]) -> str:
+    """The "All" chip: the sum, with a "+" when a status passed the cap."""
+    total = sum(counts.values())
+    return f"{total:,}+" if any(n > COUNT_CAP for n in counts.values()) else f"{total:,}"
+
+
 FILTERS: dict[str, Callable[..., Any]] = {
     "ago": ago,
     "as_curl": as_curl,
@@ -147,6 +163,7 @@ FILTERS: dict[str, Callable[..., Any]] = {
     "status_class": status_class,
     "explain_error": explain_error,
     "excerpt": excerpt,
+    "count_label": count_label,
 }
 
 

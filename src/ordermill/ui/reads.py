@@ -10,13 +10,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, literal, select, union_all
 
 from ordermill.flows.status import OrderStatus, TaskStatus
 from ordermill.storage import tables as t
 from ordermill.storage.database import Database
 from ordermill.storage.orders import OrderFilter, filter_conditions
-from ordermill.ui.present import cause_line
+from ordermill.ui.present import COUNT_CAP, cause_line
 
 
 @dataclass(frozen=True)
@@ -28,21 +28,39 @@ class CurrentTask:
 async def status_counts(
     db: Database, space_key: str, filters: OrderFilter
 ) -> dict[OrderStatus, int]:
-    """How many orders of the space have each status, under the filters other than status."""
-    query = (
-        select(t.orders.c.status, func.count().label("n"))
-        .where(t.orders.c.space_key == space_key)
-        .where(*filter_conditions(db.dialect, space_key, filters))
-        .group_by(t.orders.c.status)
-    )
+    """How many orders of the space have each status, under the filters other than status.
+
+    Each status is counted from its own index and only up to ``COUNT_CAP + 1`` orders, so the
+    page costs the same with a million orders as with ten thousand (a count over the cap is
+    shown as "10,000+"). A search is counted once over its matches instead."""
+    conditions = [t.orders.c.space_key == space_key]
+    conditions += filter_conditions(db.dialect, space_key, filters)
     if filters.flow_key:
-        query = query.where(t.orders.c.flow_key == filters.flow_key)
+        conditions.append(t.orders.c.flow_key == filters.flow_key)
+    if filters.search:
+        query: Any = (
+            select(t.orders.c.status, func.count().label("n"))
+            .where(*conditions)
+            .group_by(t.orders.c.status)
+        )
+    else:
+        query = union_all(*(_capped(status, conditions) for status in OrderStatus))
     async with db.read() as conn:
         rows = (await conn.execute(query)).all()
     counts = dict.fromkeys(OrderStatus, 0)
     for row in rows:
         counts[OrderStatus(row.status)] = int(row.n)
     return counts
+
+
+def _capped(status: OrderStatus, conditions: list[Any]) -> Any:
+    some = (
+        select(t.orders.c.id)
+        .where(t.orders.c.status == status.value, *conditions)
+        .limit(COUNT_CAP + 1)
+        .subquery()
+    )
+    return select(literal(status.value).label("status"), func.count().label("n")).select_from(some)
 
 
 async def current_tasks(db: Database, order_ids: Iterable[str]) -> dict[str, CurrentTask]:

@@ -11,7 +11,7 @@ from fastapi import Depends, Query, Request, Response
 from ordermill.flows.status import OrderStatus
 from ordermill.service import Service
 from ordermill.storage.orders import OrderFilter
-from ordermill.ui.present import LIVE_ORDER_STATUSES, is_overdue
+from ordermill.ui.present import LIVE_ORDER_STATUSES, is_overdue, total_label
 from ordermill.ui.reads import CAUSE_STATUSES, current_tasks, failure_causes, status_counts
 from ordermill.ui.routing import ui_router
 from ordermill.ui.session import Session, SessionDep
@@ -106,7 +106,7 @@ async def _table_context(request: Request, session: Session, query: TableQuery) 
         ),
         "overdue": {o.id for o in orders if is_overdue(o.deadline, o.status)},
         "counts": counts,
-        "total": sum(counts.values()),
+        "total": total_label(counts),
         "chosen": chosen,
         "filters": shown,
         "narrowed": narrowed or chosen is not None,
