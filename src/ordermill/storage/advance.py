@@ -13,13 +13,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ordermill.storage import tables as t
+from ordermill.storage.bulk import insert_many
 from ordermill.storage.search import insert_rows
-
-_INSERT_EVENTS = insert(t.events).returning(t.events.c.id)
 
 
 def feedback_token(secret: str, delivery_id: str) -> str:
@@ -66,5 +64,5 @@ class UnitOfWork:
             await self.conn.execute(insert_rows(self.conn.dialect.name), self.searchable)
             self.searchable = []
         if self.events:
-            await self.conn.execute(_INSERT_EVENTS, self.events)
+            await insert_many(self.conn, t.events, self.events)
             self.events = []

@@ -22,6 +22,7 @@ from ordermill.storage import tables as t
 from ordermill.storage import writer
 from ordermill.storage.advance import UnitOfWork, feedback_token
 from ordermill.storage.assets import insert_assets
+from ordermill.storage.bulk import insert_many
 from ordermill.times import iso
 
 # The hot statements are built once, so SQLAlchemy computes their cache keys once.
@@ -85,7 +86,6 @@ _LOAD_ORDERS = select(
     t.orders.c.body,
     t.orders.c.revision,
 ).where(t.orders.c.id.in_(_IDS))
-_INSERT_ATTEMPTS = insert(t.attempts).returning(t.attempts.c.id)  # one multi-row INSERT
 
 # PostgreSQL: pick, lease and read the due tasks with their orders in one statement. The
 # orders' columns come with it, and whether an order has assets (so the assets are read only
@@ -159,8 +159,9 @@ async def claim_rows(
             .where(t.tasks.c.id.in_([row.id for row in lost]))
             .values(budget_base=t.tasks.c.budget_base + 1)
         )
-        await conn.execute(
-            _INSERT_ATTEMPTS,
+        await insert_many(
+            conn,
+            t.attempts,
             [
                 AttemptRecord(
                     number=row.attempts,
@@ -294,7 +295,7 @@ async def record_completions(uow: UnitOfWork, completions: Sequence[Completion])
     fresh = [done for done, ok in zip(completions, applied, strict=True) if ok]
     attempts = [done.attempt.row(done.task.task_id) for done in fresh]
     if attempts:
-        await uow.conn.execute(_INSERT_ATTEMPTS, attempts)
+        await insert_many(uow.conn, t.attempts, attempts)
     for done in fresh:
         await insert_assets(uow, done.task.order_id, done.task.task_key, done.assets)
     return applied

@@ -17,8 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import BindParameter, Table, bindparam, case, cast, column, insert, select, update
-from sqlalchemy import values as values_list
+from sqlalchemy import BindParameter, bindparam, case, select, update
 
 from ordermill.flows.lifecycle import (
     AttemptEnded,
@@ -36,6 +35,7 @@ from ordermill.flows.planner import TaskRef
 from ordermill.flows.status import OrderStatus, TaskStatus
 from ordermill.storage import tables as t
 from ordermill.storage.advance import UnitOfWork, feedback_token
+from ordermill.storage.bulk import insert_many, update_many
 from ordermill.storage.ids import new_id
 from ordermill.storage.spaces import hash_secret
 
@@ -121,9 +121,7 @@ _RENAME_ASSETS = (
     )
     .values(task_key=bindparam("b_key"))
 )
-_INSERT_TASKS = insert(t.tasks).returning(t.tasks.c.id, sort_by_parameter_order=True)
-# RETURNING lets SQLAlchemy send a batch as one multi-row INSERT ("insertmanyvalues")
-# instead of one execution per row on PostgreSQL.
+_BUMP_VERSION = "version = orders.version + 1"
 _ORDER_COLUMN = {
     "b_id": "id",
     "b_status": "status",
@@ -356,12 +354,12 @@ class _Batch:
             shapes.setdefault(tuple(sorted(values)), []).append({"b_id": task_id, **values})
         for columns, rows in shapes.items():
             if len(rows) > 1 and uow.conn.dialect.name == "postgresql":
-                await uow.conn.execute(_update_from_values(t.tasks, columns, rows))
+                await update_many(uow.conn, t.tasks, [_keyed(row) for row in rows])
             else:
                 await uow.conn.execute(_update_tasks(columns), [_bound(row) for row in rows])
         if self.new_tasks:
-            result = await uow.conn.execute(_INSERT_TASKS, self.new_tasks)
-            for row, task_id in zip(self.new_tasks, result.scalars(), strict=True):
+            ids = await insert_many(uow.conn, t.tasks, self.new_tasks, ids_by="delivery_id")
+            for row, task_id in zip(self.new_tasks, ids, strict=True):
                 uow.created_tasks.append({**row, "id": task_id})
             uow.new_tasks += len(self.new_tasks)
         moved = [
@@ -382,9 +380,7 @@ class _Batch:
         for rows, single in ((moved, _ORDER_STATUS), (touched, _ORDER_VERSION)):
             if len(rows) > 1 and uow.conn.dialect.name == "postgresql":
                 plain = [{_ORDER_COLUMN[key]: value for key, value in row.items()} for row in rows]
-                columns = tuple(key for key in plain[0] if key != "id")
-                bump = {"version": t.orders.c.version + 1}
-                await uow.conn.execute(_update_from_values(t.orders, columns, plain, bump))
+                await update_many(uow.conn, t.orders, plain, extra=_BUMP_VERSION)
             elif rows:
                 await uow.conn.execute(single, rows)
         held = sorted(o for o, (was, now) in self.paused.items() if now and not was)
@@ -447,32 +443,8 @@ def _bound(row: dict[str, Any]) -> dict[str, Any]:
     return {("b_id" if key == "b_id" else f"v_{key}"): value for key, value in row.items()}
 
 
-def _update_from_values(
-    table: Table,
-    columns: tuple[str, ...],
-    rows: Sequence[Mapping[str, Any]],
-    extra: Mapping[str, Any] | None = None,
-) -> Any:
-    """PostgreSQL: one UPDATE for many rows, from a VALUES list keyed by id (``b_id`` or ``id``).
-
-    A batch costs one statement however many rows it moves, where executemany costs one each.
-    """
-    source = values_list(
-        column("id", table.c.id.type),
-        *(column(name, table.c[name].type) for name in columns),
-        name="v",
-    ).data([(row.get("b_id", row.get("id")), *(row[name] for name in columns)) for row in rows])
-    return (
-        update(table)
-        .where(table.c.id == source.c.id)
-        # The casts type a column whose values are all NULL in this batch.
-        .values(
-            {
-                **{name: cast(source.c[name], table.c[name].type) for name in columns},
-                **(extra or {}),
-            }
-        )
-    )
+def _keyed(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {("id" if key == "b_id" else key): value for key, value in row.items()}
 
 
 _UPDATES: dict[tuple[str, ...], Any] = {}
