@@ -81,7 +81,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--timeout",
         type=float,
         default=120.0,
-        help="hard limit per scenario in seconds; it then reports what it has",
+        help="hard limit per scenario in seconds (three times it for the *-flow scenarios); "
+        "it then reports what it has",
     )
     parser.add_argument(
         "--ceiling-ops", type=int, default=2000, help="POSTs and commits per ceiling"

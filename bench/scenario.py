@@ -37,6 +37,9 @@ class Spec:
     # "one-connector": one stage, one connector task. "realistic": two stages, fan-out and
     # join, a feedback task and a wait (bench.engine.realistic_flow_document).
     flow: str = "one-connector"
+    # The realistic flow's five tasks and one feedback cost about five one-connector orders,
+    # so its scenarios get longer before their hard limit (--timeout × this).
+    timeout_factor: float = 1.0
 
 
 SPECS = {
@@ -44,9 +47,9 @@ SPECS = {
     "pg1": Spec("pg1", "postgresql", 1),
     "pg2": Spec("pg2", "postgresql", 2),
     "pg4": Spec("pg4", "postgresql", 4),
-    "sqlite-flow": Spec("sqlite-flow", "sqlite", 0, "realistic"),
-    "pg1-flow": Spec("pg1-flow", "postgresql", 1, "realistic"),
-    "pg4-flow": Spec("pg4-flow", "postgresql", 4, "realistic"),
+    "sqlite-flow": Spec("sqlite-flow", "sqlite", 0, "realistic", timeout_factor=3.0),
+    "pg1-flow": Spec("pg1-flow", "postgresql", 1, "realistic", timeout_factor=3.0),
+    "pg4-flow": Spec("pg4-flow", "postgresql", 4, "realistic", timeout_factor=3.0),
 }
 
 
@@ -87,7 +90,7 @@ class Scenario:
             extra_env=options.extra_env,
         )
         self.postmaster_pid = postmaster_pid
-        self.deadline = Deadline(options.timeout)
+        self.deadline = Deadline(options.timeout * spec.timeout_factor)
 
     async def run(self) -> dict[str, Any]:
         """Every figure of the scenario; ``error`` is set when it could not finish."""
