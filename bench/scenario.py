@@ -37,8 +37,8 @@ class Spec:
     # "one-connector": one stage, one connector task. "realistic": two stages, fan-out and
     # join, a feedback task and a wait (bench.engine.realistic_flow_document).
     flow: str = "one-connector"
-    # The realistic flow's five tasks and one feedback cost about five one-connector orders,
-    # so its scenarios get longer before their hard limit (--timeout × this).
+    # A realistic order (five tasks, one feedback, a timer) costs three to four one-connector
+    # orders, so its scenarios get longer before their hard limit (--timeout × this).
     timeout_factor: float = 1.0
 
 
