@@ -50,6 +50,55 @@ def flow_document(uri: str) -> dict[str, Any]:
     return {"key": FLOW, "name": "Benchmark flow", "stages": [stage]}
 
 
+WAIT_MS = 200
+
+
+def realistic_flow_document(uri: str, feedback_uri: str) -> dict[str, Any]:
+    """Two stages; the first fans out and joins, with a feedback task and a timer beside it.
+
+    Stage 1: ``a`` → (``b`` with ``sendsFeedback``, answered through its ``updateUrl`` by the
+    receiver at ``feedback_uri``; ``c``, a ``wait`` of 200 ms) → ``d``, which joins both.
+    Stage 2: ``e``. Four connector requests and one feedback per order.
+    """
+
+    def connector(
+        key: str, next_keys: list[str], *, to: str = uri, feedback: bool = False
+    ) -> dict[str, Any]:
+        payload: dict[str, Any] = {"uri": to, "sendsFeedback": feedback}
+        if feedback:
+            payload["feedbackTimeoutDuration"] = 60_000
+        return {
+            "key": key,
+            "handlerKey": "consume-rest-api",
+            "payload": payload,
+            "timeoutDuration": 10_000,
+            "next": next_keys,
+        }
+
+    wait = {
+        "key": "c",
+        "handlerKey": "wait",
+        "payload": {"durationMs": WAIT_MS},
+        "next": ["d"],
+    }
+    first = {
+        "key": "stage-1",
+        "initialTaskDefinitionKeys": ["a"],
+        "taskDefinitions": [
+            connector("a", ["b", "c"]),
+            connector("b", ["d"], to=feedback_uri, feedback=True),
+            wait,
+            connector("d", []),
+        ],
+    }
+    second = {
+        "key": "stage-2",
+        "initialTaskDefinitionKeys": ["e"],
+        "taskDefinitions": [connector("e", [])],
+    }
+    return {"key": FLOW, "name": "Benchmark flow (realistic)", "stages": [first, second]}
+
+
 class Engine:
     """ordermill's processes for one scenario; ``workers == 0`` means one ``serve`` process."""
 
@@ -161,7 +210,9 @@ class Engine:
             await asyncio.sleep(0.1)
         raise RuntimeError(f"ordermill did not answer /healthz within {within} s")
 
-    async def create_space_and_flow(self, session: aiohttp.ClientSession, flow_uri: str) -> str:
+    async def create_space_and_flow(
+        self, session: aiohttp.ClientSession, flow: dict[str, Any]
+    ) -> str:
         """Create the space (allowed to reach 127.0.0.1), its API key and the flow; return key."""
         admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
         space = {"key": SPACE, "connectorAllowNetworks": ["127.0.0.1/32"]}
@@ -172,7 +223,6 @@ class Engine:
             await _expect(r, 201)
             api_key = str((await r.json())["key"])
         headers = {"Authorization": f"Bearer {api_key}"}
-        flow = flow_document(flow_uri)
         async with session.post(f"{self.base_url}/api/flows", json=flow, headers=headers) as r:
             await _expect(r, 201)
         return api_key

@@ -2,12 +2,15 @@
 
 ``python -m bench.receiver --cert-dir DIR`` writes a trustme CA to ``DIR/ca.pem``, listens on
 127.0.0.1 and prints one JSON line (``{"port": …, "caFile": …}``) when ready. Per order it keeps
-only ``time.monotonic()`` at arrival, keyed by ``context.orderId``; CLOCK_MONOTONIC is
-system-wide on Linux, so the load generator's 201 times compare with it directly.
+only ``time.monotonic()`` at its first and at its last arrival, keyed by ``context.orderId``;
+CLOCK_MONOTONIC is system-wide on Linux, so the load generator's 201 times compare with it
+directly.
 
-Routes: ``POST /orders`` (a delivery), ``POST /ceiling`` (the raw-POST ceiling, only counted),
-``GET /count``, ``GET /stats`` (every arrival), ``POST /reset``. ``ReceiverProcess`` runs it as
-a child process and talks to it.
+Routes: ``POST /orders`` (a delivery), ``POST /feedback`` (a delivery of a ``sendsFeedback``
+task: answered 201 at once, then answered again ``FEEDBACK_DELAY`` later by POSTing success to
+the body's ``updateUrl``), ``POST /ceiling`` (the raw-POST ceiling, only counted), ``GET
+/count``, ``GET /stats`` (every arrival), ``POST /reset``. ``ReceiverProcess`` runs it as a child
+process and talks to it.
 
 It is aiohttp's server (C parser, no framework) so that it takes as little as possible of the
 cores it shares with the engine.
@@ -38,26 +41,103 @@ ROOT = Path(__file__).resolve().parents[1]
 
 ORDER_ID = b'"orderId":"'
 CREATED = b'{"ok":true}'
+SUCCESS = b'{"status":"success"}'
+FEEDBACK_DELAY = 0.010  # seconds between the 201 and the feedback POST
+FEEDBACK_CONNECTIONS = 8  # keep-alive connections to ordermill's feedback endpoint
+FEEDBACK_ATTEMPTS = 4  # then the feedback counts as failed; the order's task times out
+FEEDBACK_TIMEOUT = 10.0  # seconds per feedback POST
+
+
+class Feedback:
+    """Answers ``sendsFeedback`` deliveries: POST success to the ``updateUrl``, bounded retries.
+
+    A connection error, a timeout or a 5xx is retried (at most ``FEEDBACK_ATTEMPTS`` in all,
+    with a growing pause); any other answer is final. Counts what came of each.
+    """
+
+    def __init__(self) -> None:
+        self.session: aiohttp.ClientSession | None = None
+        self.pending: set[asyncio.Task[None]] = set()
+        self.sent = 0
+        self.retried = 0
+        self.failed = 0
+        self.first_failure: str | None = None
+
+    def reset(self) -> None:
+        self.sent = self.retried = self.failed = 0
+        self.first_failure = None
+
+    def answer(self, update_url: str) -> None:
+        task = asyncio.get_running_loop().create_task(self._post(update_url))
+        self.pending.add(task)
+        task.add_done_callback(self.pending.discard)
+
+    async def _post(self, update_url: str) -> None:
+        await asyncio.sleep(FEEDBACK_DELAY)
+        if self.session is None:
+            self.session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=FEEDBACK_CONNECTIONS),
+                timeout=aiohttp.ClientTimeout(total=FEEDBACK_TIMEOUT),
+                headers={"Content-Type": "application/json"},
+            )
+        problem = ""
+        for attempt in range(FEEDBACK_ATTEMPTS):
+            if attempt:
+                self.retried += 1
+                await asyncio.sleep(0.1 * 2**attempt)
+            try:
+                async with self.session.post(update_url, data=SUCCESS) as response:
+                    text = await response.text()
+                    status = response.status
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                problem = f"{type(exc).__name__}: {exc}"
+                continue
+            if 200 <= status < 300:
+                self.sent += 1
+                return
+            problem = f"{status}: {text[:300]}"
+            if status < 500:
+                break
+        self.failed += 1
+        self.first_failure = self.first_failure or problem
+
+    async def close(self) -> None:
+        for task in list(self.pending):
+            task.cancel()
+        await asyncio.gather(*self.pending, return_exceptions=True)
+        if self.session is not None:
+            await self.session.close()
 
 
 class Arrivals:
-    """What arrived: order id -> first arrival time, and a count of ceiling POSTs."""
+    """What arrived: order id -> first and last arrival time, and a count of ceiling POSTs."""
 
-    def __init__(self) -> None:
+    def __init__(self, feedback: Feedback) -> None:
         self.orders: dict[str, float] = {}
+        self.last: dict[str, float] = {}
         self.deliveries = 0
         self.ceiling = 0
+        self.feedback = feedback
 
-    async def order(self, request: web.Request) -> web.Response:
+    def _arrived(self, body: bytes) -> None:
         arrived = time.monotonic()
-        body = await request.read()
         # context comes last in the connector body, after any orderId of an order line.
         start = body.rfind(ORDER_ID)
         if start >= 0:
             start += len(ORDER_ID)
             order_id = body[start : body.index(b'"', start)].decode()
             self.orders.setdefault(order_id, arrived)
+            self.last[order_id] = arrived
         self.deliveries += 1
+
+    async def order(self, request: web.Request) -> web.Response:
+        self._arrived(await request.read())
+        return web.Response(status=201, body=CREATED, content_type="application/json")
+
+    async def order_with_feedback(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        self._arrived(body)
+        self.feedback.answer(str(json.loads(body)["order"]["updateUrl"]))
         return web.Response(status=201, body=CREATED, content_type="application/json")
 
     async def ceiling_post(self, request: web.Request) -> web.Response:
@@ -66,17 +146,33 @@ class Arrivals:
         return web.Response(status=201, body=CREATED, content_type="application/json")
 
     async def count(self, _: web.Request) -> web.Response:
+        feedback = self.feedback
         return web.json_response(
-            {"orders": len(self.orders), "deliveries": self.deliveries, "ceiling": self.ceiling}
+            {
+                "orders": len(self.orders),
+                "deliveries": self.deliveries,
+                "ceiling": self.ceiling,
+                "feedback": {
+                    "sent": feedback.sent,
+                    "retried": feedback.retried,
+                    "failed": feedback.failed,
+                    "pending": len(feedback.pending),
+                    "first_failure": feedback.first_failure,
+                },
+            }
         )
 
     async def stats(self, _: web.Request) -> web.Response:
-        return web.json_response({"arrivals": self.orders, "deliveries": self.deliveries})
+        return web.json_response(
+            {"arrivals": self.orders, "last": self.last, "deliveries": self.deliveries}
+        )
 
     async def reset(self, _: web.Request) -> web.Response:
         self.orders = {}
+        self.last = {}
         self.deliveries = 0
         self.ceiling = 0
+        self.feedback.reset()
         return web.json_response({"ok": True})
 
 
@@ -91,9 +187,11 @@ def server_context(cert_dir: Path) -> ssl.SSLContext:
 
 
 async def serve(cert_dir: Path, port: int) -> None:
-    arrivals = Arrivals()
+    feedback = Feedback()
+    arrivals = Arrivals(feedback)
     app = web.Application()
     app.router.add_post("/orders", arrivals.order)
+    app.router.add_post("/feedback", arrivals.order_with_feedback)
     app.router.add_post("/ceiling", arrivals.ceiling_post)
     app.router.add_get("/count", arrivals.count)
     app.router.add_get("/stats", arrivals.stats)
@@ -115,6 +213,7 @@ async def serve(cert_dir: Path, port: int) -> None:
         await stop.wait()
     finally:
         (cert_dir / "arrivals.json").write_text(json.dumps(arrivals.orders))
+        await feedback.close()
         await runner.cleanup()
 
 
@@ -171,8 +270,14 @@ class ReceiverProcess:
     async def count(self) -> int:
         return int((await self._call("GET", "/count"))["orders"])
 
-    async def arrivals(self) -> dict[str, float]:
-        return dict((await self._call("GET", "/stats"))["arrivals"])
+    async def counts(self) -> dict[str, Any]:
+        """Orders seen, deliveries, ceiling POSTs and what came of the feedback POSTs."""
+        return dict(await self._call("GET", "/count"))
+
+    async def arrivals(self) -> tuple[dict[str, float], dict[str, float]]:
+        """Per order id: the monotonic time of its first and of its last request."""
+        found = await self._call("GET", "/stats")
+        return dict(found["arrivals"]), dict(found["last"])
 
     async def reset(self) -> None:
         await self._call("POST", "/reset")

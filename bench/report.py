@@ -68,7 +68,8 @@ def ceilings_table(ceilings: dict[str, Any]) -> str:
 
 def _commit_ceiling(scenario: dict[str, Any], ceilings: dict[str, Any]) -> float | None:
     # ordermill runs SQLite statements inline (storage/sqlite.py), as the sqlite3 ceiling does.
-    key = "sqlite3" if scenario["scenario"] == "sqlite" else "postgres"
+    database = scenario.get("database", scenario["scenario"])
+    key = "sqlite3" if database == "sqlite" else "postgres"
     found = ceilings.get(key) or {}
     return found.get("per_second")
 
@@ -128,6 +129,59 @@ def throughput_table(scenarios: list[dict[str, Any]], ceilings: dict[str, Any]) 
         ],
         rows,
     )
+
+
+def flow_table(scenarios: list[dict[str, Any]]) -> str | None:
+    """The realistic flow: CPU per order and per task, requests and feedback, 201 → last request."""
+    rows = []
+    for s in scenarios:
+        if s.get("flow") != "realistic":
+            continue
+        for name in ("idle", "peak", "half"):
+            phase = s.get("phases", {}).get(name)
+            if not phase:
+                continue
+            cpu = phase["cpu_ms_per_order"]
+            engine = cpu.get("engine")
+            tasks = s.get("tasks_per_order")
+            feedback = phase.get("feedback") or {}
+            last = phase.get("last_request_latency_ms") or {}
+            rows.append(
+                [
+                    s["scenario"],
+                    name,
+                    f"{phase['completed']}/{phase['sent']}",
+                    phase["orders_per_second"],
+                    _fmt(engine, 2),
+                    _fmt(engine / tasks, 2) if engine is not None and tasks else "–",
+                    _fmt(cpu.get("postgres"), 2),
+                    _fmt(phase.get("requests_per_order"), 2),
+                    f"{feedback.get('sent', '–')} / {feedback.get('failed', '–')}"
+                    + (f" ({feedback['retried']} retried)" if feedback.get("retried") else ""),
+                    phase["latency_ms"].get("p50"),
+                    last.get("p50"),
+                    last.get("p99"),
+                    _fmt(phase["box"]["others_cores"], 2),
+                ]
+            )
+    if not rows:
+        return None
+    header = [
+        "scenario",
+        "phase",
+        "done/sent",
+        "orders/s",
+        "engine CPU ms/order",
+        "ms/task",
+        "postgres ms/order",
+        "connector requests/order",
+        "feedback ok / failed",
+        "201 → first request p50",
+        "201 → last request p50",
+        "p99",
+        "others' cores",
+    ]
+    return table(header, rows)
 
 
 def latency_table(scenarios: list[dict[str, Any]]) -> str:
@@ -335,10 +389,15 @@ def render(results: dict[str, Any]) -> str:
         "CPU in ms per completed order; others' cores: what the rest of the machine used.\n",
         throughput_table(scenarios, results["ceilings"]),
         *_section(
+            "The realistic flow (`*-flow`): two stages, fan-out and join, feedback, a 200 ms wait",
+            flow_table(scenarios),
+        ),
+        *_section(
             "PostgreSQL: the API alone (workers stopped), then the workers alone (drain)",
             drain_table(scenarios),
         ),
         "\n## Latency from the order's 201 to the receiver's request (ms)\n",
+        "For the realistic flow (`*-flow`): to the order's first request (task `a`).\n",
         latency_table(scenarios),
         "\n## Memory\n",
         memory_table(scenarios),

@@ -2,7 +2,8 @@
 
 Starts a lean https receiver, measures the ceilings (raw POSTs, raw commits), then runs each
 scenario — SQLite with one ``ordermill serve``; PostgreSQL with one ``ordermill api`` and 1, 2
-or 4 ``ordermill worker`` processes — and prints Markdown tables and where each aim stands.
+or 4 ``ordermill worker`` processes; a one-connector flow, and (``*-flow``) a realistic one — and
+prints Markdown tables and where each aim stands.
 Every process it starts is stopped at the end, whatever happens. See docs/performance.md.
 """
 
@@ -44,7 +45,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="orders in the peak and the half-peak phase each (default 2000)",
     )
     parser.add_argument(
-        "--scenarios", default="sqlite,pg1,pg2,pg4", help=f"comma-separated, of {', '.join(SPECS)}"
+        "--scenarios",
+        default="sqlite,pg1,pg2,pg4,sqlite-flow,pg1-flow",
+        help=f"comma-separated, of {', '.join(SPECS)}",
     )
     parser.add_argument(
         "--quick",
@@ -81,7 +84,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--timeout",
         type=float,
         default=120.0,
-        help="hard limit per scenario in seconds; it then reports what it has",
+        help="hard limit per scenario in seconds (three times it for the *-flow scenarios); "
+        "it then reports what it has",
     )
     parser.add_argument(
         "--ceiling-ops", type=int, default=2000, help="POSTs and commits per ceiling"

@@ -21,7 +21,7 @@ from typing import Any
 import aiohttp
 
 from bench import procstat
-from bench.engine import Engine, Outcomes
+from bench.engine import Engine, Outcomes, flow_document, realistic_flow_document
 from bench.load import Deadline, OrderClient, Sent, closed_loop, idle, paced
 from bench.meters import CpuMeter, RssSampler, cpu_delta
 from bench.profile import Profiler
@@ -34,6 +34,12 @@ class Spec:
     name: str
     database: str  # "sqlite" or "postgresql"
     workers: int  # 0: one `ordermill serve`; N: `ordermill api` + N `ordermill worker`
+    # "one-connector": one stage, one connector task. "realistic": two stages, fan-out and
+    # join, a feedback task and a wait (bench.engine.realistic_flow_document).
+    flow: str = "one-connector"
+    # A realistic order (five tasks, one feedback, a timer) costs three to four one-connector
+    # orders, so its scenarios get longer before their hard limit (--timeout × this).
+    timeout_factor: float = 1.0
 
 
 SPECS = {
@@ -41,6 +47,9 @@ SPECS = {
     "pg1": Spec("pg1", "postgresql", 1),
     "pg2": Spec("pg2", "postgresql", 2),
     "pg4": Spec("pg4", "postgresql", 4),
+    "sqlite-flow": Spec("sqlite-flow", "sqlite", 0, "realistic", timeout_factor=3.0),
+    "pg1-flow": Spec("pg1-flow", "postgresql", 1, "realistic", timeout_factor=3.0),
+    "pg4-flow": Spec("pg4-flow", "postgresql", 4, "realistic", timeout_factor=3.0),
 }
 
 
@@ -81,23 +90,25 @@ class Scenario:
             extra_env=options.extra_env,
         )
         self.postmaster_pid = postmaster_pid
-        self.deadline = Deadline(options.timeout)
+        self.deadline = Deadline(options.timeout * spec.timeout_factor)
 
     async def run(self) -> dict[str, Any]:
         """Every figure of the scenario; ``error`` is set when it could not finish."""
         result: dict[str, Any] = {
             "scenario": self.spec.name,
+            "database": self.spec.database,
+            "flow": self.spec.flow,
             "workers": self.spec.workers,
             "load_average_at_start": os.getloadavg()[0],
         }
+        flow = self._flow()
+        result["tasks_per_order"] = sum(len(stage["taskDefinitions"]) for stage in flow["stages"])
         started = time.monotonic()
         try:
             self.engine.start()
             async with aiohttp.ClientSession() as session:
                 await self.engine.wait_ready(session)
-                api_key = await self.engine.create_space_and_flow(
-                    session, self.receiver.url("/orders")
-                )
+                api_key = await self.engine.create_space_and_flow(session, flow)
             result["pids"] = self.engine.roles()
             client = OrderClient(self.engine.base_url, api_key, self.options.connections)
             try:
@@ -113,6 +124,13 @@ class Scenario:
         result["seconds"] = round(time.monotonic() - started, 1)
         result["timed_out"] = self.deadline.passed
         return result
+
+    def _flow(self) -> dict[str, Any]:
+        if self.spec.flow == "realistic":
+            return realistic_flow_document(
+                self.receiver.url("/orders"), self.receiver.url("/feedback")
+            )
+        return flow_document(self.receiver.url("/orders"))
 
     async def _phases(self, client: OrderClient, result: dict[str, Any]) -> None:
         options, phases = self.options, {}
@@ -180,7 +198,8 @@ class Scenario:
         counts, last_end = await self.outcomes.wait_until_ended(prefix, expected, grace)
         after = cpu.snapshot()
         claims = {k: v - claims_before[k] for k, v in (await self.engine.claims()).items()}
-        arrivals = await self.receiver.arrivals()
+        first, last = await self.receiver.arrivals()
+        received = await self.receiver.counts()
         completed = counts.get("SUCCESS", 0)
         seconds = last_end.timestamp() - sent.first_post_wall if last_end else None
         cpu_ms = cpu_delta(before, after)
@@ -204,7 +223,11 @@ class Scenario:
             "seconds": round(seconds, 3) if seconds else None,
             "orders_per_second": round(completed / seconds, 1) if seconds else None,
             "intake_per_second": _round(sent.intake_per_second),
-            "latency_ms": latency(sent.created, arrivals),
+            "latency_ms": latency(sent.created, first),
+            # Equal to latency_ms for one request per order; else up to the order's last one.
+            "last_request_latency_ms": latency(sent.created, last),
+            "requests_per_order": _per(received["deliveries"], completed),
+            "feedback": received["feedback"],
             "box": box,
             "engine_system_share": round(system_ms / engine_ms, 3) if engine_ms else None,
             "claims_per_order": _per(claims["tasks"] + claims["empty"], completed),
