@@ -285,24 +285,26 @@ def peers_section(results: dict[str, Any]) -> list[str]:
                 _fmt((figures["engine"] or 0) + (figures.get("postgres") or 0), 2),
                 "",
                 "",
+                "",
                 _fmt(figures["others_cores"], 2),
             ]
         )
     for run in found["runs"]:
         if run.get("error"):
-            rows.append([run["label"], f"failed: {run['error']}", *[""] * 7])
+            rows.append([run["label"], f"failed: {run['error']}", *[""] * 8])
             continue
         cpu = run["cpu_ms_per_order"]
-        version = ", ".join(f"{k} {v}" for k, v in run["versions"].items() if k != "aiohttp")
+        package = run.get("package", "")
         rows.append(
             [
-                f"{run['label']} ({version}; enqueued in-process)",
+                f"{run['label']} ({package} {run['versions'].get(package)}; enqueued in-process)",
                 f"{run['completed']}/{run['sent']}" + (" (time limit)" if run["timed_out"] else ""),
                 run["orders_per_second"],
                 _fmt(cpu.get("engine"), 2),
                 _fmt(cpu.get("postgres"), 2),
                 _fmt((cpu.get("engine") or 0) + (cpu.get("postgres") or 0), 2),
                 _times(engine.get("pg1"), cpu.get("engine")),
+                _times(engine.get("pg1-drain"), cpu.get("engine")),
                 _times(engine.get("sqlite"), cpu.get("engine")),
                 _fmt(run["box"]["others_cores"], 2),
             ]
@@ -315,7 +317,8 @@ def peers_section(results: dict[str, Any]) -> list[str]:
         "postgres",
         "engine+pg",
         "ordermill pg1 engine CPU ÷ this",
-        "ordermill sqlite ÷ this",
+        "pg1 drain ÷ this",
+        "sqlite ÷ this",
         "others' cores",
     ]
     note = (

@@ -43,6 +43,7 @@ STOP_TIMEOUT = 15.0
 class Peer:
     name: str
     label: str
+    package: str  # whose version the report names
     module: str
     database: str  # "sqlite" or "postgresql"
     enqueuers: int
@@ -54,6 +55,7 @@ PEERS = (
     Peer(
         "dbos-sqlite",
         "DBOS Transact, SQLite",
+        "dbos",
         "bench.peers.dbos_peer",
         "sqlite",
         CONCURRENCY,  # each caller awaits its workflow: CONCURRENCY orders in flight
@@ -62,6 +64,7 @@ PEERS = (
     Peer(
         "dbos-pg",
         "DBOS Transact, PostgreSQL",
+        "dbos",
         "bench.peers.dbos_peer",
         "postgresql",
         CONCURRENCY,
@@ -71,6 +74,7 @@ PEERS = (
     Peer(
         "procrastinate-pg",
         "procrastinate, PostgreSQL",
+        "procrastinate",
         "bench.peers.procrastinate_peer",
         "postgresql",
         ENQUEUERS,
@@ -237,7 +241,12 @@ async def run_peer(
     until = time.monotonic() + seconds
     directory = workdir / f"peer-{peer.name}"
     directory.mkdir()
-    result: dict[str, Any] = {"peer": peer.name, "label": peer.label, "database": peer.database}
+    result: dict[str, Any] = {
+        "peer": peer.name,
+        "label": peer.label,
+        "package": peer.package,
+        "database": peer.database,
+    }
     server: PostgresServer | None = None
     process: PeerProcess | None = None
     try:
@@ -270,7 +279,7 @@ async def run_peer(
         process = PeerProcess(python, peer, config, directory / "peer.log")
         state = State(peer, database)
         result.update(await _measure(peer, process, state, receiver, postmaster_pid, orders, until))
-    except (PeerFailed, OSError, psycopg.Error, sqlite3.Error, RuntimeError) as exc:
+    except Exception as exc:  # a peer that breaks is reported, never fails the benchmark
         log = directory / "peer.log"
         tail = log.read_text(errors="replace").strip().splitlines()[-3:] if log.exists() else []
         result["error"] = f"{exc}" + (f" ({' / '.join(tail)})" if tail else "")
