@@ -234,29 +234,30 @@ def _ordermill_rows(scenarios: list[dict[str, Any]]) -> list[tuple[str, str, dic
     rows = []
     for s in scenarios:
         phases = s.get("phases", {})
-        peak = phases.get("peak")
+        peak, drain = phases.get("peak"), phases.get("drain")
         if s["scenario"] in ("sqlite", "pg1") and peak:
             cpu = peak["cpu_ms_per_order"]
-            figures = {
-                "done": f"{peak['completed']}/{peak['sent']}",
-                "orders_per_second": peak["orders_per_second"],
-                "engine": cpu.get("engine"),
-                "postgres": cpu.get("postgres"),
-                "others_cores": peak["box"]["others_cores"],
-            }
-            rows.append((s["scenario"], f"ordermill {s['scenario']} (peak, HTTP intake)", figures))
-        drain = phases.get("drain")
+            label = f"ordermill {s['scenario']} (peak, HTTP intake)"
+            figures = _figures(peak, cpu.get("engine"), cpu, peak["box"]["others_cores"])
+            rows.append((s["scenario"], label, figures))
         if s["scenario"] == "pg1" and drain:
             work = drain["drain_cpu_ms_per_order"]
-            figures = {
-                "done": f"{drain['completed']}/{drain['sent']}",
-                "orders_per_second": drain["orders_per_second"],
-                "engine": work.get("worker"),
-                "postgres": work.get("postgres"),
-                "others_cores": drain["others_cores_drain"],
-            }
-            rows.append(("pg1-drain", "ordermill pg1 workers alone (drain, no intake)", figures))
+            label = "ordermill pg1 workers alone (drain, no intake)"
+            figures = _figures(drain, work.get("worker"), work, drain["others_cores_drain"])
+            rows.append(("pg1-drain", label, figures))
     return rows
+
+
+def _figures(
+    phase: dict[str, Any], engine: float | None, cpu: dict[str, Any], others: float
+) -> dict[str, Any]:
+    return {
+        "done": f"{phase['completed']}/{phase['sent']}",
+        "orders_per_second": phase["orders_per_second"],
+        "engine": engine,
+        "postgres": cpu.get("postgres"),
+        "others_cores": others,
+    }
 
 
 def _times(ours: float | None, theirs: float | None) -> str:

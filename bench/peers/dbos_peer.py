@@ -13,7 +13,6 @@ import asyncio
 import sys
 from typing import Any
 
-import aiohttp
 from dbos import DBOS
 
 from bench.peers.program import Config, say, serve, versions
@@ -30,19 +29,11 @@ def system_database_url(database: str) -> str:
 
 
 async def main(config: Config) -> None:
-    connector = aiohttp.TCPConnector(ssl=config.ssl_context(), limit=config.concurrency)
-    session = aiohttp.ClientSession(connector=connector)
+    session = config.session()
 
     @DBOS.step()
     async def deliver(order_id: str) -> int:
-        async with session.post(
-            config.receiver_url,
-            data=config.body_of(order_id),
-            headers={"Content-Type": "application/json"},
-        ) as response:
-            await response.read()
-            response.raise_for_status()
-            return response.status
+        return await config.post(session, order_id)
 
     @DBOS.workflow()
     async def order(order_id: str) -> int:

@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import sys
 
-import aiohttp
 import procrastinate
 
 from bench.peers.program import Config, say, serve, versions
@@ -20,18 +19,11 @@ from bench.peers.program import Config, say, serve, versions
 
 async def main(config: Config) -> None:
     app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=config.database))
-    connector = aiohttp.TCPConnector(ssl=config.ssl_context(), limit=config.concurrency)
-    session = aiohttp.ClientSession(connector=connector)
+    session = config.session()
 
     @app.task(name="deliver")
     async def deliver(order_id: str) -> None:
-        async with session.post(
-            config.receiver_url,
-            data=config.body_of(order_id),
-            headers={"Content-Type": "application/json"},
-        ) as response:
-            await response.read()
-            response.raise_for_status()
+        await config.post(session, order_id)
 
     async with app.open_async(), session:
         await app.schema_manager.apply_schema_async()

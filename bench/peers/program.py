@@ -1,4 +1,4 @@
-"""The side of a peer program the harness talks to; imports nothing outside the standard library.
+"""The side of a peer program the harness talks to, and the POST every peer's step makes.
 
 A peer program is started as ``python -m bench.peers.<peer> CONFIG.json`` with the peers' venv
 python. It sets itself up (schema, launch), prints one JSON line ``{"ready": …}``, waits for
@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+import aiohttp
 
 TEMPLATE_ID = "ord_" + "0" * 26
 
@@ -46,8 +48,22 @@ class Config:
     def body_of(self, order_id: str) -> bytes:
         return self.body.replace(TEMPLATE_ID, order_id).encode()
 
-    def ssl_context(self) -> ssl.SSLContext:
-        return ssl.create_default_context(cafile=self.ca_file)
+    def session(self) -> aiohttp.ClientSession:
+        """Keep-alive TLS to the receiver, at most ``concurrency`` connections (as ordermill)."""
+        context = ssl.create_default_context(cafile=self.ca_file)
+        connector = aiohttp.TCPConnector(ssl=context, limit=self.concurrency)
+        return aiohttp.ClientSession(connector=connector)
+
+    async def post(self, session: aiohttp.ClientSession, order_id: str) -> int:
+        """The order's one HTTP step: POST its body, unsigned; raises unless 2xx."""
+        async with session.post(
+            self.receiver_url,
+            data=self.body_of(order_id),
+            headers={"Content-Type": "application/json"},
+        ) as response:
+            await response.read()
+            response.raise_for_status()
+            return response.status
 
 
 def say(**fields: Any) -> None:
