@@ -19,9 +19,9 @@ soak:  ## the chaos soak on PostgreSQL for 15 minutes (ORDERMILL_SOAK_SECONDS, O
 	ORDERMILL_SOAK_SECONDS=$${ORDERMILL_SOAK_SECONDS:-900} CI=true \
 		.venv/bin/pytest -m soak -s tests/acceptance/test_soak.py
 
-bench:  ## throughput, latency and CPU per order; prints figures and ratios to baselines
+bench:  ## throughput, latency and CPU per order; prints figures and ratios to baselines (PEERS=1: and to DBOS Transact, procrastinate)
 	@scripts/bootstrap.sh
-	.venv/bin/python bench/run.py
+	.venv/bin/python bench/run.py $(if $(filter-out 0,$(PEERS)),--peers)
 
 clean:
 	rm -rf .venv .ordermill .pytest_cache .mypy_cache .ruff_cache

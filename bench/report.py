@@ -283,6 +283,106 @@ def memory_table(scenarios: list[dict[str, Any]]) -> str:
     )
 
 
+def _ordermill_rows(scenarios: list[dict[str, Any]]) -> list[tuple[str, str, dict[str, Any]]]:
+    """(name, label, figures) of ordermill's runs to set beside the peers: peak, and pg1's drain."""
+    rows = []
+    for s in scenarios:
+        phases = s.get("phases", {})
+        peak, drain = phases.get("peak"), phases.get("drain")
+        if s["scenario"] in ("sqlite", "pg1") and peak:
+            cpu = peak["cpu_ms_per_order"]
+            label = f"ordermill {s['scenario']} (peak, HTTP intake)"
+            figures = _figures(peak, cpu.get("engine"), cpu, peak["box"]["others_cores"])
+            rows.append((s["scenario"], label, figures))
+        if s["scenario"] == "pg1" and drain:
+            work = drain["drain_cpu_ms_per_order"]
+            label = "ordermill pg1 workers alone (drain, no intake)"
+            figures = _figures(drain, work.get("worker"), work, drain["others_cores_drain"])
+            rows.append(("pg1-drain", label, figures))
+    return rows
+
+
+def _figures(
+    phase: dict[str, Any], engine: float | None, cpu: dict[str, Any], others: float
+) -> dict[str, Any]:
+    return {
+        "done": f"{phase['completed']}/{phase['sent']}",
+        "orders_per_second": phase["orders_per_second"],
+        "engine": engine,
+        "postgres": cpu.get("postgres"),
+        "others_cores": others,
+    }
+
+
+def _times(ours: float | None, theirs: float | None) -> str:
+    return f"{ours / theirs:.2f}×" if ours and theirs else "–"
+
+
+def peers_section(results: dict[str, Any]) -> list[str]:
+    """The peers beside ordermill: orders/s, CPU per order, and ordermill's CPU as a multiple."""
+    found = results.get("peers")
+    if not found:
+        return []
+    title = "\n## Peers: the same one-step order to the same receiver\n"
+    if "skipped" in found:
+        return [title, f"Peers skipped: {found['skipped']}"]
+    ordermill = _ordermill_rows(results["scenarios"])
+    engine = {name: figures["engine"] for name, _, figures in ordermill}
+    rows: list[list[Any]] = []
+    for _, label, figures in ordermill:
+        rows.append(
+            [
+                label,
+                figures["done"],
+                figures["orders_per_second"],
+                _fmt(figures["engine"], 2),
+                _fmt(figures["postgres"], 2),
+                _fmt((figures["engine"] or 0) + (figures.get("postgres") or 0), 2),
+                "",
+                "",
+                "",
+                _fmt(figures["others_cores"], 2),
+            ]
+        )
+    for run in found["runs"]:
+        if run.get("error"):
+            rows.append([run["label"], f"failed: {run['error']}", *[""] * 8])
+            continue
+        cpu = run["cpu_ms_per_order"]
+        package = run.get("package", "")
+        rows.append(
+            [
+                f"{run['label']} ({package} {run['versions'].get(package)}; enqueued in-process)",
+                f"{run['completed']}/{run['sent']}" + (" (time limit)" if run["timed_out"] else ""),
+                run["orders_per_second"],
+                _fmt(cpu.get("engine"), 2),
+                _fmt(cpu.get("postgres"), 2),
+                _fmt((cpu.get("engine") or 0) + (cpu.get("postgres") or 0), 2),
+                _times(engine.get("pg1"), cpu.get("engine")),
+                _times(engine.get("pg1-drain"), cpu.get("engine")),
+                _times(engine.get("sqlite"), cpu.get("engine")),
+                _fmt(run["box"]["others_cores"], 2),
+            ]
+        )
+    header = [
+        "system",
+        "done/sent",
+        "orders/s",
+        "engine CPU ms/order",
+        "postgres",
+        "engine+pg",
+        "ordermill pg1 engine CPU ÷ this",
+        "pg1 drain ÷ this",
+        "sqlite ÷ this",
+        "others' cores",
+    ]
+    note = (
+        "The peers' orders are enqueued in their own process: they pay no HTTP intake, "
+        "ordermill's peak rows do. Each step POSTs the same body, unsigned, with aiohttp.\n"
+    )
+    return [title, note, table(header, rows)]
+
+
 def statements_section(scenarios: list[dict[str, Any]]) -> list[str]:
     parts = []
     for s in scenarios:
@@ -402,6 +502,7 @@ def render(results: dict[str, Any]) -> str:
         "\n## Memory\n",
         memory_table(scenarios),
         *statements_section(scenarios),
+        *peers_section(results),
         "\n## Aims\n",
     ]
     for aim, met, figures in aims(scenarios):

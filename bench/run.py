@@ -31,6 +31,7 @@ from tests.support.postgres import PostgresServer, find_pg_bin_dir  # noqa: E402
 
 from bench import ceilings, pgstats  # noqa: E402
 from bench.engine import Outcomes  # noqa: E402
+from bench.peers import harness as peers  # noqa: E402
 from bench.receiver import ReceiverProcess  # noqa: E402
 from bench.report import render  # noqa: E402
 from bench.scenario import SPECS, Options, Scenario  # noqa: E402
@@ -120,10 +121,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_false",
         help="skip pg_stat_statements (statements per order on PostgreSQL)",
     )
+    parser.add_argument(
+        "--peers",
+        action="store_true",
+        help="also run DBOS Transact and procrastinate on the same order and receiver "
+        "(installed into .cache/bench-peers-venv; skipped when that fails)",
+    )
+    parser.add_argument(
+        "--peer-orders", type=int, help="orders per peer run (default 1000; --quick: 300)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
     args = parser.parse_args(argv)
     if args.quick:
         args.orders, args.idle_orders, args.ceiling_ops = 300, 50, 500
+    if args.peer_orders is None:
+        args.peer_orders = 300 if args.quick else 1000
     unknown = set(args.scenarios.split(",")) - set(SPECS)
     if unknown:
         parser.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
@@ -273,6 +285,10 @@ async def run_all(
             started = time.monotonic()
             results["scenarios"].append(await run_scenario(name, args, options, receiver, workdir))
             print(f"  {name} took {time.monotonic() - started:.0f} s", file=sys.stderr)
+        if args.peers:
+            results["peers"] = await peers.run_peers(
+                receiver, workdir, args.peer_orders, args.timeout
+            )
     finally:
         await receiver.close_client()
     results["machine"]["load average at end"] = " ".join(f"{v:.2f}" for v in os.getloadavg())
