@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ordermill.storage import tables as t
 from ordermill.storage.bulk import insert_many
-from ordermill.storage.search import insert_rows
+from ordermill.storage.search import insert_search_rows
 
 
 def feedback_token(secret: str, delivery_id: str) -> str:
@@ -61,7 +61,7 @@ class UnitOfWork:
     async def flush(self) -> None:
         """Write what the unit collected, each kind in one statement."""
         if self.searchable:
-            await self.conn.execute(insert_rows(self.conn.dialect.name), self.searchable)
+            await insert_search_rows(self.conn, self.searchable)
             self.searchable = []
         if self.events:
             await insert_many(self.conn, t.events, self.events)

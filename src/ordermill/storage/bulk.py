@@ -90,6 +90,16 @@ def _arrays(statement: _Statement, rows: Sequence[Mapping[str, Any]]) -> tuple[l
     return tuple(list(column) for column in zip(*values, strict=True))
 
 
+def column_arrays(
+    conn: AsyncConnection, table: Table, rows: Sequence[Mapping[str, Any]]
+) -> tuple[list[Any], ...]:
+    """PostgreSQL: the rows (all with the same keys, named after ``table``'s columns) as one
+    array per column, in the rows' key order, for a statement of one's own that unnests them."""
+    columns = tuple(rows[0])
+    statement = _Statement("", columns, _processors(table, columns, conn.dialect))
+    return _arrays(statement, rows)
+
+
 async def insert_many(
     conn: AsyncConnection,
     table: Table,

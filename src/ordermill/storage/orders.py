@@ -18,6 +18,7 @@ from ordermill.flows.status import OrderStatus, TaskStatus
 from ordermill.jsoncodec import dumps
 from ordermill.storage import tables as t
 from ordermill.storage.advance import UnitOfWork
+from ordermill.storage.bulk import column_arrays
 from ordermill.storage.search import fts_phrase, matching_ids, search_row, stored_order_first
 
 
@@ -369,43 +370,103 @@ _INSERT_ORDER = {
 }
 
 
-async def insert_order(
-    uow: UnitOfWork,
-    *,
-    order_id: str,
-    space_key: str,
-    flow_key: str,
-    body: dict[str, Any],
-    start: bool,
-    actor: str,
-) -> tuple[int, int] | None:
-    """Insert a new order on the flow's current version, read in the same statement.
+@dataclass(frozen=True)
+class NewOrder:
+    """One order to insert: its new id and what was posted."""
 
-    Returns (flow id, version), or None when the space has no such flow or already has an
-    order with this third-party id.
+    order_id: str
+    space_key: str
+    flow_key: str
+    body: dict[str, Any]
+    start: bool
+    actor: str
+
+    def params(self, now: datetime) -> dict[str, Any]:
+        status = OrderStatus.IN_PROGRESS if self.start else OrderStatus.CREATED
+        return {
+            "o_id": self.order_id,
+            "o_space_key": self.space_key,
+            "o_flow_key": self.flow_key,
+            "o_third_party_order_id": self.body["thirdPartyOrderId"],
+            "o_status": status.value,
+            "o_body": self.body,
+            "o_body_hash": body_hash(self.flow_key, self.body),
+            "o_value": order_value(self.body),
+            "o_deadline": earliest_deadline(self.body),
+            "o_created_at": now,
+            "o_updated_at": now,
+        }
+
+
+# PostgreSQL: a batch of orders in one statement, one array per column. The rows go in
+# in the order of (space, third-party id), so two API processes whose batches share an order
+# lock its key in the same order and cannot deadlock; of two equal ones in a batch the
+# first inserts and the second, like any resend, inserts nothing.
+_INSERT_ORDERS = (
+    "INSERT INTO orders (id, space_key, third_party_order_id, status, body, body_hash, value, "
+    "deadline, created_at, updated_at, flow_id, flow_key, flow_version) "
+    "SELECT v.id, v.space_key, v.third_party_order_id, v.status, v.body, v.body_hash, v.value, "
+    "v.deadline, v.created_at, v.updated_at, flows.id, flows.key, flows.current_version "
+    "FROM unnest(%s::varchar[], %s::varchar[], %s::varchar[], %s::varchar[], %s::varchar[], "
+    "%s::jsonb[], %s::varchar[], %s::float8[], %s::timestamptz[], %s::timestamptz[], "
+    "%s::timestamptz[]) AS v(id, space_key, flow_key, third_party_order_id, status, body, "
+    "body_hash, value, deadline, created_at, updated_at) "
+    "JOIN flows ON flows.space_key = v.space_key AND flows.key = v.flow_key "
+    "AND flows.deleted_at IS NULL "
+    "ORDER BY v.space_key, v.third_party_order_id "
+    "ON CONFLICT (space_key, third_party_order_id) DO NOTHING "
+    "RETURNING id, flow_id, flow_version"
+)
+_ARRAY_COLUMNS = (
+    "id",
+    "space_key",
+    "flow_key",
+    "third_party_order_id",
+    "status",
+    "body",
+    "body_hash",
+    "value",
+    "deadline",
+    "created_at",
+    "updated_at",
+)
+
+
+async def insert_orders(
+    uow: UnitOfWork, orders: Sequence[NewOrder]
+) -> list[tuple[int, int] | None]:
+    """Insert new orders, each on its flow's current version, read in the same statement.
+
+    Answers (flow id, version) per order, or None when the space has no such flow or already
+    has an order with this third-party id.
     """
-    status = OrderStatus.IN_PROGRESS if start else OrderStatus.CREATED
-    params = {
-        "o_id": order_id,
-        "o_space_key": space_key,
-        "o_flow_key": flow_key,
-        "o_third_party_order_id": body["thirdPartyOrderId"],
-        "o_status": status.value,
-        "o_body": body,
-        "o_body_hash": body_hash(flow_key, body),
-        "o_value": order_value(body),
-        "o_deadline": earliest_deadline(body),
-        "o_created_at": uow.now,
-        "o_updated_at": uow.now,
-    }
-    row = (await uow.conn.execute(_INSERT_ORDER[uow.conn.dialect.name], params)).first()
-    if row is None:
-        return None
-    uow.searchable.append(search_row(order_id, space_key, body))
-    uow.event(order_id, "order.created", actor=actor, data={"flowVersion": row.flow_version})
-    if start:
-        uow.event(order_id, "order.started", actor=actor)
-    return int(row.flow_id), int(row.flow_version)
+    conn = uow.conn
+    pins: dict[str, tuple[int, int]] = {}
+    if conn.dialect.name == "postgresql":
+        rows = [
+            {name: params[f"o_{name}"] for name in _ARRAY_COLUMNS}
+            for params in (order.params(uow.now) for order in orders)
+        ]
+        result = await conn.exec_driver_sql(_INSERT_ORDERS, column_arrays(conn, t.orders, rows))
+        written: list[Any] = list(result)
+        pins = {order_id: (int(flow_id), int(version)) for order_id, flow_id, version in written}
+    else:
+        for order in orders:
+            statement = _INSERT_ORDER[conn.dialect.name]
+            row = (await conn.execute(statement, order.params(uow.now))).first()
+            if row is not None:
+                pins[order.order_id] = (int(row.flow_id), int(row.flow_version))
+    answers: list[tuple[int, int] | None] = []
+    for order in orders:
+        pin = pins.get(order.order_id)
+        answers.append(pin)
+        if pin is None:
+            continue
+        uow.searchable.append(search_row(order.order_id, order.space_key, order.body))
+        uow.event(order.order_id, "order.created", actor=order.actor, data={"flowVersion": pin[1]})
+        if order.start:
+            uow.event(order.order_id, "order.started", actor=order.actor)
+    return answers
 
 
 def existing_or_conflict(

@@ -14,7 +14,7 @@ rewrites the row by key instead of scanning the (unindexed) ``order_id`` column.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import (
@@ -28,6 +28,7 @@ from sqlalchemy import (
     table,
     text,
 )
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ordermill.storage.tables import orders as orders_table
 
@@ -72,6 +73,15 @@ def insert_rows(dialect: str) -> Executable:
     return insert(order_search)
 
 
+async def insert_search_rows(conn: AsyncConnection, rows: Sequence[Mapping[str, str]]) -> None:
+    """Add new orders' rows in one statement (on PostgreSQL one text for any number of rows)."""
+    if conn.dialect.name == "postgresql":
+        columns = tuple([row[name] for row in rows] for name in ("order_id", "space_key", "text"))
+        await conn.exec_driver_sql(_PG_INSERT_ARRAYS, columns)
+    else:
+        await conn.execute(insert_rows(conn.dialect.name), rows)
+
+
 def replace_text(dialect: str) -> Executable:
     """The statement that rewrites one order's text after an amendment."""
     return _SQLITE_REPLACE if dialect == "sqlite" else _REPLACE
@@ -80,6 +90,10 @@ def replace_text(dialect: str) -> Executable:
 _SQLITE_INSERT = text(
     "INSERT INTO order_search (rowid, order_id, space_key, text) "
     "SELECT rowid, :order_id, :space_key, :text FROM orders WHERE id = :order_id"
+)
+_PG_INSERT_ARRAYS = (
+    "INSERT INTO order_search (order_id, space_key, text) "
+    "SELECT * FROM unnest(%s::text[], %s::text[], %s::text[])"
 )
 _REPLACE = text("UPDATE order_search SET text = :text WHERE order_id = :order_id")
 _SQLITE_REPLACE = text(

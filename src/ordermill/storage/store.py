@@ -58,11 +58,12 @@ from ordermill.storage.idempotency import IdempotencyStore
 from ordermill.storage.ids import new_id
 from ordermill.storage.notify import Wakeups, notify
 from ordermill.storage.orders import (
+    NewOrder,
     OrderReads,
     OrderView,
     TaskView,
     existing_or_conflict,
-    insert_order,
+    insert_orders,
     order_facts,
     task_view,
 )
@@ -159,23 +160,12 @@ class Store(OrderReads):
     ) -> list[tuple[OrderView, bool] | BaseException]:
         """One transaction for a batch of new orders."""
         async with self.unit() as uow:
-            pinned: list[tuple[str, tuple[int, int] | None]] = []
-            for intake in intakes:
-                order_id = new_id("ord_")
-                pinned.append(
-                    (
-                        order_id,
-                        await insert_order(
-                            uow,
-                            order_id=order_id,
-                            space_key=intake.space_key,
-                            flow_key=intake.flow_key,
-                            body=intake.body,
-                            start=intake.start,
-                            actor=intake.actor,
-                        ),
-                    )
-                )
+            new = [
+                NewOrder(new_id("ord_"), i.space_key, i.flow_key, i.body, i.start, i.actor)
+                for i in intakes
+            ]
+            pins = await insert_orders(uow, new)
+            pinned = [(order.order_id, pin) for order, pin in zip(new, pins, strict=True)]
             statuses = await self._start_new(uow, intakes, pinned)
         tasks: dict[str, list[TaskView]] = {}
         for row in uow.created_tasks:
