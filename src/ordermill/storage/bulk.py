@@ -1,70 +1,82 @@
 """Many rows in one statement whose text does not depend on how many rows there are.
 
-On PostgreSQL a batch travels as one array per column that the server unnests, so a table's
-insert (or update of a set of columns) has one statement text for any batch size: psycopg
-parses it once and PostgreSQL prepares it once. A multi-row ``VALUES`` list has a new text for
-every batch size, and psycopg re-parses texts that long on every execution. On SQLite a batch
-is one ``executemany`` of a one-row statement, stepped in C by the ``sqlite3`` module.
+On PostgreSQL a batch travels as one JSON array of records that the server reads with
+``json_to_recordset``: a table's insert (or update of a set of columns) has one statement text
+for any batch size, so psycopg parses it once and PostgreSQL prepares it once, and the rows
+are encoded by one call of the JSON encoder instead of value by value. (A multi-row ``VALUES``
+list has a new text for every batch size, and psycopg re-parses texts that long on every
+execution; arrays per column are adapted element by element in Python.) On SQLite a batch is
+one ``executemany`` of a one-row statement, stepped in C by the ``sqlite3`` module, with values
+through each column's own bind processing.
 
-Table and column names come from ``storage/tables.py``, never from input. Values go through
-each column's own bind processing (JSON serialisation, UTC times), so they are stored exactly
-as a SQLAlchemy statement would store them.
+Table and column names come from ``storage/tables.py``, never from input. Times are aware
+datetimes (UTC), written with their offset; a JSON column's ``None`` is SQL NULL.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from sqlalchemy import Table
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ordermill.jsoncodec import dumps_text
+
 Processor = Callable[[Any], Any] | None
+_POSTGRESQL: Dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
 
 
 @dataclass(frozen=True)
 class _Statement:
     sql: str
     columns: tuple[str, ...]
-    processors: tuple[Processor, ...]
+    processors: tuple[Processor, ...] = ()
 
 
 _BUILT: dict[tuple[str, str, str, tuple[str, ...], str], _Statement] = {}
 
 
-def _processors(table: Table, columns: Sequence[str], dialect: Dialect) -> tuple[Processor, ...]:
-    return tuple(table.c[name].type._cached_bind_processor(dialect) for name in columns)
+@cache
+def recordset(table: Table, columns: tuple[str, ...]) -> str:
+    """PostgreSQL: ``json_to_recordset(%s::json) AS v(…)`` typed as ``table``'s ``columns``;
+    pass ``records(rows)`` for its one parameter."""
+    types = (table.c[name].type.compile(dialect=_POSTGRESQL) for name in columns)
+    typed = ", ".join(f"{name} {kind}" for name, kind in zip(columns, types, strict=True))
+    return f"json_to_recordset(%s::json) AS v({typed})"
 
 
-def _array_type(table: Table, name: str, dialect: Dialect) -> str:
-    return f"{table.c[name].type.compile(dialect=dialect)}[]"
+def records(rows: Sequence[Mapping[str, Any]]) -> str:
+    return dumps_text(rows)
 
 
 def _insert(table: Table, columns: tuple[str, ...], returning: str, dialect: Dialect) -> _Statement:
     names = ", ".join(columns)
     if dialect.name == "postgresql":
-        arrays = ", ".join(f"%s::{_array_type(table, name, dialect)}" for name in columns)
-        sql = f"INSERT INTO {table.name} ({names}) SELECT * FROM unnest({arrays})"  # noqa: S608
+        source = recordset(table, columns)
+        sql = f"INSERT INTO {table.name} ({names}) SELECT {names} FROM {source}"  # noqa: S608
+        processors: tuple[Processor, ...] = ()
     else:
         marks = ", ".join("?" for _ in columns)
         sql = f"INSERT INTO {table.name} ({names}) VALUES ({marks})"  # noqa: S608
+        processors = tuple(table.c[name].type._cached_bind_processor(dialect) for name in columns)
     if returning:
         sql += f" RETURNING {returning}"
-    return _Statement(sql, columns, _processors(table, columns, dialect))
+    return _Statement(sql, columns, processors)
 
 
 def _update(table: Table, columns: tuple[str, ...], extra: str, dialect: Dialect) -> _Statement:
-    """PostgreSQL only: ``UPDATE … FROM unnest(…)`` keyed by the table's ``id``."""
-    keyed = ("id", *columns)
-    arrays = ", ".join(f"%s::{_array_type(table, name, dialect)}" for name in keyed)
+    """PostgreSQL only: ``UPDATE … FROM json_to_recordset(…)`` keyed by the table's ``id``."""
     sets = [f"{name} = v.{name}" for name in columns]
     if extra:
         sets.append(extra)
-    source = f"unnest({arrays}) AS v({', '.join(keyed)})"
+    source = recordset(table, ("id", *columns))
     sql = f"UPDATE {table.name} SET {', '.join(sets)} FROM {source} WHERE {table.name}.id = v.id"  # noqa: S608
-    return _Statement(sql, keyed, _processors(table, keyed, dialect))
+    return _Statement(sql, ("id", *columns))
 
 
 def _built(
@@ -78,26 +90,11 @@ def _built(
     return statement
 
 
-def _values(statement: _Statement, row: Mapping[str, Any]) -> list[Any]:
-    return [
+def _values(statement: _Statement, row: Mapping[str, Any]) -> tuple[Any, ...]:
+    return tuple(
         row[name] if process is None else process(row[name])
         for name, process in zip(statement.columns, statement.processors, strict=True)
-    ]
-
-
-def _arrays(statement: _Statement, rows: Sequence[Mapping[str, Any]]) -> tuple[list[Any], ...]:
-    values = [_values(statement, row) for row in rows]
-    return tuple(list(column) for column in zip(*values, strict=True))
-
-
-def column_arrays(
-    conn: AsyncConnection, table: Table, rows: Sequence[Mapping[str, Any]]
-) -> tuple[list[Any], ...]:
-    """PostgreSQL: the rows (all with the same keys, named after ``table``'s columns) as one
-    array per column, in the rows' key order, for a statement of one's own that unnests them."""
-    columns = tuple(rows[0])
-    statement = _Statement("", columns, _processors(table, columns, conn.dialect))
-    return _arrays(statement, rows)
+    )
 
 
 async def insert_many(
@@ -117,7 +114,7 @@ async def insert_many(
         returning = f"id, {ids_by}" if dialect.name == "postgresql" else "id"
     statement = _built("insert", table, tuple(rows[0]), returning, dialect)
     if dialect.name == "postgresql":
-        result = await conn.exec_driver_sql(statement.sql, _arrays(statement, rows))
+        result = await conn.exec_driver_sql(statement.sql, (records(rows),))
         if not ids_by:
             return []
         written: list[Any] = list(result)
@@ -126,10 +123,10 @@ async def insert_many(
     if ids_by:  # SQLite: each row's RETURNING, one cached statement stepped per row
         found = []
         for row in rows:
-            result = await conn.exec_driver_sql(statement.sql, tuple(_values(statement, row)))
+            result = await conn.exec_driver_sql(statement.sql, _values(statement, row))
             found.append(result.scalar_one())
         return found
-    await conn.exec_driver_sql(statement.sql, [tuple(_values(statement, row)) for row in rows])
+    await conn.exec_driver_sql(statement.sql, [_values(statement, row) for row in rows])
     return []
 
 
@@ -146,4 +143,4 @@ async def update_many(
         return
     columns = tuple(name for name in rows[0] if name != "id")
     statement = _built("update", table, columns, extra, conn.dialect)
-    await conn.exec_driver_sql(statement.sql, _arrays(statement, rows))
+    await conn.exec_driver_sql(statement.sql, (records(rows),))

@@ -18,7 +18,7 @@ from ordermill.flows.status import OrderStatus, TaskStatus
 from ordermill.jsoncodec import dumps
 from ordermill.storage import tables as t
 from ordermill.storage.advance import UnitOfWork
-from ordermill.storage.bulk import column_arrays
+from ordermill.storage.bulk import records, recordset
 from ordermill.storage.search import fts_phrase, matching_ids, search_row, stored_order_first
 
 
@@ -398,26 +398,11 @@ class NewOrder:
         }
 
 
-# PostgreSQL: a batch of orders in one statement, one array per column. The rows go in
+# PostgreSQL: a batch of orders in one statement, as one JSON array of records. The rows go in
 # in the order of (space, third-party id), so two API processes whose batches share an order
 # lock its key in the same order and cannot deadlock; of two equal ones in a batch the
 # first inserts and the second, like any resend, inserts nothing.
-_INSERT_ORDERS = (
-    "INSERT INTO orders (id, space_key, third_party_order_id, status, body, body_hash, value, "
-    "deadline, created_at, updated_at, flow_id, flow_key, flow_version) "
-    "SELECT v.id, v.space_key, v.third_party_order_id, v.status, v.body, v.body_hash, v.value, "
-    "v.deadline, v.created_at, v.updated_at, flows.id, flows.key, flows.current_version "
-    "FROM unnest(%s::varchar[], %s::varchar[], %s::varchar[], %s::varchar[], %s::varchar[], "
-    "%s::jsonb[], %s::varchar[], %s::float8[], %s::timestamptz[], %s::timestamptz[], "
-    "%s::timestamptz[]) AS v(id, space_key, flow_key, third_party_order_id, status, body, "
-    "body_hash, value, deadline, created_at, updated_at) "
-    "JOIN flows ON flows.space_key = v.space_key AND flows.key = v.flow_key "
-    "AND flows.deleted_at IS NULL "
-    "ORDER BY v.space_key, v.third_party_order_id "
-    "ON CONFLICT (space_key, third_party_order_id) DO NOTHING "
-    "RETURNING id, flow_id, flow_version"
-)
-_ARRAY_COLUMNS = (
+_INTAKE_COLUMNS = (
     "id",
     "space_key",
     "flow_key",
@@ -429,6 +414,18 @@ _ARRAY_COLUMNS = (
     "deadline",
     "created_at",
     "updated_at",
+)
+_INSERT_ORDERS = (
+    "INSERT INTO orders (id, space_key, third_party_order_id, status, body, body_hash, value, "  # noqa: S608
+    "deadline, created_at, updated_at, flow_id, flow_key, flow_version) "
+    "SELECT v.id, v.space_key, v.third_party_order_id, v.status, v.body, v.body_hash, v.value, "
+    "v.deadline, v.created_at, v.updated_at, flows.id, flows.key, flows.current_version "
+    f"FROM {recordset(t.orders, _INTAKE_COLUMNS)} "
+    "JOIN flows ON flows.space_key = v.space_key AND flows.key = v.flow_key "
+    "AND flows.deleted_at IS NULL "
+    "ORDER BY v.space_key, v.third_party_order_id "
+    "ON CONFLICT (space_key, third_party_order_id) DO NOTHING "
+    "RETURNING id, flow_id, flow_version"
 )
 
 
@@ -444,10 +441,10 @@ async def insert_orders(
     pins: dict[str, tuple[int, int]] = {}
     if conn.dialect.name == "postgresql":
         rows = [
-            {name: params[f"o_{name}"] for name in _ARRAY_COLUMNS}
+            {name: params[f"o_{name}"] for name in _INTAKE_COLUMNS}
             for params in (order.params(uow.now) for order in orders)
         ]
-        result = await conn.exec_driver_sql(_INSERT_ORDERS, column_arrays(conn, t.orders, rows))
+        result = await conn.exec_driver_sql(_INSERT_ORDERS, (records(rows),))
         written: list[Any] = list(result)
         pins = {order_id: (int(flow_id), int(version)) for order_id, flow_id, version in written}
     else:

@@ -30,6 +30,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ordermill.jsoncodec import dumps_text
 from ordermill.storage.tables import orders as orders_table
 
 TABLE_NAME = "order_search"
@@ -76,8 +77,7 @@ def insert_rows(dialect: str) -> Executable:
 async def insert_search_rows(conn: AsyncConnection, rows: Sequence[Mapping[str, str]]) -> None:
     """Add new orders' rows in one statement (on PostgreSQL one text for any number of rows)."""
     if conn.dialect.name == "postgresql":
-        columns = tuple([row[name] for row in rows] for name in ("order_id", "space_key", "text"))
-        await conn.exec_driver_sql(_PG_INSERT_ARRAYS, columns)
+        await conn.exec_driver_sql(_PG_INSERT_RECORDS, (dumps_text(rows),))
     else:
         await conn.execute(insert_rows(conn.dialect.name), rows)
 
@@ -91,9 +91,9 @@ _SQLITE_INSERT = text(
     "INSERT INTO order_search (rowid, order_id, space_key, text) "
     "SELECT rowid, :order_id, :space_key, :text FROM orders WHERE id = :order_id"
 )
-_PG_INSERT_ARRAYS = (
-    "INSERT INTO order_search (order_id, space_key, text) "
-    "SELECT * FROM unnest(%s::text[], %s::text[], %s::text[])"
+_PG_INSERT_RECORDS = (
+    "INSERT INTO order_search (order_id, space_key, text) SELECT order_id, space_key, text "
+    "FROM json_to_recordset(%s::json) AS v(order_id text, space_key text, text text)"
 )
 _REPLACE = text("UPDATE order_search SET text = :text WHERE order_id = :order_id")
 _SQLITE_REPLACE = text(
