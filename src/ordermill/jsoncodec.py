@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from datetime import date, datetime
 from typing import Any
 
 import orjson
@@ -39,8 +40,17 @@ def dumps(value: Any, *, sort_keys: bool = False) -> bytes:
     try:
         return orjson.dumps(value, option=orjson.OPT_SORT_KEYS if sort_keys else 0)
     except TypeError:
-        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, sort_keys=sort_keys)
+        text = json.dumps(
+            value, separators=(",", ":"), ensure_ascii=False, sort_keys=sort_keys, default=_iso
+        )
         return text.encode()
+
+
+def _iso(value: Any) -> str:
+    """What orjson writes for a time, for the standard library's fallback."""
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 def dumps_text(value: Any) -> str:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -14,6 +16,7 @@ from ordermill.jsoncodec import (
     MAX_DEPTH,
     MAX_NUMBER_CHARS,
     MAX_STRING_CHARS,
+    dumps,
     parse_untrusted,
 )
 
@@ -94,3 +97,11 @@ def test_bytes_that_are_not_utf8_are_refused() -> None:
 def test_a_number_at_the_limit_is_kept_exactly() -> None:
     wide = int("9" * MAX_NUMBER_CHARS)
     assert parse_untrusted(f"[{wide}, {-int('9' * (MAX_NUMBER_CHARS - 1))}]")[0] == wide
+
+
+def test_a_wide_integer_beside_a_time_is_written_as_orjson_writes_the_time() -> None:
+    at = datetime(2026, 12, 7, 11, 0, 0, 123456, tzinfo=UTC)
+    wide = 10**30
+    assert dumps({"at": at, "serial": wide}) == (
+        b'{"at":' + orjson.dumps(at) + b',"serial":' + str(wide).encode() + b"}"
+    )
