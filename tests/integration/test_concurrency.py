@@ -123,6 +123,6 @@ async def test_outcomes_answered_together_are_recorded_together_and_keep_every_i
     finally:
         event.remove(engine, "before_cursor_execute", seen)
     if not settings.database_url.startswith("sqlite"):
-        assert any("FROM unnest(" in statement for statement in updates), updates
+        assert any("FROM json_to_recordset(" in statement for statement in updates), updates
     violations = check_database(settings.database_url, deliveries=https_receiver.delivery_ids())
     assert violations == [], report(violations)

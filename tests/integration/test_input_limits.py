@@ -163,6 +163,23 @@ async def test_integers_beyond_bigint_in_paths_are_a_400(
     assert problem["message"].startswith("path parameter: must be at")
 
 
+@pytest.mark.parametrize("number", [2**31, 2**63 - 1])
+async def test_a_flow_version_no_column_could_hold_is_not_found(
+    client: httpx2.AsyncClient, acme: dict[str, str], flow: None, number: int
+) -> None:
+    """Versions are INTEGER columns: a larger number names no version (404), on every database,
+    whether it comes in the path or in a dry run's body."""
+    by_path = await client.get(f"/api/flows/made-to-order/versions/{number}", headers=acme)
+    dry = await client.post(
+        "/api/flows/dry-run",
+        json={"flowKey": "made-to-order", "version": number, "order": order_doc(start=False)},
+        headers=acme,
+    )
+    for response in (by_path, dry):
+        assert response.status_code == 404, response.text
+        assert response.json()["detail"] == f"flow version {number} does not exist"
+
+
 @pytest.mark.parametrize(
     "where", ["thirdPartyOrderId", "data key", "data value", "nested data value"]
 )

@@ -41,6 +41,9 @@ class FlowRecord:
     order_count: int = 0
 
 
+MAX_VERSION = 2**31 - 1  # flow versions are INTEGER columns
+
+
 class FlowStore:
     """Saving a flow makes a new version when its content changed; old versions stay readable."""
 
@@ -188,6 +191,8 @@ class FlowStore:
         cached = self._versions.get((flow_id, number))
         if cached is not None:
             return cached
+        if not 1 <= number <= MAX_VERSION:  # the column could not hold it: no such version
+            raise NotFound(f"flow version {number} does not exist")
         async with self.db.read() as conn:
             row = (
                 await conn.execute(
