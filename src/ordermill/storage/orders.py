@@ -372,7 +372,7 @@ _INSERT_ORDER = {
 
 @dataclass(frozen=True)
 class NewOrder:
-    """One order to insert: its new id and what was posted."""
+    """One order posted to the API, with the id it will have, waiting for its batch."""
 
     order_id: str
     space_key: str
@@ -381,20 +381,21 @@ class NewOrder:
     start: bool
     actor: str
 
-    def params(self, now: datetime) -> dict[str, Any]:
+    def columns(self, now: datetime) -> dict[str, Any]:
+        """The order's row (without the flow's id and version, which the insert reads)."""
         status = OrderStatus.IN_PROGRESS if self.start else OrderStatus.CREATED
         return {
-            "o_id": self.order_id,
-            "o_space_key": self.space_key,
-            "o_flow_key": self.flow_key,
-            "o_third_party_order_id": self.body["thirdPartyOrderId"],
-            "o_status": status.value,
-            "o_body": self.body,
-            "o_body_hash": body_hash(self.flow_key, self.body),
-            "o_value": order_value(self.body),
-            "o_deadline": earliest_deadline(self.body),
-            "o_created_at": now,
-            "o_updated_at": now,
+            "id": self.order_id,
+            "space_key": self.space_key,
+            "flow_key": self.flow_key,
+            "third_party_order_id": self.body["thirdPartyOrderId"],
+            "status": status.value,
+            "body": self.body,
+            "body_hash": body_hash(self.flow_key, self.body),
+            "value": order_value(self.body),
+            "deadline": earliest_deadline(self.body),
+            "created_at": now,
+            "updated_at": now,
         }
 
 
@@ -402,19 +403,7 @@ class NewOrder:
 # in the order of (space, third-party id), so two API processes whose batches share an order
 # lock its key in the same order and cannot deadlock; of two equal ones in a batch the
 # first inserts and the second, like any resend, inserts nothing.
-_INTAKE_COLUMNS = (
-    "id",
-    "space_key",
-    "flow_key",
-    "third_party_order_id",
-    "status",
-    "body",
-    "body_hash",
-    "value",
-    "deadline",
-    "created_at",
-    "updated_at",
-)
+_INTAKE_COLUMNS = (*_ORDER_CONSTANTS, "flow_key")
 _INSERT_ORDERS = (
     "INSERT INTO orders (id, space_key, third_party_order_id, status, body, body_hash, value, "  # noqa: S608
     "deadline, created_at, updated_at, flow_id, flow_key, flow_version) "
@@ -440,17 +429,15 @@ async def insert_orders(
     conn = uow.conn
     pins: dict[str, tuple[int, int]] = {}
     if conn.dialect.name == "postgresql":
-        rows = [
-            {name: params[f"o_{name}"] for name in _INTAKE_COLUMNS}
-            for params in (order.params(uow.now) for order in orders)
-        ]
+        rows = [order.columns(uow.now) for order in orders]
         result = await conn.exec_driver_sql(_INSERT_ORDERS, (records(rows),))
         written: list[Any] = list(result)
         pins = {order_id: (int(flow_id), int(version)) for order_id, flow_id, version in written}
     else:
+        statement = _INSERT_ORDER[conn.dialect.name]
         for order in orders:
-            statement = _INSERT_ORDER[conn.dialect.name]
-            row = (await conn.execute(statement, order.params(uow.now))).first()
+            params = {f"o_{name}": value for name, value in order.columns(uow.now).items()}
+            row = (await conn.execute(statement, params)).first()
             if row is not None:
                 pins[order.order_id] = (int(row.flow_id), int(row.flow_version))
     answers: list[tuple[int, int] | None] = []

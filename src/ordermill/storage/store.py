@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
@@ -93,17 +93,6 @@ _LAST_AMENDMENT = (
 )
 
 
-@dataclass(frozen=True)
-class Intake:
-    """One order posted to the API, waiting for its batch's transaction."""
-
-    space_key: str
-    flow_key: str
-    body: dict[str, Any]
-    start: bool
-    actor: str
-
-
 class Store(OrderReads):
     """Orders, tasks and their transitions. Spaces and flows live in ``spaces`` and ``flows``."""
 
@@ -118,7 +107,9 @@ class Store(OrderReads):
         self.idempotency = IdempotencyStore(db, clock)
         self._listeners: list[Listener] = []
         self.wakeups = Wakeups(db)  # which worker a commit wakes, when none runs here
-        self._intake: GroupCommit[Intake, tuple[OrderView, bool]] = GroupCommit(self._create_orders)
+        self._intake: GroupCommit[NewOrder, tuple[OrderView, bool]] = GroupCommit(
+            self._create_orders
+        )
 
     def on_new_work(self, listener: Listener) -> None:
         """Call ``listener`` after any commit that made tasks runnable in this process."""
@@ -153,25 +144,22 @@ class Store(OrderReads):
         once that transaction committed. No reads in the usual case: the insert picks the
         flow's current version itself, and the answer is built from what was written.
         """
-        return await self._intake.submit(Intake(space_key, flow_key, body, start, actor))
+        order = NewOrder(new_id("ord_"), space_key, flow_key, body, start, actor)
+        return await self._intake.submit(order)
 
     async def _create_orders(
-        self, intakes: Sequence[Intake]
+        self, intakes: Sequence[NewOrder]
     ) -> list[tuple[OrderView, bool] | BaseException]:
         """One transaction for a batch of new orders."""
         async with self.unit() as uow:
-            new = [
-                NewOrder(new_id("ord_"), i.space_key, i.flow_key, i.body, i.start, i.actor)
-                for i in intakes
-            ]
-            pins = await insert_orders(uow, new)
-            pinned = [(order.order_id, pin) for order, pin in zip(new, pins, strict=True)]
-            statuses = await self._start_new(uow, intakes, pinned)
+            pins = await insert_orders(uow, intakes)
+            statuses = await self._start_new(uow, intakes, pins)
         tasks: dict[str, list[TaskView]] = {}
         for row in uow.created_tasks:
             tasks.setdefault(row["order_id"], []).append(task_view(SimpleNamespace(**row)))
         answers: list[tuple[OrderView, bool] | BaseException] = []
-        for intake, (order_id, pin) in zip(intakes, pinned, strict=True):
+        for intake, pin in zip(intakes, pins, strict=True):
+            order_id = intake.order_id
             if pin is None:
                 answers.append(await self._resent_or_unknown(intake))
                 continue
@@ -194,7 +182,7 @@ class Store(OrderReads):
             answers.append((order, True))
         return answers
 
-    async def _resent_or_unknown(self, intake: Intake) -> tuple[OrderView, bool] | BaseException:
+    async def _resent_or_unknown(self, intake: NewOrder) -> tuple[OrderView, bool] | BaseException:
         """An order that inserted nothing: the stored one again, a conflict, or no such flow."""
         try:
             existing = await self.find_order(intake.space_key, intake.body["thirdPartyOrderId"])
@@ -209,14 +197,15 @@ class Store(OrderReads):
     async def _start_new(
         self,
         uow: UnitOfWork,
-        intakes: Sequence[Intake],
-        pinned: Sequence[tuple[str, tuple[int, int] | None]],
+        intakes: Sequence[NewOrder],
+        pins: Sequence[tuple[int, int] | None],
     ) -> dict[str, OrderStatus]:
         """Start the orders just inserted in ``uow`` that asked to start, in one writer batch."""
         statuses: dict[str, OrderStatus] = {}
         locked: dict[str, writer.LockedOrder] = {}
         changes: list[writer.Change] = []
-        for intake, (order_id, pin) in zip(intakes, pinned, strict=True):
+        for intake, pin in zip(intakes, pins, strict=True):
+            order_id = intake.order_id
             if pin is None:
                 continue
             status = OrderStatus.IN_PROGRESS if intake.start else OrderStatus.CREATED
