@@ -32,6 +32,8 @@ _TOKENS = re.compile(
     r'"[^"\\]*(?:\\.[^"\\]*)*"|-?[0-9][0-9.eE+-]*|[{}\[\],:]|-?Infinity|NaN', re.DOTALL
 )
 _WIDE_INTEGER = 19  # digits from which an integer may not fit orjson's 64 bits
+_WIDE_TEXT = re.compile(f"[0-9]{{{_WIDE_INTEGER}}}")
+_WIDE_BYTES = re.compile(_WIDE_TEXT.pattern.encode())
 _FORBIDDEN_CHAR = "\x00"  # PostgreSQL's text and jsonb cannot hold it
 
 
@@ -58,11 +60,18 @@ def dumps_text(value: Any) -> str:
 
 
 def loads(data: bytes | str) -> Any:
-    """Parse JSON we wrote ourselves; raises json.JSONDecodeError (a ValueError) for non-JSON."""
-    try:
-        return orjson.loads(data)
-    except orjson.JSONDecodeError:
-        return json.loads(data)  # big integers orjson refuses; real errors raise here
+    """Parse JSON we wrote ourselves; raises json.JSONDecodeError (a ValueError) for non-JSON.
+
+    orjson reads an integer beyond 64 bits as a float, so text with a run of that many digits
+    goes to the standard library, which keeps it exact (a run inside a string only costs the
+    slower parser)."""
+    found = _WIDE_TEXT.search(data) if isinstance(data, str) else _WIDE_BYTES.search(data)
+    if found is None:
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(data)  # real errors raise here
 
 
 def parse_untrusted(raw: bytes | str) -> Any:

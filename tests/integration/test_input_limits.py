@@ -265,6 +265,19 @@ async def test_wide_integers_within_the_limit_are_kept_exactly(
     assert json.loads(response.text)["data"] == {"serial": wide, "negative": -wide}
 
 
+async def test_wide_integers_read_back_from_the_database_are_still_exact(
+    client: httpx2.AsyncClient, acme: dict[str, str], flow: None
+) -> None:
+    """Not only the 201 (built from what was posted): the stored order read again."""
+    wide = 10**38 + 7
+    text = order_text(data=f'{{"serial": {wide}, "negative": {-wide}, "small": 1.5}}')
+    created = await post_raw(client, "/api/orders", text, acme)
+    assert created.status_code == 201, created.text
+    order_id = created.json()["id"]
+    read = await client.get(f"/api/orders/{order_id}", headers=acme)
+    assert json.loads(read.text)["data"] == {"serial": wide, "negative": -wide, "small": 1.5}
+
+
 @pytest.mark.parametrize(
     ("task", "pointer", "message"),
     [

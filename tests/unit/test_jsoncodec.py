@@ -17,6 +17,7 @@ from ordermill.jsoncodec import (
     MAX_NUMBER_CHARS,
     MAX_STRING_CHARS,
     dumps,
+    loads,
     parse_untrusted,
 )
 
@@ -105,3 +106,14 @@ def test_a_wide_integer_beside_a_time_is_written_as_orjson_writes_the_time() -> 
     assert dumps({"at": at, "serial": wide}) == (
         b'{"at":' + orjson.dumps(at) + b',"serial":' + str(wide).encode() + b"}"
     )
+
+
+@pytest.mark.parametrize("as_bytes", [False, True])
+def test_loads_keeps_integers_beyond_64_bits_exact(as_bytes: bool) -> None:
+    text = '{"wide": 123456789012345678901234567890, "id": "ord_1234567890123456789012", "f": 0.5}'
+    data: str | bytes = text.encode() if as_bytes else text
+    assert loads(data) == {
+        "wide": 123456789012345678901234567890,
+        "id": "ord_1234567890123456789012",
+        "f": 0.5,
+    }
