@@ -42,12 +42,13 @@ _BUILT: dict[tuple[str, str, str, tuple[str, ...], str], _Statement] = {}
 
 
 @cache
-def recordset(table: Table, columns: tuple[str, ...]) -> str:
-    """PostgreSQL: ``json_to_recordset(%s::json) AS v(…)`` typed as ``table``'s ``columns``;
-    pass ``records(rows)`` for its one parameter."""
+def recordset(table: Table, columns: tuple[str, ...], extra: str = "") -> str:
+    """PostgreSQL: ``json_to_recordset(%s::json) AS v(…)`` typed as ``table``'s ``columns``
+    (and ``extra``, more typed fields that are no column); pass ``records(rows)`` for its one
+    parameter."""
     types = (table.c[name].type.compile(dialect=_POSTGRESQL) for name in columns)
     typed = ", ".join(f"{name} {kind}" for name, kind in zip(columns, types, strict=True))
-    return f"json_to_recordset(%s::json) AS v({typed})"
+    return f"json_to_recordset(%s::json) AS v({typed}{', ' + extra if extra else ''})"
 
 
 def records(rows: Sequence[Mapping[str, Any]]) -> str:

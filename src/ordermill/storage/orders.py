@@ -401,18 +401,19 @@ class NewOrder:
 
 # PostgreSQL: a batch of orders in one statement, as one JSON array of records. The rows go in
 # in the order of (space, third-party id), so two API processes whose batches share an order
-# lock its key in the same order and cannot deadlock; of two equal ones in a batch the
-# first inserts and the second, like any resend, inserts nothing.
+# lock its key in the same order and cannot deadlock; of two equal ones in a batch the one
+# posted first (``posted``, its place in the batch) inserts and the other, like any resend,
+# inserts nothing.
 _INTAKE_COLUMNS = (*_ORDER_CONSTANTS, "flow_key")
 _INSERT_ORDERS = (
     "INSERT INTO orders (id, space_key, third_party_order_id, status, body, body_hash, value, "  # noqa: S608
     "deadline, created_at, updated_at, flow_id, flow_key, flow_version) "
     "SELECT v.id, v.space_key, v.third_party_order_id, v.status, v.body, v.body_hash, v.value, "
     "v.deadline, v.created_at, v.updated_at, flows.id, flows.key, flows.current_version "
-    f"FROM {recordset(t.orders, _INTAKE_COLUMNS)} "
+    f"FROM {recordset(t.orders, _INTAKE_COLUMNS, 'posted integer')} "
     "JOIN flows ON flows.space_key = v.space_key AND flows.key = v.flow_key "
     "AND flows.deleted_at IS NULL "
-    "ORDER BY v.space_key, v.third_party_order_id "
+    "ORDER BY v.space_key, v.third_party_order_id, v.posted "
     "ON CONFLICT (space_key, third_party_order_id) DO NOTHING "
     "RETURNING id, flow_id, flow_version"
 )
@@ -429,7 +430,7 @@ async def insert_orders(
     conn = uow.conn
     pins: dict[str, tuple[int, int]] = {}
     if conn.dialect.name == "postgresql":
-        rows = [order.columns(uow.now) for order in orders]
+        rows = [{**order.columns(uow.now), "posted": n} for n, order in enumerate(orders)]
         result = await conn.exec_driver_sql(_INSERT_ORDERS, (records(rows),))
         written: list[Any] = list(result)
         pins = {order_id: (int(flow_id), int(version)) for order_id, flow_id, version in written}
