@@ -7,10 +7,10 @@ from __future__ import annotations
 import re
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, Page, expect
 
 from tests.acceptance.conftest import Api, ServeProcess
-from tests.browser.conftest import no_sideways_scroll, sign_in
+from tests.browser.conftest import DESKTOP, no_sideways_scroll, open_page, sign_in
 from tests.browser.test_accessibility import axe_violations
 from tests.browser.test_confirmations import confirm_then_deliver
 from tests.browser.test_steering import put_flow
@@ -92,6 +92,37 @@ def test_retry_one_task_leaves_the_other_failed_one_and_then_the_order_succeeds(
         "data-status", "SUCCEEDED", timeout=10_000
     )
     no_sideways_scroll(screen)
+
+
+def test_without_scripts_a_task_retry_comes_back_to_the_order_with_the_task_open(
+    browser: Browser,
+    request: pytest.FixtureRequest,
+    ui_server: ServeProcess,
+    api: Api,
+    https_receiver: HttpsReceiver,
+) -> None:
+    """A press before the page's scripts run (or with them off) is a plain form post: it acts
+    once and answers 303 to the order page, whose `?task=` opens the task and shows the toast."""
+    https_receiver.script("/erp", [Reply(400, {"detail": "ERP down"}), Reply(201)])
+    https_receiver.script("/shop", Reply(201))
+    put_flow(api, side_by_side(https_receiver.url("/erp"), https_receiver.url("/shop")))
+    order_id = api.post("/api/orders", order_doc("WEB-FIX-3")).json()["id"]
+    api.wait_for(order_id, "FAILURE")
+    for page in open_page(browser, request, DESKTOP, java_script_enabled=False):
+        sign_in(page, ui_server.base_url, api, next_path=f"/orders/{order_id}?task=book-erp")
+        panel = page.locator("#task-detail [data-task-detail='book-erp']")
+        expect(panel).to_have_attribute("data-status", "FAILED")
+
+        page.get_by_role("button", name="Retry this task").click()
+
+        page.wait_for_url(re.compile(rf"/orders/{order_id}\?task=book-erp$"))
+        expect(page.locator("#toasts")).to_contain_text("Retrying task book-erp alone")
+        api.wait_for(order_id, "SUCCESS")
+        page.reload()  # the toast was shown once; the task has moved on
+        expect(panel).to_have_attribute("data-status", "SUCCEEDED")
+        expect(page.locator("#toasts")).not_to_contain_text("Retrying")
+        page.get_by_role("button", name="Retry this task").wait_for(state="detached")
+        assert len([r for r in https_receiver.requests if r.path == "/erp"]) == 2
 
 
 def test_bulk_retry_after_an_outage_counts_first_then_retries_on_confirmation(

@@ -280,3 +280,26 @@ async def test_a_reject_without_a_reason_is_refused(
 
     assert answer.status_code == 400
     assert "say why you reject" in answer.text
+
+
+async def test_an_order_action_from_a_plain_form_redirects_to_the_order_with_its_toast(
+    app: FastAPI, browser: httpx2.AsyncClient, person: str
+) -> None:
+    service: Service = app.state.service
+    await service.save_flow("acme", WAIT_FLOW)
+    order, _ = await service.create_order(
+        order_doc("GENT-9", flow_key="f1"), start=False, actor="t"
+    )
+    await sign_in(browser, person)
+    form = {"csrf": await csrf_of(browser, f"/orders/{order.id}")}
+
+    started = await browser.post(f"/orders/{order.id}/start", data=form)
+
+    assert (started.status_code, started.headers["location"]) == (303, f"/orders/{order.id}")
+    assert (await service.store.get_order("acme", order.id)).status.value == "IN_PROGRESS"
+    page = await browser.get(started.headers["location"])
+    assert "Order started." in page.text
+    assert "Order started." not in (await browser.get(f"/orders/{order.id}")).text  # once
+    opened = await browser.get(f"/orders/{order.id}?task=t")
+    assert 'data-task-detail="t"' in opened.text
+    assert (await browser.get(f"/orders/{order.id}?task=nope")).status_code == 404

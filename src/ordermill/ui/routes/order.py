@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import Annotated, Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
-from fastapi import Form, Request, Response
+from fastapi import Form, Query, Request, Response
 
 from ordermill.assets_view import download_path
 from ordermill.errors import NotFound
@@ -21,7 +21,7 @@ from ordermill.ui.present import LIVE_ORDER_STATUSES, is_overdue, link_url
 from ordermill.ui.reads import CAUSE_STATUSES, failure_causes
 from ordermill.ui.routing import ui_router
 from ordermill.ui.session import Session, SessionDep
-from ordermill.ui.templating import Toast, render
+from ordermill.ui.templating import Toast, is_htmx, redirect, render
 
 router = ui_router()
 LINK_LIFETIME = timedelta(hours=1)
@@ -132,14 +132,22 @@ async def produced_assets(service: Service, order_id: str) -> list[dict[str, Any
 
 
 @router.get("/orders/{order_id}")
-async def order_page(request: Request, session: SessionDep, order_id: str) -> Response:
+async def order_page(
+    request: Request,
+    session: SessionDep,
+    order_id: str,
+    task: Annotated[str | None, Query(max_length=200)] = None,
+) -> Response:
+    """The order; ``?task=key`` opens that task's panel, as choosing it in the page would."""
     service: Service = request.app.state.service
     context = await live_context(service, session, order_id)
+    opened = await task_context(service, session, order_id, task) if task else None
     return render(
         request,
         "order.html",
         active="orders",
         assets=await produced_assets(service, order_id),
+        opened=opened,
         **context,
     )
 
@@ -215,9 +223,12 @@ async def task_action(
             await store.redeliver_task(space, order_id, task_key, actor)
         case _:
             raise NotFound(f"there is no task action {action!r}")
+    toast = Toast(TASK_MESSAGES[action].format(key=task_key))
+    if not is_htmx(request):  # a plain form (no script yet): back to the page, panel open
+        return redirect(request, f"/orders/{order_id}?task={quote(task_key, safe='')}", toast)
     context = await live_context(service, session, order_id)
     panel = await task_context(service, session, order_id, task_key)
-    toasts = [Toast(TASK_MESSAGES[action].format(key=task_key))]
+    toasts = [toast]
     return render(
         request, "partials/order_live.html", oob=True, toasts=toasts, panel=panel, **context
     )
@@ -251,6 +262,8 @@ async def order_action(
             )
         case _:
             raise NotFound(f"there is no order action {action!r}")
+    toast = Toast(MESSAGES[action])
+    if not is_htmx(request):  # a plain form (no script yet): back to the page
+        return redirect(request, f"/orders/{order_id}", toast)
     context = await live_context(service, session, order_id)
-    toasts = [Toast(MESSAGES[action])]
-    return render(request, "partials/order_live.html", oob=True, toasts=toasts, **context)
+    return render(request, "partials/order_live.html", oob=True, toasts=[toast], **context)
