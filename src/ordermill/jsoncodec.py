@@ -1,10 +1,12 @@
 """JSON for ordermill: orjson on the hot paths, and the one bounded parser for untrusted bodies.
 
 Encoding falls back to the standard library for the few values orjson refuses (integers beyond
-64 bits). Decoding a request body goes through :func:`parse_untrusted`, which checks the limits
-below *before* any recursive parser sees the text (a cheap iterative scan that skips over
-strings), then parses and checks what came out. Each refusal is an ``InvalidInput`` whose
-problem names the JSON pointer of the offending value (docs/reference/limits.md).
+64 bits). Decoding a request body goes through :func:`parse_untrusted`: a usual body is parsed
+by orjson (bounded in depth by itself) and vouched for by one walk of the result; anything else
+is checked against the limits below *before* the standard library's recursive parser sees the
+text (an iterative scan that skips over strings), then parsed and checked. Each refusal is an
+``InvalidInput`` whose problem names the JSON pointer of the offending value
+(docs/reference/limits.md).
 """
 
 from __future__ import annotations
@@ -34,6 +36,11 @@ _TOKENS = re.compile(
 _WIDE_INTEGER = 19  # digits from which an integer may not fit orjson's 64 bits
 _WIDE_TEXT = re.compile(f"[0-9]{{{_WIDE_INTEGER}}}")
 _WIDE_BYTES = re.compile(_WIDE_TEXT.pattern.encode())
+# A run of number characters in which an integer may be too wide for orjson or a literal may
+# reach the length limit (a run inside a string only sends the body the careful way).
+_NUMBER_RUN = re.compile(f"[-+.eE0-9]{{{min(_WIDE_INTEGER, MAX_NUMBER_CHARS)}}}")
+# Where a key ends: each key is one match; a quote and colon inside a string adds one more.
+_KEY_ENDS = re.compile(r'"\s*:')
 _FORBIDDEN_CHAR = "\x00"  # PostgreSQL's text and jsonb cannot hold it
 
 
@@ -85,6 +92,60 @@ def parse_untrusted(raw: bytes | str) -> Any:
         text = raw.decode() if isinstance(raw, bytes) else raw
     except UnicodeDecodeError as exc:
         raise _refused("", "the request body is not UTF-8 text") from exc
+    document = _parse_plain(text)
+    if document is _NOT_PLAIN:
+        document = _parse_carefully(text)
+    return document
+
+
+_NOT_PLAIN: Any = object()
+
+
+def _parse_plain(text: str) -> Any:
+    """The usual body, vouched for in a few passes of C code and one walk of what was parsed.
+
+    Gives up (``_NOT_PLAIN``) at anything it cannot vouch for without the token scan: a run of
+    digits an integer could be too wide in, a literal near the number limit, text orjson
+    refuses, or a limit the parsed document breaks. The careful path then parses again and
+    names what is wrong, so a refusal reads the same whichever path found it."""
+    if _NUMBER_RUN.search(text) is not None:
+        return _NOT_PLAIN
+    try:
+        document = orjson.loads(text)  # bounded: orjson refuses nesting beyond 1,024
+    except orjson.JSONDecodeError:
+        return _NOT_PLAIN
+    # The parsed objects hold at most as many keys as the text has, and a duplicate leaves one
+    # fewer: so as many as the key ends counted means every key is there once.
+    keys_in_text = len(_KEY_ENDS.findall(text))
+    strings = len(text) > MAX_STRING_CHARS or _FORBIDDEN_CHAR in text or "\\u0000" in text
+    keys = 0
+    stack: list[tuple[Any, int]] = [(document, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return _NOT_PLAIN
+        if isinstance(value, dict):
+            keys += len(value)
+            if strings and not all(_plain_string(key) for key in value):
+                return _NOT_PLAIN
+            value = value.values()
+        elif not isinstance(value, list):
+            if strings and isinstance(value, str) and not _plain_string(value):
+                return _NOT_PLAIN
+            continue
+        for item in value:
+            if isinstance(item, dict | list) or (strings and isinstance(item, str)):
+                stack.append((item, depth + 1))
+    return document if keys == keys_in_text else _NOT_PLAIN
+
+
+def _plain_string(value: str) -> bool:
+    return len(value) <= MAX_STRING_CHARS and _FORBIDDEN_CHAR not in value
+
+
+def _parse_carefully(text: str) -> Any:
+    """Scan the tokens first (depth, duplicate keys, number literals), then parse and check
+    the values; each refusal names the JSON pointer where it broke."""
     wide = _scan(text)
     try:
         # orjson reads integers beyond 64 bits as floats; the standard library keeps them exact

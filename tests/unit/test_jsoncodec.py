@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ordermill.errors import InvalidInput
@@ -16,6 +16,7 @@ from ordermill.jsoncodec import (
     MAX_DEPTH,
     MAX_NUMBER_CHARS,
     MAX_STRING_CHARS,
+    _parse_carefully,
     dumps,
     loads,
     parse_untrusted,
@@ -44,6 +45,71 @@ def problem_of(text: str) -> dict[str, str]:
 def test_json_within_the_limits_reads_back_exactly(value: Any) -> None:
     assert parse_untrusted(json.dumps(value)) == value
     assert parse_untrusted(json.dumps(value, ensure_ascii=False).encode()) == value
+
+
+# JSON values that break a limit or come close to one, put where a value goes ...
+HOSTILE_VALUES = [
+    '{"a":1,"a":2}',
+    '{"a" :1,"a": 2}',
+    '{"\\u0061":1,"a":2}',
+    '{"a":{"a":1},"b":{"a":1}}',
+    '"\\u0000"',
+    '{"k\\u0000":1}',
+    '"x\\\\u0000"',
+    "1e999",
+    "-1e400",
+    "1e308",
+    "9" * (MAX_NUMBER_CHARS + 1),
+    "9" * MAX_NUMBER_CHARS,
+    "1" * 25,
+    "-" + "1" * 19,
+    "1.5e-10",
+    "-1234567890123.1234567890123e-12345678901",  # too long, yet no run of 19 digits
+    "[" * (MAX_DEPTH - 3) + "]" * (MAX_DEPTH - 3),
+    "[" * (MAX_DEPTH + 1) + "]" * (MAX_DEPTH + 1),
+]
+# ... and pieces spliced anywhere, which mostly make the text invalid.
+SPLICES = st.sampled_from(["NaN", "Infinity", "[", "]", "{", "}", ",", ":", '"', '\\"', "\x00"])
+RAW = "\x01raw-{}\x01"
+WITH_HOSTILE = st.recursive(
+    VALUES | st.integers(0, len(HOSTILE_VALUES) - 1).map(RAW.format),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(TEXT, children, max_size=4),
+    max_leaves=10,
+)
+
+
+def outcome(parse: Any, text: str) -> tuple[str, Any]:
+    try:
+        return "parsed", parse(text)
+    except InvalidInput as refused:
+        return "refused", [problem.as_dict() for problem in refused.problems]
+
+
+@settings(max_examples=400)
+@given(
+    WITH_HOSTILE,
+    st.sampled_from([0, 1, 2, MAX_DEPTH - 2, MAX_DEPTH - 1, MAX_DEPTH, MAX_DEPTH + 1]),
+    st.lists(st.tuples(st.integers(0, 10_000), SPLICES), max_size=2),
+)
+def test_the_usual_path_answers_as_the_careful_scan_would(
+    value: Any, depth: int, splices: list[tuple[int, str]]
+) -> None:
+    """Most bodies are vouched for without the token scan; whatever the text, the answer (the
+    document, or the refusal and its pointer) is the one the careful scan gives."""
+    text = "[" * depth + json.dumps(value, ensure_ascii=False) + "]" * depth
+    for n, raw in enumerate(HOSTILE_VALUES):
+        text = text.replace(json.dumps(RAW.format(n), ensure_ascii=False), raw)
+    for at, piece in splices:
+        at %= len(text) + 1
+        text = text[:at] + piece + text[at:]
+    assert outcome(parse_untrusted, text) == outcome(_parse_carefully, text)
+
+
+@pytest.mark.parametrize("raw", HOSTILE_VALUES)
+@pytest.mark.parametrize("where", ["{}", '{{"a": [1, {{"b": {}}}]}}', "[" * 60 + "{}" + "]" * 60])
+def test_each_hostile_value_is_answered_as_the_careful_scan_would(raw: str, where: str) -> None:
+    text = where.format(raw)
+    assert outcome(parse_untrusted, text) == outcome(_parse_carefully, text)
 
 
 def test_nesting_is_allowed_up_to_the_limit_and_refused_past_it() -> None:
