@@ -55,12 +55,17 @@ async def get_service(request: Request) -> Service:
 ServiceDep = Annotated[Service, Depends(get_service)]
 
 
+_PRINCIPAL = "ordermill.principal"
+"""Where a request keeps its principal once known (in its ASGI scope): the access check and
+the route's dependency authenticate once between them."""
+
+
 async def authenticate(request: Request, service: ServiceDep) -> Principal:
-    known: Principal | None = getattr(request.state, "principal", None)
+    known: Principal | None = request.scope.get(_PRINCIPAL)
     if known is not None:
         return known
     principal = await _authenticate(request, service)
-    request.state.principal = principal
+    request.scope[_PRINCIPAL] = principal
     return principal
 
 

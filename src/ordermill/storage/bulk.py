@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from functools import cache
 from typing import Any
 
@@ -91,11 +92,30 @@ def _built(
     return statement
 
 
-def _values(statement: _Statement, row: Mapping[str, Any]) -> tuple[Any, ...]:
-    return tuple(
-        row[name] if process is None else process(row[name])
-        for name, process in zip(statement.columns, statement.processors, strict=True)
-    )
+def _bound(statement: _Statement, rows: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
+    """SQLite: each row's values through the columns' bind processors. The rows of a batch
+    share their times (the unit's ``now``), so each distinct time is converted once."""
+    times: dict[datetime, Any] = {}
+    pairs = tuple(zip(statement.columns, statement.processors, strict=True))
+    bound = []
+    for row in rows:
+        values = []
+        for name, process in pairs:
+            value = row[name]
+            if process is None:
+                values.append(value)
+            elif type(value) is datetime:
+                done = times.get(value, _UNSEEN)
+                if done is _UNSEEN:
+                    done = times[value] = process(value)
+                values.append(done)
+            else:
+                values.append(process(value))
+        bound.append(tuple(values))
+    return bound
+
+
+_UNSEEN: Any = object()
 
 
 async def insert_many(
@@ -123,11 +143,11 @@ async def insert_many(
         return [ids[row[ids_by]] for row in rows]
     if ids_by:  # SQLite: each row's RETURNING, one cached statement stepped per row
         found = []
-        for row in rows:
-            result = await conn.exec_driver_sql(statement.sql, _values(statement, row))
+        for values in _bound(statement, rows):
+            result = await conn.exec_driver_sql(statement.sql, values)
             found.append(result.scalar_one())
         return found
-    await conn.exec_driver_sql(statement.sql, [_values(statement, row) for row in rows])
+    await conn.exec_driver_sql(statement.sql, _bound(statement, rows))
     return []
 
 
