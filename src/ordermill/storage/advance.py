@@ -16,8 +16,8 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ordermill.storage import tables as t
-from ordermill.storage.bulk import insert_many
-from ordermill.storage.search import insert_search_rows
+from ordermill.storage.bulk import insert_many, insert_part, write_together
+from ordermill.storage.search import insert_search_rows, search_part
 
 
 def feedback_token(secret: str, delivery_id: str) -> str:
@@ -37,6 +37,7 @@ class UnitOfWork:
     created_tasks: list[dict[str, Any]] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
     searchable: list[dict[str, str]] = field(default_factory=list)  # new orders' search rows
+    outbox: list[dict[str, Any]] = field(default_factory=list)  # subscriptions' deliveries
 
     def event(
         self,
@@ -58,11 +59,21 @@ class UnitOfWork:
             }
         )
 
-    async def flush(self) -> None:
-        """Write what the unit collected, each kind in one statement."""
-        if self.searchable:
-            await insert_search_rows(self.conn, self.searchable)
-            self.searchable = []
-        if self.events:
-            await insert_many(self.conn, t.events, self.events)
-            self.events = []
+    async def flush(self, wake: str | None = None) -> None:
+        """Write what the unit collected: each kind in one statement, and on PostgreSQL all of
+        them and the wake-up (``wake``, a worker's channel) in one statement."""
+        if self.conn.dialect.name == "postgresql":
+            parts = [search_part(self.searchable)] if self.searchable else []
+            parts += [
+                insert_part(self.conn, table, rows)
+                for table, rows in ((t.outbox, self.outbox), (t.events, self.events))
+                if rows
+            ]
+            await write_together(self.conn, parts, notify=wake)
+        else:
+            if self.searchable:
+                await insert_search_rows(self.conn, self.searchable)
+            for table, rows in ((t.outbox, self.outbox), (t.events, self.events)):
+                if rows:
+                    await insert_many(self.conn, table, rows)
+        self.searchable, self.outbox, self.events = [], [], []

@@ -151,6 +151,39 @@ async def insert_many(
     return []
 
 
+@dataclass(frozen=True)
+class Part:
+    """PostgreSQL: one data-changing statement with one ``%s`` parameter (JSON records), to be
+    sent with others as one statement by :func:`write_together`."""
+
+    sql: str
+    records: str
+
+
+def insert_part(conn: AsyncConnection, table: Table, rows: Sequence[Mapping[str, Any]]) -> Part:
+    """The insert of ``rows`` (all with the same keys) as a part of :func:`write_together`."""
+    statement = _built("insert", table, tuple(rows[0]), "", conn.dialect)
+    return Part(statement.sql, records(rows))
+
+
+async def write_together(
+    conn: AsyncConnection, parts: Sequence[Part], *, notify: str | None = None
+) -> None:
+    """PostgreSQL: the ``parts`` and a wake-up on the channel ``notify`` as one statement, so
+    one round trip: each part is a data-changing ``WITH`` item, which PostgreSQL runs once and
+    to the end whether or not the main query reads it. Its text depends only on how many parts
+    there are, so the server and the driver keep one prepared statement per shape."""
+    if not parts and notify is None:
+        return
+    items = ", ".join(f"w{n} AS ({part.sql})" for n, part in enumerate(parts))
+    main = "SELECT pg_notify(%s, '')" if notify is not None else "SELECT 1"
+    sql = f"WITH {items} {main}" if parts else main
+    params = [part.records for part in parts]
+    if notify is not None:
+        params.append(notify)
+    await conn.exec_driver_sql(sql, tuple(params))
+
+
 async def update_many(
     conn: AsyncConnection,
     table: Table,

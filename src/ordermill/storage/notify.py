@@ -26,7 +26,6 @@ import psycopg
 import structlog
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ordermill.storage.database import Database
 
@@ -45,11 +44,6 @@ _LIVE_WORKERS = text(
 def worker_channel() -> str:
     """A new channel name for one worker process."""
     return f"ordermill_w_{secrets.token_hex(6)}"
-
-
-async def notify(conn: AsyncConnection, channel: str = CHANNEL) -> None:
-    """Queue a wake-up; PostgreSQL delivers it when the transaction commits."""
-    await conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": channel})
 
 
 class Wakeups:

@@ -31,6 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ordermill.jsoncodec import dumps_text
+from ordermill.storage.bulk import Part
 from ordermill.storage.tables import orders as orders_table
 
 TABLE_NAME = "order_search"
@@ -75,11 +76,13 @@ def insert_rows(dialect: str) -> Executable:
 
 
 async def insert_search_rows(conn: AsyncConnection, rows: Sequence[Mapping[str, str]]) -> None:
-    """Add new orders' rows in one statement (on PostgreSQL one text for any number of rows)."""
-    if conn.dialect.name == "postgresql":
-        await conn.exec_driver_sql(_PG_INSERT_RECORDS, (dumps_text(rows),))
-    else:
-        await conn.execute(insert_rows(conn.dialect.name), rows)
+    """SQLite: add new orders' rows in one statement (on PostgreSQL see :func:`search_part`)."""
+    await conn.execute(insert_rows(conn.dialect.name), rows)
+
+
+def search_part(rows: Sequence[Mapping[str, str]]) -> Part:
+    """PostgreSQL: new orders' rows as a part of one statement (one text for any number)."""
+    return Part(_PG_INSERT_RECORDS, dumps_text(rows))
 
 
 def replace_text(dialect: str) -> Executable:

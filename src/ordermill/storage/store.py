@@ -56,7 +56,7 @@ from ordermill.storage.feedback import (
 from ordermill.storage.flowdefs import FlowStore
 from ordermill.storage.idempotency import IdempotencyStore
 from ordermill.storage.ids import new_id
-from ordermill.storage.notify import Wakeups, notify
+from ordermill.storage.notify import Wakeups
 from ordermill.storage.orders import (
     NewOrder,
     OrderReads,
@@ -122,9 +122,8 @@ class Store(OrderReads):
             yield uow
             committed = uow.events
             await record_outbox(uow)
-            await uow.flush()
-            if uow.new_tasks and not self.db.is_sqlite and not self._listeners:
-                await notify(conn, self.wakeups.next_channel())
+            wake = uow.new_tasks and not self.db.is_sqlite and not self._listeners
+            await uow.flush(wake=self.wakeups.next_channel() if wake else None)
         log_committed(committed)
         if uow.new_tasks:
             for listener in self._listeners:

@@ -142,7 +142,7 @@ _MATCHES = select(
 
 async def record_outbox(uow: UnitOfWork) -> None:
     """Add the unit's subscribable timeline entries to the outbox of every matching
-    subscription, in the unit's transaction (called just before the timeline is written)."""
+    subscription, written with the timeline in the unit's transaction (called just before)."""
     wanted = [entry for entry in uow.events if entry["type"] in EVENT_TYPES]
     if not wanted:
         return
@@ -170,8 +170,7 @@ async def record_outbox(uow: UnitOfWork) -> None:
                     "created_at": uow.now,
                 }
             )
-    if rows:
-        await uow.conn.execute(insert(t.outbox), rows)
+    uow.outbox += rows
 
 
 _EARLIER = aliased(t.outbox)
