@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import secrets
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from sqlalchemy import insert, select, update
@@ -87,6 +89,9 @@ class SpaceStore:
         self.db = db
         self.clock = clock
         self._delivery: dict[str, tuple[float, DeliverySettings]] = {}
+        # One read per space at a time: the attempts that find the cache stale wait for it.
+        self._loading: dict[str, asyncio.Future[DeliverySettings]] = {}
+        self._changes = 0  # a load that a change overtook does not fill the cache
 
     async def create_space(
         self, key: str, name: str | None = None, settings: dict[str, Any] | None = None
@@ -126,7 +131,7 @@ class SpaceStore:
                 .where(t.spaces.c.key == key)
                 .values(settings={**space.settings, **changes})
             )
-        self._delivery.pop(key, None)
+        self._forget_delivery(key)
         return await self.get_space(key)
 
     async def create_api_key(
@@ -192,11 +197,20 @@ class SpaceStore:
         return None if row is None else _api_key(row)
 
     async def delivery_settings(self, space_key: str) -> DeliverySettings:
-        """What delivering to this space's connectors needs (cached for a few seconds)."""
-        now = time.monotonic()
+        """What delivering to this space's connectors needs (cached for a few seconds; the
+        deliveries that find it stale together share one read)."""
         cached = self._delivery.get(space_key)
-        if cached is not None and now - cached[0] < _CACHE_SECONDS:
+        if cached is not None and time.monotonic() - cached[0] < _CACHE_SECONDS:
             return cached[1]
+        loading = self._loading.get(space_key)
+        if loading is None:
+            loading = asyncio.ensure_future(self._load_delivery(space_key))
+            self._loading[space_key] = loading
+            loading.add_done_callback(partial(self._loaded, space_key))
+        return await asyncio.shield(loading)
+
+    async def _load_delivery(self, space_key: str) -> DeliverySettings:
+        started, changes = time.monotonic(), self._changes
         space = await self.get_space(space_key)
         value = DeliverySettings(
             allow_networks=space.allow_networks,
@@ -204,8 +218,21 @@ class SpaceStore:
             signing_secrets=tuple(await self.signing_secrets(space_key)),
             require_feedback_signature=bool(space.settings.get("requireFeedbackSignature")),
         )
-        self._delivery[space_key] = (now, value)
+        if changes == self._changes:
+            self._delivery[space_key] = (started, value)
         return value
+
+    def _loaded(self, space_key: str, loading: asyncio.Future[DeliverySettings]) -> None:
+        if self._loading.get(space_key) is loading:
+            del self._loading[space_key]
+        if not loading.cancelled():
+            loading.exception()  # seen here, so a read nobody awaits any more is not reported
+
+    def _forget_delivery(self, space_key: str) -> None:
+        """After a change to the space's settings or secrets: the next delivery reads again."""
+        self._changes += 1
+        self._delivery.pop(space_key, None)
+        self._loading.pop(space_key, None)
 
     async def signing_secrets(self, space_key: str) -> list[str]:
         """The space's live signing secrets, newest first; the first one is made on first use."""
@@ -225,8 +252,16 @@ class SpaceStore:
             secrets_ = list(rows)
         if secrets_:
             return secrets_
-        await self.get_space(space_key)
         async with self.db.transaction() as conn:
+            # Under the space's row lock, so two first deliveries at once make one secret (on
+            # SQLite, transactions that write already run one at a time).
+            locked = (
+                await conn.execute(
+                    select(t.spaces.c.key).where(t.spaces.c.key == space_key).with_for_update()
+                )
+            ).first()
+            if locked is None:
+                raise NotFound(f"space {space_key!r} does not exist")
             existing = (
                 await conn.execute(
                     select(t.signing_secrets.c.id).where(
@@ -262,7 +297,7 @@ class SpaceStore:
             await conn.execute(
                 insert(t.signing_secrets).values(space_key=space_key, secret=secret, created_at=now)
             )
-        self._delivery.pop(space_key, None)
+        self._forget_delivery(space_key)
         return secret, now + overlap
 
     async def instance_secret(self) -> str:
