@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ordermill.storage import tables as t
@@ -37,7 +39,9 @@ class UnitOfWork:
     created_tasks: list[dict[str, Any]] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
     searchable: list[dict[str, str]] = field(default_factory=list)  # new orders' search rows
-    outbox: list[dict[str, Any]] = field(default_factory=list)  # subscriptions' deliveries
+    # Rows nothing in the unit reads back (attempts, subscriptions' deliveries): written by
+    # ``flush`` with the timeline, per table in one statement.
+    appended: dict[Table, list[dict[str, Any]]] = field(default_factory=dict)
 
     def event(
         self,
@@ -64,16 +68,21 @@ class UnitOfWork:
         them and the wake-up (``wake``, a worker's channel) in one statement."""
         if self.conn.dialect.name == "postgresql":
             parts = [search_part(self.searchable)] if self.searchable else []
-            parts += [
-                insert_part(self.conn, table, rows)
-                for table, rows in ((t.outbox, self.outbox), (t.events, self.events))
-                if rows
-            ]
+            parts += [insert_part(self.conn, table, rows) for table, rows in self._inserts()]
             await write_together(self.conn, parts, notify=wake)
         else:
             if self.searchable:
                 await insert_search_rows(self.conn, self.searchable)
-            for table, rows in ((t.outbox, self.outbox), (t.events, self.events)):
-                if rows:
-                    await insert_many(self.conn, table, rows)
-        self.searchable, self.outbox, self.events = [], [], []
+            for table, rows in self._inserts():
+                await insert_many(self.conn, table, rows)
+        self.searchable, self.appended, self.events = [], {}, []
+
+    def append(self, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+        """Rows to insert when the unit flushes (all of one table with the same keys)."""
+        if rows:
+            self.appended.setdefault(table, []).extend(rows)
+
+    def _inserts(self) -> Iterator[tuple[Table, list[dict[str, Any]]]]:
+        yield from self.appended.items()
+        if self.events:
+            yield t.events, self.events

@@ -170,7 +170,7 @@ async def record_outbox(uow: UnitOfWork) -> None:
                     "created_at": uow.now,
                 }
             )
-    uow.outbox += rows
+    uow.append(t.outbox, rows)
 
 
 _EARLIER = aliased(t.outbox)

@@ -293,9 +293,7 @@ async def record_completions(uow: UnitOfWork, completions: Sequence[Completion])
     answers = await writer.apply(uow, changes)
     applied = [isinstance(answer, Decision) for answer in answers]
     fresh = [done for done, ok in zip(completions, applied, strict=True) if ok]
-    attempts = [done.attempt.row(done.task.task_id) for done in fresh]
-    if attempts:
-        await insert_many(uow.conn, t.attempts, attempts)
+    uow.append(t.attempts, [done.attempt.row(done.task.task_id) for done in fresh])
     for done in fresh:
         await insert_assets(uow, done.task.order_id, done.task.task_key, done.assets)
     return applied
