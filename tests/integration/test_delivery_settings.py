@@ -71,3 +71,17 @@ async def test_deliveries_that_find_the_settings_stale_share_one_read_and_see_a_
         for engine in engines:
             event.remove(engine, "before_cursor_execute", count)
     assert {settings.require_feedback_signature for settings in after} == {True}
+
+
+async def test_changes_of_different_settings_at_once_in_two_processes_all_hold(
+    service: Service, other_process: Service
+) -> None:
+    await service.store.spaces.create_space("acme", settings={"kept": True})
+    stores = [service.store.spaces, other_process.store.spaces]
+
+    await asyncio.gather(
+        *(stores[n % 2].update_settings("acme", **{f"setting{n}": n}) for n in range(10))
+    )
+
+    settings = (await service.store.spaces.get_space("acme")).settings
+    assert settings == {"kept": True, **{f"setting{n}": n for n in range(10)}}

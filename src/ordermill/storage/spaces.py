@@ -123,13 +123,20 @@ class SpaceStore:
         return [_space(row) for row in rows]
 
     async def update_settings(self, key: str, **changes: Any) -> Space:
-        """Change some of a space's settings (the rest stay as they are)."""
-        space = await self.get_space(key)
+        """Change some of a space's settings (the rest stay as they are). Read and written
+        under the space's row lock, so two changes at once of different settings both hold."""
         async with self.db.transaction() as conn:
+            row = (
+                await conn.execute(
+                    select(t.spaces.c.settings).where(t.spaces.c.key == key).with_for_update()
+                )
+            ).first()
+            if row is None:
+                raise NotFound(f"space {key!r} does not exist")
             await conn.execute(
                 update(t.spaces)
                 .where(t.spaces.c.key == key)
-                .values(settings={**space.settings, **changes})
+                .values(settings={**(row.settings or {}), **changes})
             )
         self._forget_delivery(key)
         return await self.get_space(key)
