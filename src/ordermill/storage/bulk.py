@@ -105,17 +105,13 @@ def _bound(statement: _Statement, rows: Sequence[Mapping[str, Any]]) -> list[tup
             if process is None:
                 values.append(value)
             elif type(value) is datetime:
-                done = times.get(value, _UNSEEN)
-                if done is _UNSEEN:
-                    done = times[value] = process(value)
-                values.append(done)
+                if value not in times:
+                    times[value] = process(value)
+                values.append(times[value])
             else:
                 values.append(process(value))
         bound.append(tuple(values))
     return bound
-
-
-_UNSEEN: Any = object()
 
 
 async def insert_many(

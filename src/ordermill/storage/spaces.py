@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ordermill.clock import Clock
 from ordermill.errors import Conflict, NotFound
@@ -82,6 +83,16 @@ def _api_key(row: Any) -> ApiKey:
     )
 
 
+async def _locked_space(conn: AsyncConnection, key: str) -> Any:
+    """The space's row, locked until the transaction ends (on SQLite, transactions that write
+    already run one at a time); NotFound when there is no such space."""
+    query = select(t.spaces).where(t.spaces.c.key == key).with_for_update()
+    row = (await conn.execute(query)).first()
+    if row is None:
+        raise NotFound(f"space {key!r} does not exist")
+    return row
+
+
 class SpaceStore:
     """Spaces and API keys."""
 
@@ -126,13 +137,7 @@ class SpaceStore:
         """Change some of a space's settings (the rest stay as they are). Read and written
         under the space's row lock, so two changes at once of different settings both hold."""
         async with self.db.transaction() as conn:
-            row = (
-                await conn.execute(
-                    select(t.spaces.c.settings).where(t.spaces.c.key == key).with_for_update()
-                )
-            ).first()
-            if row is None:
-                raise NotFound(f"space {key!r} does not exist")
+            row = await _locked_space(conn, key)
             await conn.execute(
                 update(t.spaces)
                 .where(t.spaces.c.key == key)
@@ -260,15 +265,8 @@ class SpaceStore:
         if secrets_:
             return secrets_
         async with self.db.transaction() as conn:
-            # Under the space's row lock, so two first deliveries at once make one secret (on
-            # SQLite, transactions that write already run one at a time).
-            locked = (
-                await conn.execute(
-                    select(t.spaces.c.key).where(t.spaces.c.key == space_key).with_for_update()
-                )
-            ).first()
-            if locked is None:
-                raise NotFound(f"space {space_key!r} does not exist")
+            # Under the space's row lock, so two first deliveries at once make one secret.
+            await _locked_space(conn, space_key)
             existing = (
                 await conn.execute(
                     select(t.signing_secrets.c.id).where(
