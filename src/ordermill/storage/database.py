@@ -7,6 +7,7 @@ spinning on "database is locked", while readers use their own connections under 
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -14,13 +15,15 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from ordermill.errors import DatabaseUnavailable, StorageError
 from ordermill.jsoncodec import dumps_text, loads
 from ordermill.private import private_file
 from ordermill.storage.sqlite import inline_connector
+
+IDLE_BEFORE_PING = 1.0  # seconds a pooled PostgreSQL connection sits unused before a ping
 
 
 def _sqlite_engine(url: str, *, immediate: bool, synchronous: str, pool_size: int) -> AsyncEngine:
@@ -53,6 +56,32 @@ def _sqlite_engine(url: str, *, immediate: bool, synchronous: str, pool_size: in
     return engine
 
 
+def _ping_when_idle(engine: AsyncEngine, idle_seconds: float) -> None:
+    """Ping a pooled connection before use when it sat unused for ``idle_seconds``; a dead one
+    is replaced, so API callers see no failure after a database restart (which takes longer
+    than that). A connection in steady use goes without the round trip: if the database died
+    under it, the statement fails as a transaction in flight would, the pool drops its
+    connections, and the next checkout connects anew. Workers retry anyway and skip the ping.
+    """
+    dialect = engine.dialect
+
+    @event.listens_for(engine.sync_engine, "checkin")
+    def _on_checkin(dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        idle_since = record.info.pop("idle_since", None)
+        if idle_since is None or time.monotonic() - idle_since < idle_seconds:
+            return
+        try:
+            dialect.do_ping(dbapi_connection)
+        except dialect.loaded_dbapi.Error as exc:
+            if dialect.is_disconnect(exc, dbapi_connection, None):
+                raise DisconnectionError("the pooled connection is gone") from exc
+            raise
+
+
 class Database:
     """The database ordermill stores everything in: one writer and one reader engine."""
 
@@ -63,6 +92,7 @@ class Database:
         sqlite_synchronous: str = "NORMAL",
         pool_size: int = 10,
         pre_ping: bool = True,
+        idle_before_ping: float = IDLE_BEFORE_PING,
     ) -> None:
         self.url = url
         parsed = make_url(url)
@@ -82,14 +112,13 @@ class Database:
                 url,
                 pool_size=pool_size,
                 max_overflow=pool_size,
-                # A ping per checkout spares API callers a failure after a database restart;
-                # workers retry anyway and skip the round trip.
-                pool_pre_ping=pre_ping,
                 pool_timeout=10,
                 connect_args={"connect_timeout": 5},
                 json_serializer=dumps_text,
                 json_deserializer=loads,
             )
+            if pre_ping:
+                _ping_when_idle(self.writer, idle_before_ping)
             self.reader = self.writer
 
     @property
