@@ -1,8 +1,8 @@
 """The worker: claims due tasks in batches, runs their handlers, and commits outcomes in groups.
 
 Four loops share one event loop: claiming (woken by new work or a poll), completing (group
-commit of outcomes), firing timers, and renewing the leases of tasks in flight. No transaction
-is open while a handler runs.
+commit of outcomes: attempts that end together share a transaction), firing timers, and
+renewing the leases of tasks in flight. No transaction is open while a handler runs.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger("ordermill.worker")
 
 CLAIM_GAP = 0.003  # seconds between claims at most; see _claim_loop
+GATHER = 0.005  # seconds an outcome waits at most for attempts still running; see _gather
 
 
 class WorkStore(Protocol):
@@ -310,9 +311,7 @@ class Worker:
 
     async def _complete_loop(self) -> None:
         while True:
-            batch = [await self._completions.get()]
-            while not self._completions.empty() and len(batch) < 500:
-                batch.append(self._completions.get_nowait())
+            batch = await self._gather()
             backoff = 0.1
             while True:
                 try:
@@ -337,6 +336,31 @@ class Worker:
                 self._inflight.pop(done.task.task_id, None)
                 self._completions.task_done()
             self._slot_freed.set()
+
+    async def _gather(self, most: int = 500) -> list[Completion]:
+        """The next batch of outcomes to record: the first one, and those that come within
+        GATHER seconds of it while attempts of ours are still running (group commit; with
+        nothing else running, the first one goes alone at once)."""
+        batch = [await self._completions.get()]
+        deadline = time.monotonic() + GATHER
+        while len(batch) < most:
+            while not self._completions.empty() and len(batch) < most:
+                batch.append(self._completions.get_nowait())
+            running = (
+                len(self._inflight)
+                - sum(self._parked.values())
+                - len(batch)
+                - self._completions.qsize()
+            )
+            left = deadline - time.monotonic()
+            if running <= 0 or left <= 0 or len(batch) >= most:
+                break
+            try:
+                async with asyncio.timeout(left):
+                    batch.append(await self._completions.get())
+            except TimeoutError:
+                break
+        return batch
 
     async def _timer_loop(self) -> None:
         last_reconcile = -float("inf")
