@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import event
 
 from ordermill.config import Settings
 from ordermill.flows.status import OrderStatus, TaskStatus
@@ -54,3 +57,39 @@ async def test_claims_take_each_due_task_once_and_read_its_order(
         assert all(task.order == bodies[task.order_id] for task in claimed)
         assert all(task.attempt == 1 and task.space_key == "acme" for task in claimed)
         assert await service.store.claim("late", 10, 30, expired=False) == []
+
+
+async def test_a_successful_outcome_writes_its_task_and_order_with_its_timeline(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """PostgreSQL: the outcome's updates of the task and the order travel in the unit's last
+    statement with the timeline entry and the attempt (SQLite: each on its own, in process);
+    either way the order ends, once."""
+    async with engine_off(make_settings, flow_doc("https://127.0.0.1:9/x")) as service:
+        order, _ = await service.create_order(order_doc("ONE-TRIP"), start=True, actor="test")
+        [task] = await service.store.claim("worker-a", 10, 30, expired=False)
+        statements: list[str] = []
+
+        def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+            statements.append(statement)
+
+        engine = service.store.db.writer.sync_engine
+        event.listen(engine, "before_cursor_execute", seen)
+        try:
+            assert await service.store.complete([_done(task, TaskStatus.SUCCEEDED)]) == [True]
+        finally:
+            event.remove(engine, "before_cursor_execute", seen)
+
+        view = await service.store.get_order("acme", order.id)
+        assert view.status is OrderStatus.SUCCESS
+        assert [(t.status, t.attempts) for t in view.tasks] == [(TaskStatus.SUCCEEDED, 1)]
+        events = [e.type for e in await service.store.list_events("acme", order.id)]
+        assert events.count("task.succeeded") == 1
+        writes = [s for s in statements if "UPDATE tasks" in s or "UPDATE orders" in s]
+        if service.store.db.is_sqlite:
+            assert all(s.startswith("UPDATE") for s in writes), writes
+        else:
+            [together] = writes
+            assert "UPDATE orders" in together
+            assert "INSERT INTO events" in together
+            assert "INSERT INTO attempts" in together

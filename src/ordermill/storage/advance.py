@@ -18,7 +18,7 @@ from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ordermill.storage import tables as t
-from ordermill.storage.bulk import insert_many, insert_part, write_together
+from ordermill.storage.bulk import Part, insert_many, insert_part, write_together
 from ordermill.storage.search import insert_search_rows, search_part
 
 
@@ -42,6 +42,9 @@ class UnitOfWork:
     # Rows nothing in the unit reads back (attempts, subscriptions' deliveries): written by
     # ``flush`` with the timeline, per table in one statement.
     appended: dict[Table, list[dict[str, Any]]] = field(default_factory=dict)
+    # PostgreSQL: the writer's updates of tasks and orders, when a caller lets it leave them
+    # to ``flush`` (``writer.apply(…, last=True)``); written before the writer reads again.
+    deferred: list[Part] = field(default_factory=list)
 
     def event(
         self,
@@ -67,8 +70,10 @@ class UnitOfWork:
         """Write what the unit collected: each kind in one statement, and on PostgreSQL all of
         them and the wake-up (``wake``, a worker's channel) in one statement."""
         if self.conn.dialect.name == "postgresql":
-            parts = [search_part(self.searchable)] if self.searchable else []
+            parts = self.deferred
+            parts += [search_part(self.searchable)] if self.searchable else []
             parts += [insert_part(self.conn, table, rows) for table, rows in self._inserts()]
+            self.deferred = []
             await write_together(self.conn, parts, notify=wake)
         else:
             if self.searchable:
@@ -76,6 +81,12 @@ class UnitOfWork:
             for table, rows in self._inserts():
                 await insert_many(self.conn, table, rows)
         self.searchable, self.appended, self.events = [], {}, []
+
+    async def write_deferred(self) -> None:
+        """Write the deferred updates now (before a read that must see them)."""
+        if self.deferred:
+            parts, self.deferred = self.deferred, []
+            await write_together(self.conn, parts)
 
     def append(self, table: Table, rows: Sequence[dict[str, Any]]) -> None:
         """Rows to insert when the unit flushes (all of one table with the same keys)."""

@@ -180,17 +180,12 @@ async def write_together(
     await conn.exec_driver_sql(sql, tuple(params))
 
 
-async def update_many(
-    conn: AsyncConnection,
-    table: Table,
-    rows: Sequence[Mapping[str, Any]],
-    *,
-    extra: str = "",
-) -> None:
-    """PostgreSQL: set the columns of each row (keyed by ``id``) in one statement; ``extra`` is
-    one more ``SET`` item applied to every row (``version = orders.version + 1``)."""
-    if not rows:
-        return
+def update_part(
+    conn: AsyncConnection, table: Table, rows: Sequence[Mapping[str, Any]], *, extra: str = ""
+) -> Part:
+    """PostgreSQL: set the columns of each row (keyed by ``id``, all rows with the same keys)
+    in one statement; ``extra`` is one more ``SET`` item applied to every row (``version =
+    orders.version + 1``). A part of :func:`write_together`, or run alone."""
     columns = tuple(name for name in rows[0] if name != "id")
     statement = _built("update", table, columns, extra, conn.dialect)
-    await conn.exec_driver_sql(statement.sql, (records(rows),))
+    return Part(statement.sql, records(rows))

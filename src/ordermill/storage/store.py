@@ -504,8 +504,11 @@ class Store(OrderReads):
 
     async def complete(self, completions: list[Completion]) -> list[bool]:
         """Record many outcomes in one transaction (group commit); False marks a stale one."""
+        # Only an outcome other than success may meet held feedback, whose handling reads the
+        # task's row again; without one, the writer's updates go with the unit's last statement.
+        settled = all(done.status is TaskStatus.SUCCEEDED for done in completions)
         async with self.unit() as uow:
-            applied = await record_completions(uow, completions)
+            applied = await record_completions(uow, completions, last=settled)
             # Final feedback that came before the HTTP answer wins over whatever the attempt
             # itself ended in: the connector evidently got the order.
             unsettled = [

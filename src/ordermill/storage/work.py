@@ -269,11 +269,14 @@ _EVENT_OF_STATUS = {
 }
 
 
-async def record_completions(uow: UnitOfWork, completions: Sequence[Completion]) -> list[bool]:
+async def record_completions(
+    uow: UnitOfWork, completions: Sequence[Completion], *, last: bool = False
+) -> list[bool]:
     """Apply a batch of outcomes through the writer in a fixed number of statements.
 
     An outcome is applied only while its worker still holds the task's lease; a stale one
-    (the lease passed to another worker) is reported False and changes nothing.
+    (the lease passed to another worker) is reported False and changes nothing. ``last``: as
+    for ``writer.apply``.
     """
     changes = [
         writer.Change(
@@ -290,7 +293,7 @@ async def record_completions(uow: UnitOfWork, completions: Sequence[Completion])
         )
         for done in completions
     ]
-    answers = await writer.apply(uow, changes)
+    answers = await writer.apply(uow, changes, last=last)
     applied = [isinstance(answer, Decision) for answer in answers]
     fresh = [done for done, ok in zip(completions, applied, strict=True) if ok]
     uow.append(t.attempts, [done.attempt.row(done.task.task_id) for done in fresh])
