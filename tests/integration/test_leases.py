@@ -7,7 +7,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 
 from ordermill.config import Settings
 from ordermill.flows.status import OrderStatus, TaskStatus
@@ -93,3 +93,51 @@ async def test_a_successful_outcome_writes_its_task_and_order_with_its_timeline(
             assert "UPDATE orders" in together
             assert "INSERT INTO events" in together
             assert "INSERT INTO attempts" in together
+
+
+async def test_a_unit_looks_for_subscriptions_only_in_a_space_that_has_one(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """PostgreSQL: whether the space has a subscription comes with the order's insert and its
+    lock, so intake and outcomes in a space without one make no query for matches; once the
+    space has one, the next units queue their events for it."""
+    async with engine_off(make_settings, flow_doc("https://127.0.0.1:9/x")) as service:
+        store = service.store
+        statements: list[str] = []
+
+        def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+            statements.append(statement)
+
+        def matches() -> int:
+            return sum("FROM subscriptions JOIN orders" in s for s in statements)
+
+        async def one_order(third_party_id: str) -> str:
+            order, _ = await service.create_order(order_doc(third_party_id), start=True, actor="t")
+            [task] = await store.claim("worker-a", 10, 30, expired=False)
+            assert await store.complete([_done(task, TaskStatus.SUCCEEDED)]) == [True]
+            return order.id
+
+        engine = store.db.writer.sync_engine
+        event.listen(engine, "before_cursor_execute", seen)
+        try:
+            quiet = await one_order("QUIET-1")
+            looked_while_quiet = matches()
+            await store.subscriptions.create(
+                "acme", "https://127.0.0.1:9/events", ["order.status"], None, store.clock.now()
+            )
+            heard = await one_order("HEARD-1")
+        finally:
+            event.remove(engine, "before_cursor_execute", seen)
+
+        if not store.db.is_sqlite:
+            assert looked_while_quiet == 0
+        async with store.db.read() as conn:
+            queued = (
+                await conn.execute(
+                    text("SELECT order_id, count(*) FROM outbox GROUP BY order_id ORDER BY 1")
+                )
+            ).all()
+        statuses = [e for e in await store.list_events("acme", heard) if e.type == "order.status"]
+        assert statuses  # the order moved, so its space's subscription has events to queue
+        assert quiet not in {order_id for order_id, _ in queued}
+        assert [(order_id, count) for order_id, count in queued] == [(heard, len(statuses))]

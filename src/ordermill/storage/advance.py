@@ -45,6 +45,9 @@ class UnitOfWork:
     # PostgreSQL: the writer's updates of tasks and orders, when a caller lets it leave them
     # to ``flush`` (``writer.apply(…, last=True)``); written before the writer reads again.
     deferred: list[Part] = field(default_factory=list)
+    # Orders whose space had no subscription when the unit read the order's row (with its lock
+    # or its insert): ``record_outbox`` looks for no match for their entries.
+    unsubscribed: set[str] = field(default_factory=set)
 
     def event(
         self,

@@ -20,6 +20,7 @@ from ordermill.storage import tables as t
 from ordermill.storage.advance import UnitOfWork
 from ordermill.storage.bulk import records, recordset
 from ordermill.storage.search import fts_phrase, matching_ids, search_row, stored_order_first
+from ordermill.storage.subscriptions import SUBSCRIBED_SQL
 
 
 @dataclass(frozen=True)
@@ -415,7 +416,7 @@ _INSERT_ORDERS = (
     "AND flows.deleted_at IS NULL "
     "ORDER BY v.space_key, v.third_party_order_id, v.posted "
     "ON CONFLICT (space_key, third_party_order_id) DO NOTHING "
-    "RETURNING id, flow_id, flow_version"
+    f"RETURNING id, flow_id, flow_version, {SUBSCRIBED_SQL}"
 )
 
 
@@ -432,8 +433,10 @@ async def insert_orders(
     if conn.dialect.name == "postgresql":
         rows = [{**order.columns(uow.now), "posted": n} for n, order in enumerate(orders)]
         result = await conn.exec_driver_sql(_INSERT_ORDERS, (records(rows),))
-        written: list[Any] = list(result)
-        pins = {order_id: (int(flow_id), int(version)) for order_id, flow_id, version in written}
+        for written in result:
+            pins[written.id] = (int(written.flow_id), int(written.flow_version))
+            if not written.subscribed:
+                uow.unsubscribed.add(written.id)
     else:
         statement = _INSERT_ORDER[conn.dialect.name]
         for order in orders:

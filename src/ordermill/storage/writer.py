@@ -38,6 +38,7 @@ from ordermill.storage.advance import UnitOfWork, feedback_token
 from ordermill.storage.bulk import Part, insert_many, update_part
 from ordermill.storage.ids import new_id
 from ordermill.storage.spaces import hash_secret
+from ordermill.storage.subscriptions import SUBSCRIBED
 
 _IDS: BindParameter[Any] = bindparam("ids", expanding=True)
 _LOCK_ORDERS = (
@@ -47,10 +48,11 @@ _LOCK_ORDERS = (
         t.orders.c.version,
         t.orders.c.paused_at,
         t.orders.c.flow_version,
+        SUBSCRIBED,
     )
     .where(t.orders.c.id.in_(_IDS))
     .order_by(t.orders.c.id)
-    .with_for_update()
+    .with_for_update(of=t.orders)
 )
 # Read after the order locks, so every status written under them is seen. Only claims
 # (PENDING to RUNNING, nothing the planner tells apart) may move concurrently; this read
@@ -194,10 +196,11 @@ async def lock_orders(
     """Lock the orders' rows in id order (then the ``leased`` tasks), and read their state."""
     await uow.write_deferred()
     ids = sorted(set(order_ids))
-    orders = {
-        row.id: (OrderStatus(row.status), row.paused_at is not None, row.flow_version)
-        for row in await uow.conn.execute(_LOCK_ORDERS, {"ids": ids})
-    }
+    orders = {}
+    for row in await uow.conn.execute(_LOCK_ORDERS, {"ids": ids}):
+        orders[row.id] = (OrderStatus(row.status), row.paused_at is not None, row.flow_version)
+        if not row.subscribed:
+            uow.unsubscribed.add(row.id)
     tasks: dict[str, dict[str, TaskRow]] = {order_id: {} for order_id in orders}
     params = {"ids": ids, "leased": sorted(set(leased))}
     for row in await uow.conn.execute(_TASK_STATES, params):
