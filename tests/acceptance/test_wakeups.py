@@ -1,4 +1,5 @@
-"""On PostgreSQL each intake wakes one worker, in turn, not every worker.
+"""On PostgreSQL each intake wakes one worker, not every worker; the live workers take turns
+(the turn passes every ``TURN_SECONDS``).
 
 `ordermill api` and three `ordermill worker`s that poll only every 30 s: an order that starts
 within a few seconds was started by a wake-up. Each worker's `ordermill_claims_total` says how
@@ -13,6 +14,7 @@ from pathlib import Path
 import httpx2
 import pytest
 
+from ordermill.storage.notify import TURN_SECONDS
 from tests.acceptance.cluster import Cluster, postgres_cluster
 from tests.acceptance.conftest import ADMIN_KEY
 from tests.support.factories import order_doc, rest_task, stage_doc, staged_flow
@@ -35,9 +37,13 @@ def claims(url: str) -> dict[str, float]:
     return found
 
 
-def run_one_at_a_time(cluster: Cluster, http: httpx2.Client, prefix: str, count: int) -> None:
-    """Post ``count`` orders, each after the one before succeeded; each must succeed soon."""
+def run_one_at_a_time(
+    cluster: Cluster, http: httpx2.Client, prefix: str, count: int, *, apart: float = 0.0
+) -> None:
+    """Post ``count`` orders, each ``apart`` seconds after the one before succeeded; each must
+    succeed soon."""
     for n in range(count):
+        time.sleep(apart)
         response = http.post("/api/orders", json=order_doc(f"{prefix}-{n}", flow_key="one"))
         assert response.status_code == 201, response.text
         order_id = response.json()["id"]
@@ -78,7 +84,8 @@ def test_each_intake_wakes_one_live_worker_in_turn(
             run_one_at_a_time(cluster, http, "WARM", 1)
             time.sleep(0.5)
             before = [claims(url) for url in worker_urls]
-            run_one_at_a_time(cluster, http, "TURN", ORDERS)
+            # Orders further apart than a turn: each goes to the next worker.
+            run_one_at_a_time(cluster, http, "TURN", ORDERS, apart=TURN_SECONDS + 0.02)
             after = [claims(url) for url in worker_urls]
 
             took = [a["tasks"] - b["tasks"] for a, b in zip(after, before, strict=True)]

@@ -8,6 +8,11 @@ in the producing transaction, to the next worker of that list in turn. A process
 (``ordermill worker``, ``ordermill serve``) wakes that worker in memory and sends nothing: the
 work it makes runnable (an order's next tasks) is taken by the worker that made it.
 
+The turn passes to the next worker every ``TURN_SECONDS``, not on every commit: the commits of
+that time wake one worker, whose claims and outcome batches then hold the work of all of them,
+where waking each worker in turn would split it into as many small transactions as there are
+workers. Over a second every worker gets its turns.
+
 Every worker also listens on the shared channel, which gets the wake-up while the list is not
 known yet or cannot be read. Notifications are lost while a listener reconnects or a worker
 dies, so workers also poll (``ORDERMILL_POLL_INTERVAL_SECONDS``); a wake-up only makes one claim
@@ -33,6 +38,7 @@ CHANNEL = "ordermill_work"  # every worker's, for when no worker is known
 APPLICATION_PREFIX = "ordermill-worker:"
 WORKER_CHANNEL = re.compile(r"ordermill_w_[0-9a-f]{12}")
 REFRESH_SECONDS = 2.0  # how old the list of live workers may be
+TURN_SECONDS = 0.1  # how long one worker gets the wake-ups before the next one
 log = structlog.get_logger("ordermill.notify")
 
 _LIVE_WORKERS = text(
@@ -55,20 +61,23 @@ class Wakeups:
         self.db = db
         self._channels: tuple[str, ...] = ()
         self._turn = 0
+        self._turned_at = float("-inf")
         self._read_at = float("-inf")
         self._reading: asyncio.Task[None] | None = None
 
     def next_channel(self) -> str:
-        """The next live worker's channel; the shared one while the list is being read anew
-        (after ``REFRESH_SECONDS`` the list may name a worker that has gone)."""
-        if time.monotonic() - self._read_at >= REFRESH_SECONDS:
+        """The channel of the live worker whose turn it is; the shared one while the list is
+        being read anew (after ``REFRESH_SECONDS`` the list may name a worker that has gone)."""
+        now = time.monotonic()
+        if now - self._read_at >= REFRESH_SECONDS:
             if self._reading is None:
                 self._reading = asyncio.create_task(self._read())
             return CHANNEL
         if not self._channels:
             return CHANNEL
-        self._turn = (self._turn + 1) % len(self._channels)
-        return self._channels[self._turn]
+        if now - self._turned_at >= TURN_SECONDS:
+            self._turn, self._turned_at = self._turn + 1, now
+        return self._channels[self._turn % len(self._channels)]
 
     async def _read(self) -> None:
         try:
