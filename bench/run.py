@@ -69,8 +69,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--drain-orders",
         type=int,
-        default=500,
-        help="PostgreSQL: orders queued with the workers stopped, then drained (default 500)",
+        default=2000,
+        help="PostgreSQL: orders queued with the workers stopped, then drained (default 2000, "
+        "at most --orders; each worker's start-up of the drain, such as its connections to the "
+        "receiver, is spread over them)",
     )
     parser.add_argument(
         "--half-seconds",
