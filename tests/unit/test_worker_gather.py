@@ -14,15 +14,11 @@ from ordermill.engine import worker as worker_module
 from ordermill.engine.worker import Worker, WorkerOptions
 from ordermill.flows.model import FlowDefinition, RetryPolicy, Stage, TaskDefinition
 from ordermill.flows.status import OrderStatus
-from ordermill.flows.work import Completion, DeliverySettings
+from ordermill.flows.work import Completion
 from ordermill.handlers.base import Outcome, Succeeded, TaskContext
 from ordermill.handlers.registry import HandlerRegistry
 from ordermill.storage.memory import MemoryStore
-
-
-class NoSpaces:
-    async def delivery_settings(self, space_key: str) -> DeliverySettings:
-        return DeliverySettings()
+from tests.unit.test_memory_interleaving import NoSpaces
 
 
 class Empty(BaseModel):

@@ -73,10 +73,10 @@ class UnitOfWork:
         """Write what the unit collected: each kind in one statement, and on PostgreSQL all of
         them and the wake-up (``wake``, a worker's channel) in one statement."""
         if self.conn.dialect.name == "postgresql":
-            parts = self.deferred
-            parts += [search_part(self.searchable)] if self.searchable else []
+            parts, self.deferred = self.deferred, []
+            if self.searchable:
+                parts.append(search_part(self.searchable))
             parts += [insert_part(self.conn, table, rows) for table, rows in self._inserts()]
-            self.deferred = []
             await write_together(self.conn, parts, notify=wake)
         else:
             if self.searchable:

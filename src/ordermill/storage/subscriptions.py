@@ -15,8 +15,9 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import case, delete, exists, func, insert, select, update
+from sqlalchemy import case, delete, exists, func, insert, literal_column, select, update
 from sqlalchemy.orm import aliased
+from sqlalchemy.sql.elements import Label
 
 from ordermill.errors import NotFound
 from ordermill.flows.model import RetryPolicy
@@ -133,11 +134,11 @@ def event_of_entry(entry: dict[str, Any]) -> dict[str, Any]:
 
 # Whether an order's space has any subscription: read with the order's row where a unit reads
 # it anyway (its lock, its insert), so a unit of such orders needs no _MATCHES query.
-SUBSCRIBED = exists().where(t.subscriptions.c.space_key == t.orders.c.space_key).label("subscribed")
-SUBSCRIBED_SQL = (
-    "EXISTS (SELECT 1 FROM subscriptions WHERE subscriptions.space_key = orders.space_key) "
-    "AS subscribed"
+_ANY_SUBSCRIPTION = (
+    "EXISTS (SELECT 1 FROM subscriptions WHERE subscriptions.space_key = orders.space_key)"
 )
+SUBSCRIBED: Label[bool] = literal_column(_ANY_SUBSCRIPTION).label("subscribed")  # select of orders
+SUBSCRIBED_SQL = f"{_ANY_SUBSCRIPTION} AS subscribed"  # in a statement's text
 _MATCHES = select(
     t.subscriptions.c.id,
     t.subscriptions.c.events,
