@@ -7,7 +7,7 @@ are encoded by one call of the JSON encoder instead of value by value. (A multi-
 list has a new text for every batch size, and psycopg re-parses texts that long on every
 execution; arrays per column are adapted element by element in Python.) On SQLite a batch is
 one ``executemany`` of a one-row statement, stepped in C by the ``sqlite3`` module, with values
-through each column's own bind processing.
+through each column's own bind processing, sent to the driver directly (``sqlite.run``).
 
 Table and column names come from ``storage/tables.py``, never from input. Times are aware
 datetimes (UTC), written with their offset; a JSON column's ``None`` is SQL NULL.
@@ -21,12 +21,14 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Table
+from sqlalchemy import ClauseElement, Table
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
+from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ordermill.jsoncodec import dumps_text
+from ordermill.storage import sqlite
 
 Processor = Callable[[Any], Any] | None
 _POSTGRESQL: Dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
@@ -40,6 +42,7 @@ class _Statement:
 
 
 _BUILT: dict[tuple[str, str, str, tuple[str, ...], str], _Statement] = {}
+_COMPILED: dict[tuple[str, ClauseElement], _Statement] = {}
 
 
 @cache
@@ -81,6 +84,19 @@ def _update(table: Table, columns: tuple[str, ...], extra: str, dialect: Dialect
     return _Statement(sql, ("id", *columns))
 
 
+def compiled(statement: ClauseElement, dialect: Dialect) -> _Statement:
+    """SQLite: a SQLAlchemy Core statement compiled once, to run through the driver
+    (``sqlite.run``) with ``bind(…)`` of rows keyed by its parameters' names."""
+    built = _COMPILED.get((dialect.name, statement))
+    if built is None:
+        done = statement.compile(dialect=dialect)
+        assert isinstance(done, SQLCompiler)
+        names = tuple(done.positiontup or ())
+        processors = tuple(done.binds[name].type._cached_bind_processor(dialect) for name in names)
+        built = _COMPILED[dialect.name, statement] = _Statement(done.string, names, processors)
+    return built
+
+
 def _built(
     kind: str, table: Table, columns: tuple[str, ...], detail: str, dialect: Dialect
 ) -> _Statement:
@@ -92,7 +108,7 @@ def _built(
     return statement
 
 
-def _bound(statement: _Statement, rows: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
+def bind(statement: _Statement, rows: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
     """SQLite: each row's values through the columns' bind processors. The rows of a batch
     share their times (the unit's ``now``), so each distinct time is converted once."""
     times: dict[datetime, Any] = {}
@@ -137,13 +153,9 @@ async def insert_many(
         written: list[Any] = list(result)
         ids = {key: row_id for row_id, key in written}
         return [ids[row[ids_by]] for row in rows]
-    if ids_by:  # SQLite: each row's RETURNING, one cached statement stepped per row
-        found = []
-        for values in _bound(statement, rows):
-            result = await conn.exec_driver_sql(statement.sql, values)
-            found.append(result.scalar_one())
-        return found
-    await conn.exec_driver_sql(statement.sql, _bound(statement, rows))
+    if ids_by:  # SQLite: each row's RETURNING, one statement stepped per row
+        return [sqlite.run(conn, statement.sql, values)[0][0] for values in bind(statement, rows)]
+    sqlite.run_many(conn, statement.sql, bind(statement, rows))
     return []
 
 

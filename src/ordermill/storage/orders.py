@@ -9,18 +9,20 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Float, Select, String, any_, bindparam, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import sqlite as sqlite_dialect
 
 from ordermill.errors import Conflict, NotFound
 from ordermill.flows.explain import OrderFacts, Pause, TaskFacts
 from ordermill.flows.order import earliest_deadline, order_value
 from ordermill.flows.status import OrderStatus, TaskStatus
 from ordermill.jsoncodec import dumps
+from ordermill.storage import sqlite
 from ordermill.storage import tables as t
 from ordermill.storage.advance import UnitOfWork
-from ordermill.storage.bulk import records, recordset
+from ordermill.storage.bulk import bind, compiled, records, recordset
 from ordermill.storage.search import fts_phrase, matching_ids, search_row, stored_order_first
-from ordermill.storage.subscriptions import SUBSCRIBED_SQL
+from ordermill.storage.subscriptions import SUBSCRIBED, SUBSCRIBED_SQL
 
 
 @dataclass(frozen=True)
@@ -359,16 +361,12 @@ _ORDER_SOURCE = select(
 )
 _ORDER_COLUMNS = [*_ORDER_CONSTANTS, "flow_id", "flow_key", "flow_version"]
 _RESEND = ["space_key", "third_party_order_id"]
-_INSERT_ORDER = {
-    "postgresql": postgresql.insert(t.orders)
+_INSERT_ORDER_SQLITE = (
+    sqlite_dialect.insert(t.orders)
     .from_select(_ORDER_COLUMNS, _ORDER_SOURCE)
     .on_conflict_do_nothing(index_elements=_RESEND)
-    .returning(t.orders.c.flow_id, t.orders.c.flow_version),
-    "sqlite": sqlite.insert(t.orders)
-    .from_select(_ORDER_COLUMNS, _ORDER_SOURCE)
-    .on_conflict_do_nothing(index_elements=_RESEND)
-    .returning(t.orders.c.flow_id, t.orders.c.flow_version),
-}
+    .returning(t.orders.c.flow_id, t.orders.c.flow_version, SUBSCRIBED)
+)
 
 
 @dataclass(frozen=True)
@@ -438,12 +436,16 @@ async def insert_orders(
             if not written.subscribed:
                 uow.unsubscribed.add(written.id)
     else:
-        statement = _INSERT_ORDER[conn.dialect.name]
-        for order in orders:
-            params = {f"o_{name}": value for name, value in order.columns(uow.now).items()}
-            row = (await conn.execute(statement, params)).first()
-            if row is not None:
-                pins[order.order_id] = (int(row.flow_id), int(row.flow_version))
+        statement = compiled(_INSERT_ORDER_SQLITE, conn.dialect)
+        params = [
+            {f"o_{name}": value for name, value in order.columns(uow.now).items()}
+            for order in orders
+        ]
+        for order, values in zip(orders, bind(statement, params), strict=True):
+            for flow_id, flow_version, subscribed in sqlite.run(conn, statement.sql, values):
+                pins[order.order_id] = (int(flow_id), int(flow_version))
+                if not subscribed:
+                    uow.unsubscribed.add(order.order_id)
     answers: list[tuple[int, int] | None] = []
     for order in orders:
         pin = pins.get(order.order_id)
