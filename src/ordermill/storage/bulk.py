@@ -21,10 +21,9 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import ClauseElement, Table
+from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
-from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ordermill.jsoncodec import dumps_text
@@ -42,7 +41,6 @@ class _Statement:
 
 
 _BUILT: dict[tuple[str, str, str, tuple[str, ...], str], _Statement] = {}
-_COMPILED: dict[tuple[str, ClauseElement], _Statement] = {}
 
 
 @cache
@@ -82,19 +80,6 @@ def _update(table: Table, columns: tuple[str, ...], extra: str, dialect: Dialect
     source = recordset(table, ("id", *columns))
     sql = f"UPDATE {table.name} SET {', '.join(sets)} FROM {source} WHERE {table.name}.id = v.id"  # noqa: S608
     return _Statement(sql, ("id", *columns))
-
-
-def compiled(statement: ClauseElement, dialect: Dialect) -> _Statement:
-    """SQLite: a SQLAlchemy Core statement compiled once, to run through the driver
-    (``sqlite.run``) with ``bind(…)`` of rows keyed by its parameters' names."""
-    built = _COMPILED.get((dialect.name, statement))
-    if built is None:
-        done = statement.compile(dialect=dialect)
-        assert isinstance(done, SQLCompiler)
-        names = tuple(done.positiontup or ())
-        processors = tuple(done.binds[name].type._cached_bind_processor(dialect) for name in names)
-        built = _COMPILED[dialect.name, statement] = _Statement(done.string, names, processors)
-    return built
 
 
 def _built(

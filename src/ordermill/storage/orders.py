@@ -17,10 +17,10 @@ from ordermill.flows.explain import OrderFacts, Pause, TaskFacts
 from ordermill.flows.order import earliest_deadline, order_value
 from ordermill.flows.status import OrderStatus, TaskStatus
 from ordermill.jsoncodec import dumps
-from ordermill.storage import sqlite
+from ordermill.storage import direct
 from ordermill.storage import tables as t
 from ordermill.storage.advance import UnitOfWork
-from ordermill.storage.bulk import bind, compiled, records, recordset
+from ordermill.storage.bulk import records, recordset
 from ordermill.storage.search import fts_phrase, matching_ids, search_row, stored_order_first
 from ordermill.storage.subscriptions import SUBSCRIBED, SUBSCRIBED_SQL
 
@@ -436,15 +436,11 @@ async def insert_orders(
             if not written.subscribed:
                 uow.unsubscribed.add(written.id)
     else:
-        statement = compiled(_INSERT_ORDER_SQLITE, conn.dialect)
-        params = [
-            {f"o_{name}": value for name, value in order.columns(uow.now).items()}
-            for order in orders
-        ]
-        for order, values in zip(orders, bind(statement, params), strict=True):
-            for flow_id, flow_version, subscribed in sqlite.run(conn, statement.sql, values):
-                pins[order.order_id] = (int(flow_id), int(flow_version))
-                if not subscribed:
+        for order in orders:
+            params = {f"o_{name}": value for name, value in order.columns(uow.now).items()}
+            for row in await direct.rows(conn, _INSERT_ORDER_SQLITE, params):
+                pins[order.order_id] = (int(row.flow_id), int(row.flow_version))
+                if not row.subscribed:
                     uow.unsubscribed.add(order.order_id)
     answers: list[tuple[int, int] | None] = []
     for order in orders:

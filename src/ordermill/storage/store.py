@@ -468,7 +468,9 @@ class Store(OrderReads):
                 rows = await claim_rows(uow, owner, lease, candidates)
                 reclaimed = {row.id for row in candidates if row.status == TaskStatus.RUNNING.value}
                 orders = await load_orders(uow.conn, {row.order_id for row in rows})
-                assets = await assets_of_orders(uow.conn, orders)
+                assets = await assets_of_orders(
+                    uow.conn, {order.id for order in orders.values() if order.has_assets}
+                )
                 contexts = await self._contexts(uow.conn, rows, orders)
         claimed = []
         for row in rows:

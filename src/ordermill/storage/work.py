@@ -18,8 +18,8 @@ from ordermill.flows.lifecycle import OUTCOME_OF_STATUS, AttemptEnded, Decision
 from ordermill.flows.model import FlowDefinition
 from ordermill.flows.status import OrderStatus, TaskStatus
 from ordermill.flows.work import AttemptRecord, ClaimedTask, Completion
+from ordermill.storage import direct, writer
 from ordermill.storage import tables as t
-from ordermill.storage import writer
 from ordermill.storage.advance import UnitOfWork, feedback_token
 from ordermill.storage.assets import insert_assets
 from ordermill.storage.bulk import insert_many
@@ -85,6 +85,7 @@ _LOAD_ORDERS = select(
     t.orders.c.flow_version,
     t.orders.c.body,
     t.orders.c.revision,
+    exists().where(t.order_assets.c.order_id == t.orders.c.id).label("has_assets"),
 ).where(t.orders.c.id.in_(_IDS))
 
 # PostgreSQL: pick, lease and read the due tasks with their orders in one statement. The
@@ -139,9 +140,9 @@ async def select_claimable(
     conn: AsyncConnection, now: datetime, limit: int, *, expired: bool = True
 ) -> list[Any]:
     """Due PENDING tasks, then RUNNING tasks whose lease expired; locked, skipping locked rows."""
-    due = list((await conn.execute(_DUE, {"now": now, "limit": limit})).all())
+    due = await direct.rows(conn, _DUE, {"now": now, "limit": limit})
     if expired and len(due) < limit:
-        due += (await conn.execute(_EXPIRED, {"now": now, "limit": limit - len(due)})).all()
+        due += await direct.rows(conn, _EXPIRED, {"now": now, "limit": limit - len(due)})
     return due
 
 
@@ -175,16 +176,16 @@ async def claim_rows(
             ],
         )
     params = {"ids": ids, "owner": owner, "until": now + lease, "now": now}
-    claimed = (await conn.execute(_CLAIM, params)).all()
+    claimed = await direct.rows(conn, _CLAIM, params)
     for row in claimed:
         uow.event(
             row.order_id, "task.running", task_key=row.task_key, data={"attempt": row.attempts}
         )
-    return list(claimed)
+    return claimed
 
 
 async def load_orders(conn: AsyncConnection, order_ids: set[str]) -> dict[str, Any]:
-    rows = (await conn.execute(_LOAD_ORDERS, {"ids": list(order_ids)})).all()
+    rows = await direct.rows(conn, _LOAD_ORDERS, {"ids": list(order_ids)})
     return {row.id: row for row in rows}
 
 

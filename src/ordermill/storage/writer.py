@@ -33,6 +33,7 @@ from ordermill.flows.lifecycle import (
 from ordermill.flows.model import FlowDefinition
 from ordermill.flows.planner import TaskRef
 from ordermill.flows.status import OrderStatus, TaskStatus
+from ordermill.storage import direct
 from ordermill.storage import tables as t
 from ordermill.storage.advance import UnitOfWork, feedback_token
 from ordermill.storage.bulk import Part, insert_many, update_part
@@ -197,13 +198,13 @@ async def lock_orders(
     await uow.write_deferred()
     ids = sorted(set(order_ids))
     orders = {}
-    for row in await uow.conn.execute(_LOCK_ORDERS, {"ids": ids}):
+    for row in await direct.rows(uow.conn, _LOCK_ORDERS, {"ids": ids}):
         orders[row.id] = (OrderStatus(row.status), row.paused_at is not None, row.flow_version)
         if not row.subscribed:
             uow.unsubscribed.add(row.id)
     tasks: dict[str, dict[str, TaskRow]] = {order_id: {} for order_id in orders}
     params = {"ids": ids, "leased": sorted(set(leased))}
-    for row in await uow.conn.execute(_TASK_STATES, params):
+    for row in await direct.rows(uow.conn, _TASK_STATES, params):
         tasks[row.order_id][row.task_key] = TaskRow(
             row.id, TaskStatus(row.status), row.attempts, row.lease_owner
         )
@@ -367,7 +368,7 @@ class _Batch:
             if self.defer or (len(rows) > 1 and uow.conn.dialect.name == "postgresql"):
                 await self._update(update_part(uow.conn, t.tasks, [_keyed(row) for row in rows]))
             else:
-                await uow.conn.execute(_update_tasks(columns), [_bound(row) for row in rows])
+                await direct.many(uow.conn, _update_tasks(columns), [_bound(row) for row in rows])
         if self.new_tasks:
             ids = await insert_many(uow.conn, t.tasks, self.new_tasks, ids_by="delivery_id")
             for row, task_id in zip(self.new_tasks, ids, strict=True):
@@ -393,7 +394,7 @@ class _Batch:
                 plain = [{_ORDER_COLUMN[key]: value for key, value in row.items()} for row in rows]
                 await self._update(update_part(uow.conn, t.orders, plain, extra=_BUMP_VERSION))
             elif rows:
-                await uow.conn.execute(single, rows)
+                await direct.many(uow.conn, single, rows)
         held = sorted(o for o, (was, now) in self.paused.items() if now and not was)
         released = sorted(o for o, (was, now) in self.paused.items() if was and not now)
         if held:
