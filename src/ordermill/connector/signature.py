@@ -71,10 +71,7 @@ def sign_headers(
     """
     moment = _utc(now).replace(microsecond=0)
     text = body.decode()
-    signatures = " ".join(
-        "v1," + base64.b64encode(_digest(_signer(s), msg_id, moment, text)).decode()
-        for s in _secrets(secret)
-    )
+    signatures = " ".join(_signer(s).sign(msg_id, moment, text) for s in _secrets(secret))
     return {
         "webhook-id": msg_id,
         "webhook-timestamp": str(int(moment.timestamp())),

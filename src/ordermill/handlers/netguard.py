@@ -22,6 +22,7 @@ import re
 import socket
 import ssl
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -86,6 +87,12 @@ _CANONICAL_IPV4 = re.compile(rf"{_OCTET}(\.{_OCTET}){{3}}")
 
 
 def parse_networks(cidrs: Iterable[str]) -> tuple[IPNetwork, ...]:
+    return _parsed(tuple(cidrs))
+
+
+@lru_cache(maxsize=1024)
+def _parsed(cidrs: tuple[str, ...]) -> tuple[IPNetwork, ...]:
+    """(A space's allowances are parsed once, not on every request its tasks make.)"""
     return tuple(ipaddress.ip_network(cidr.strip(), strict=False) for cidr in cidrs if cidr.strip())
 
 
@@ -130,12 +137,19 @@ def refusal_message(host: str, address: str, reason: str) -> str:
 def check_host(host: str, allowed: Iterable[IPNetwork]) -> str | None:
     """For the host aiohttp will dial (yarl's ``raw_host``): the refusal message, or None.
 
+    A pure function of its arguments, so the verdicts of recent hosts are kept.
+
     IP literals are judged by their address, and ``localhost`` names as 127.0.0.1. A name whose
     last label is a number is a legacy IPv4 spelling (``127.1``, ``2130706433``, ``0177.0.0.1``,
     ``127.000.000.001``, ``0``) that the system resolver would turn into an address: it is
     refused whatever the allowances, since no real name ends in a number. Other names pass
     here; every address they resolve to is judged in the resolver.
     """
+    return _check_host(host, tuple(allowed))
+
+
+@lru_cache(maxsize=1024)
+def _check_host(host: str, allowed: tuple[IPNetwork, ...]) -> str | None:
     bare = host.strip("[]")
     if "%" in bare:
         return (
@@ -253,8 +267,13 @@ class OutboundClient:
                 keepalive_timeout=30,
             )
             # trust_env=False: proxy variables in the environment must not reroute requests.
+            # No cookie jar: a receiver's cookies are never sent back, to it or to another
+            # space's connector on the same host.
             session = aiohttp.ClientSession(
-                connector=connector, trust_env=False, headers={"User-Agent": self.user_agent}
+                connector=connector,
+                trust_env=False,
+                headers={"User-Agent": self.user_agent},
+                cookie_jar=aiohttp.DummyCookieJar(),
             )
             self._sessions[allowed] = session
         return session
