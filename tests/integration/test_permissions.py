@@ -9,11 +9,12 @@ from typing import Any
 
 import httpx2
 import pytest
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute, iter_route_contexts
 from starlette.routing import Mount, Route
 
-from ordermill.api.app import create_app
+from ordermill.api.app import create_app, every_route_enforces
+from ordermill.api.limits import BoundedRoute
 from ordermill.config import Settings
 from ordermill.permissions import (
     ROUTE_RULES,
@@ -57,13 +58,20 @@ def test_every_route_of_the_application_has_a_rule_and_every_rule_a_route(
 
     missing = [(m, p) for m, p, _ in routes if rule_for(m, p) is None]
     assert missing == [], "routes without an entry in ordermill.permissions"
-    # A plain Starlette route skips the app's dependencies, so it can only be public.
+    # The permission check runs in the two route classes; a plain Starlette route (or a
+    # mount) runs no check, so it can only be public.
     unguarded = [
         (m, p)
         for m, p, route in routes
-        if not isinstance(route, APIRoute) and ROUTE_RULES[(m, p)].need is not Access.PUBLIC
+        if not isinstance(route, BoundedRoute | UiRoute)
+        and ROUTE_RULES[(m, p)].need is not Access.PUBLIC
     ]
     assert unguarded == []
+    assert all(
+        isinstance(route, BoundedRoute | UiRoute)
+        for _, _, route in routes
+        if isinstance(route, APIRoute)
+    )
     stale = sorted(set(ROUTE_RULES) - {(m, p) for m, p, _ in routes})
     assert stale == [], "entries of ordermill.permissions that match no route"
     assert len(routes) > 60
@@ -190,3 +198,26 @@ async def test_ui_pages_send_an_anonymous_visitor_to_sign_in(
     response = await client.get(path)
     assert response.status_code == 303
     assert response.headers["location"].startswith("/signin")
+
+
+def test_the_app_refuses_to_start_with_a_route_that_would_skip_the_permission_check(
+    tmp_path: Path,
+) -> None:
+    settings = Settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/x.db", data_dir=tmp_path)
+    app = create_app(settings)
+    plain = APIRouter()  # its routes are plain APIRoutes, which run no permission check
+
+    @plain.get("/api/unchecked")
+    async def unchecked() -> dict[str, str]:
+        return {"secret": "anyone could read this"}
+
+    app.include_router(plain)
+    with pytest.raises(TypeError, match="/api/unchecked is a APIRoute; use BoundedRoute"):
+        every_route_enforces(app)
+
+    # A route added to the app itself is a BoundedRoute, so it is checked like the rest.
+    app.add_api_route("/api/also", unchecked, methods=["GET"])
+    assert any(
+        isinstance(route, BoundedRoute) and path == "/api/also"
+        for _, path, route in every_route(app)
+    )

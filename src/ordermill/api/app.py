@@ -7,13 +7,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.staticfiles import StaticFiles
 
 from ordermill import __version__
-from ordermill.api.access import enforce
-from ordermill.api.limits import BodySizeLimit, BodyTooLarge
+from ordermill.api.limits import BodySizeLimit, BodyTooLarge, BoundedRoute
 from ordermill.api.openapi import exact_openapi
 from ordermill.api.problems import install_problem_handlers, problem_response
 from ordermill.api.routes import (
@@ -34,6 +34,7 @@ from ordermill.config import Settings
 from ordermill.engine.worker import Worker
 from ordermill.service import Service
 from ordermill.ui import install_ui
+from ordermill.ui.routing import UiRoute
 
 STATIC = Path(__file__).parent / "static"
 
@@ -71,7 +72,6 @@ def create_app(settings: Settings, *, run_worker: bool = True, demo: bool = Fals
         redoc_url=None,
         openapi_url="/api/openapi.json",
         lifespan=lifespan,
-        dependencies=[Depends(enforce)],
     )
     routers = [
         module.router
@@ -90,6 +90,7 @@ def create_app(settings: Settings, *, run_worker: bool = True, demo: bool = Fals
         )
     ]
     routers.append(steering.flows_router)
+    app.router.route_class = BoundedRoute  # (also for a route added to the app itself)
     app.openapi = lambda: exact_openapi(app, routers)  # type: ignore[method-assign]
     install_problem_handlers(app)
     relative_slash_redirects(app.router)
@@ -113,4 +114,17 @@ def create_app(settings: Settings, *, run_worker: bool = True, demo: bool = Fals
         from ordermill import demo as demo_module
 
         app.include_router(demo_module.router)
+    every_route_enforces(app)
     return app
+
+
+def every_route_enforces(app: FastAPI) -> None:
+    """The permission check runs in the two route classes (see ``access``): a route of any
+    other class would go unchecked, so the app does not start with one."""
+    for context in iter_route_contexts(app.routes):
+        route = context.original_route
+        if isinstance(route, APIRoute) and not isinstance(route, BoundedRoute | UiRoute):
+            raise TypeError(
+                f"route {route.path} is a {type(route).__name__}; use BoundedRoute or UiRoute, "
+                "which check its permission"
+            )

@@ -12,6 +12,7 @@ from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ordermill.api.access import enforce
 from ordermill.errors import InvalidInput, Problem
 from ordermill.handlers.registry import pointer
 from ordermill.jsoncodec import parse_untrusted
@@ -105,7 +106,8 @@ class BoundedRoute(APIRoute):
 
     The path and query must not hold the NUL character (no database can store it), and a body
     is parsed within the JSON limits before FastAPI or the endpoint sees it, so a refusal is a
-    400 naming the JSON pointer and nothing downstream meets unbounded nesting.
+    400 naming the JSON pointer and nothing downstream meets unbounded nesting. Then the
+    route's permission is checked (``access.enforce``), before any of the route's own code.
     """
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
@@ -116,6 +118,7 @@ class BoundedRoute(APIRoute):
             bounded_request = BoundedRequest(request.scope, request.receive)
             if _json_typed(request) and await bounded_request.body():
                 await bounded_request.json()
+            await enforce(bounded_request)
             return await handle(bounded_request)
 
         return bounded

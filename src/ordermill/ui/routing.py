@@ -18,6 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 
+from ordermill.api.access import enforce
 from ordermill.api.limits import refuse_nul, refuse_nul_in_form
 from ordermill.api.problems import STATUS_OF
 from ordermill.errors import InvalidInput, OrdermillError
@@ -42,6 +43,7 @@ class UiRoute(APIRoute):
             try:
                 refuse_nul(request)
                 await refuse_nul_in_form(request)
+                await enforce(request, page=True)
                 return await handler(request)
             except SignInRequired:
                 return _to_sign_in(request)
