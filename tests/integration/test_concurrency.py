@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from typing import Any
 
 import httpx2
 from sqlalchemy import event
@@ -20,6 +19,7 @@ from tests.integration.conftest import (
 )
 from tests.support.invariants import check_database, report
 from tests.support.receiver import HttpsReceiver, Reply
+from tests.support.statements import statements_sent
 
 
 async def test_twenty_concurrent_posts_of_one_order_create_exactly_one(
@@ -106,22 +106,14 @@ async def test_outcomes_answered_together_are_recorded_together_and_keep_every_i
     )
     assert [r.status_code for r in posted] == [201] * 12
     await wait_for_requests(https_receiver, 12, path="/held")
-    updates: list[str] = []
-
-    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        if "UPDATE tasks SET" in statement:  # alone, or with the unit's last writes
-            updates.append(statement)
-
-    engine = service.store.db.writer.sync_engine
-    event.listen(engine, "before_cursor_execute", seen)
-    try:
+    async with statements_sent(service.store.db) as statements:
         gate.set()
         for response in posted:
             order = await wait_for_status(client, acme, response.json()["id"], "SUCCESS", "FAILURE")
             assert order["status"] == "SUCCESS"
             assert [(t["status"], t["attempts"]) for t in order["tasks"]] == [("SUCCEEDED", 1)]
-    finally:
-        event.remove(engine, "before_cursor_execute", seen)
+    # (alone, or with the unit's last writes)
+    updates = [statement for statement in statements if "UPDATE tasks SET" in statement]
     if not settings.database_url.startswith("sqlite"):
         assert any("FROM json_to_recordset(" in statement for statement in updates), updates
     violations = check_database(settings.database_url, deliveries=https_receiver.delivery_ids())

@@ -7,7 +7,7 @@ are encoded by one call of the JSON encoder instead of value by value. (A multi-
 list has a new text for every batch size, and psycopg re-parses texts that long on every
 execution; arrays per column are adapted element by element in Python.) On SQLite a batch is
 one ``executemany`` of a one-row statement, stepped in C by the ``sqlite3`` module, with values
-through each column's own bind processing, sent to the driver directly (``sqlite.run``).
+through each column's own bind processing, sent to the driver directly (``direct``).
 
 Table and column names come from ``storage/tables.py``, never from input. Times are aware
 datetimes (UTC), written with their offset; a JSON column's ``None`` is SQL NULL.
@@ -27,7 +27,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ordermill.jsoncodec import dumps_text
-from ordermill.storage import sqlite
+from ordermill.storage import direct
 
 Processor = Callable[[Any], Any] | None
 _POSTGRESQL: Dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
@@ -132,15 +132,15 @@ async def insert_many(
         returning = f"id, {ids_by}" if dialect.name == "postgresql" else "id"
     statement = _built("insert", table, tuple(rows[0]), returning, dialect)
     if dialect.name == "postgresql":
-        result = await conn.exec_driver_sql(statement.sql, (records(rows),))
+        written = await direct.pg_rows(conn, statement.sql, (records(rows),))
         if not ids_by:
             return []
-        written: list[Any] = list(result)
         ids = {key: row_id for row_id, key in written}
         return [ids[row[ids_by]] for row in rows]
     if ids_by:  # SQLite: each row's RETURNING, one statement stepped per row
-        return [sqlite.run(conn, statement.sql, values)[0][0] for values in bind(statement, rows)]
-    sqlite.run_many(conn, statement.sql, bind(statement, rows))
+        bound = bind(statement, rows)
+        return [direct.sqlite_rows(conn, statement.sql, values)[0][0] for values in bound]
+    direct.sqlite_many(conn, statement.sql, bind(statement, rows))
     return []
 
 
@@ -174,7 +174,7 @@ async def write_together(
     params = [part.records for part in parts]
     if notify is not None:
         params.append(notify)
-    await conn.exec_driver_sql(sql, tuple(params))
+    await direct.pg_rows(conn, sql, tuple(params))
 
 
 def update_part(

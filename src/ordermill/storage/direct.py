@@ -1,32 +1,43 @@
-"""The hot SQLAlchemy Core statements, on SQLite run straight through ``sqlite3``.
+"""The hot statements of intake, claims and outcomes, run straight through the driver.
 
-A statement of intake, claims or outcomes takes microseconds in SQLite, while SQLAlchemy's
-execution of it (the compiled cache's look-up, building and processing the parameters,
-rendering ``IN`` lists, the execution context, the result's metadata, events) takes 100–250
-µs of Python. :func:`rows` compiles such a statement once per dialect and then does only what
-the statement needs: each parameter through its type's bind processing, each column of the
-result through its type's result processing. A list for an expanding ``IN`` parameter travels
-as one JSON array, read by ``json_each``, so the text is the same for any number of values.
+A statement of intake, claims or outcomes takes microseconds in SQLite and one round trip to
+PostgreSQL, while SQLAlchemy's execution of it (the compiled cache's look-up, building and
+processing the parameters, rendering ``IN`` lists, the execution context, the greenlet hop,
+the result's metadata, events) costs 100–250 µs of Python each time. So the hot statements go
+to the driver directly, on the connection the caller's SQLAlchemy transaction holds (and so in
+that transaction):
 
-It runs on the connection the caller's transaction holds (``sqlite.run``); on PostgreSQL it is
-``conn.execute`` (whose hot statements are already one statement per batch, see ``bulk``).
-Rows answer by attribute and by position, like SQLAlchemy's.
+- :func:`rows` and :func:`many` take a SQLAlchemy Core statement, compile it once per dialect
+  and then do only what the statement needs: each parameter through its type's bind
+  processing, each column of the result through its type's result processing. A list for an
+  expanding ``IN`` parameter travels as one value, so the text is the same for any number of
+  values: a JSON array read by ``json_each`` on SQLite, an array (``= ANY``) on PostgreSQL.
+- :func:`pg_rows` runs a statement written as text (``bulk``'s JSON-record statements).
+
+Rows answer by attribute and by position, like SQLAlchemy's. Driver errors come out as
+SQLAlchemy's (``IntegrityError`` and the rest, without their parameters), as from
+``conn.execute``, so ``database._translated`` and callers treat them alike.
 """
 
 from __future__ import annotations
 
+import re
+import sqlite3
 from collections import namedtuple
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import psycopg
+from psycopg.rows import namedtuple_row
 from sqlalchemy import Executable
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from ordermill.jsoncodec import dumps_text
-from ordermill.storage import sqlite
+from ordermill.storage.sqlite import InlineConnection
 
 Processor = Callable[[Any], Any] | None
 
@@ -43,24 +54,27 @@ class _Parameter:
 class _Direct:
     sql: str
     parameters: tuple[_Parameter, ...]
+    positional: bool  # SQLite's ``?`` in the order of ``parameters``; else named
     row: Callable[..., Any] | None
     results: tuple[Processor, ...]
 
-    def values(self, params: Mapping[str, Any]) -> tuple[Any, ...]:
+    def values(self, params: Mapping[str, Any]) -> Any:
         values = []
         for parameter in self.parameters:
             value = params.get(parameter.name, parameter.default)
             process = parameter.process
             if parameter.expanding:
-                items = value if process is None else [process(item) for item in value]
-                values.append(dumps_text(list(items)))
+                items = list(value) if process is None else [process(item) for item in value]
+                values.append(dumps_text(items) if self.positional else items)
             else:
                 values.append(value if process is None else process(value))
-        return tuple(values)
+        if self.positional:
+            return tuple(values)
+        return {p.name: v for p, v in zip(self.parameters, values, strict=True)}
 
-    def read(self, raw: list[Any]) -> list[Any]:
+    def read(self, raw: Sequence[Any]) -> list[Any]:
         if self.row is None:
-            return raw
+            return list(raw)
         make, results = self.row, self.results
         if not any(results):
             return [make(*values) for values in raw]
@@ -70,7 +84,7 @@ class _Direct:
         ]
 
 
-_BUILT: dict[Executable, _Direct] = {}
+_BUILT: dict[tuple[str, Executable], _Direct] = {}
 
 
 def _row_type(keys: list[str]) -> Callable[..., Any]:
@@ -79,22 +93,32 @@ def _row_type(keys: list[str]) -> Callable[..., Any]:
 
 
 def _direct(statement: Executable, dialect: Dialect) -> _Direct:
-    built = _BUILT.get(statement)
+    built = _BUILT.get((dialect.name, statement))
     if built is not None:
         return built
     done = statement.compile(dialect=dialect)  # type: ignore[attr-defined]
     assert isinstance(done, SQLCompiler)
     sql = done.string
+    positional = dialect.name == "sqlite"
+    if positional:
+        names = list(done.positiontup or ())
+    else:
+        names = list(dict.fromkeys(done.bind_names.values()))
     parameters = []
-    for name in done.positiontup or ():
+    for name in names:
         bind = done.binds[name]
-        kind = bind.type
         if bind.expanding:
-            sql = sql.replace(f"(__[POSTCOMPILE_{name}])", "(SELECT value FROM json_each(?))")
+            token = f"(__[POSTCOMPILE_{name}])"
+            if positional:
+                sql = sql.replace(token, "(SELECT value FROM json_each(?))")
+            else:
+                element = bind.type.compile(dialect=dialect)
+                pattern = rf"(?<!NOT) IN {re.escape(token)}"
+                sql = re.sub(pattern, f" = ANY(CAST(%({name})s AS {element}[]))", sql)
         parameters.append(
             _Parameter(
                 name,
-                kind._cached_bind_processor(dialect),
+                bind.type._cached_bind_processor(dialect),
                 None if bind.callable is not None else bind.value,
                 bind.expanding,
             )
@@ -103,13 +127,64 @@ def _direct(statement: Executable, dialect: Dialect) -> _Direct:
     row: Callable[..., Any] | None = None
     results: tuple[Processor, ...] = ()
     if done._result_columns:
-        keys = [column[0] for column in done._result_columns]
-        row = _row_type(keys)
+        row = _row_type([column[0] for column in done._result_columns])
         results = tuple(
             column[3]._cached_result_processor(dialect, None) for column in done._result_columns
         )
-    built = _BUILT[statement] = _Direct(sql, tuple(parameters), row, results)
+    built = _BUILT[dialect.name, statement] = _Direct(
+        sql, tuple(parameters), positional, row, results
+    )
     return built
+
+
+def _sqlite(conn: AsyncConnection) -> sqlite3.Connection:
+    """The ``sqlite3`` connection under ``conn``, which holds it."""
+    inline = conn.sync_connection.connection.driver_connection  # type: ignore[union-attr]
+    assert isinstance(inline, InlineConnection)
+    return inline._conn
+
+
+def sqlite_rows(conn: AsyncConnection, sql: str, params: Sequence[Any]) -> list[Any]:
+    """SQLite: a statement written as text (``?`` parameters, already bound: ``bulk.bind``),
+    its rows as the driver's tuples."""
+    try:
+        return _sqlite(conn).execute(sql, params).fetchall()
+    except sqlite3.Error as exc:
+        raise _wrapped(sql, exc, sqlite3.Error) from exc
+
+
+def sqlite_many(conn: AsyncConnection, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+    """:func:`sqlite_rows` for many rows of one statement (``executemany``), nothing read."""
+    try:
+        _sqlite(conn).executemany(sql, rows)
+    except sqlite3.Error as exc:
+        raise _wrapped(sql, exc, sqlite3.Error) from exc
+
+
+def _psycopg(conn: AsyncConnection) -> psycopg.AsyncConnection[Any]:
+    """The psycopg connection under ``conn``, which holds it."""
+    driver = conn.sync_connection.connection.driver_connection  # type: ignore[union-attr]
+    assert isinstance(driver, psycopg.AsyncConnection)
+    return driver
+
+
+def _wrapped(sql: str, exc: Exception, base: type[Exception]) -> DBAPIError:
+    wrapped = DBAPIError.instance(sql, None, exc, base, hide_parameters=True)
+    assert isinstance(wrapped, DBAPIError)
+    return wrapped
+
+
+async def _pg(conn: AsyncConnection, sql: str, params: Any, *, named: bool) -> list[Any]:
+    driver = _psycopg(conn)
+    try:
+        async with driver.cursor(row_factory=namedtuple_row) as cursor:
+            await cursor.execute(sql, params)
+            if cursor.description is None:
+                return []
+            found = await cursor.fetchall()
+            return found if named else [tuple(row) for row in found]
+    except psycopg.Error as exc:
+        raise _wrapped(sql, exc, psycopg.Error) from exc
 
 
 async def rows(
@@ -117,12 +192,11 @@ async def rows(
 ) -> list[Any]:
     """Run ``statement`` with ``params`` in ``conn``'s transaction; its rows (none for a
     statement without a result)."""
-    params = params or {}
-    if conn.dialect.name != "sqlite":
-        result = await conn.execute(statement, dict(params))
-        return list(result.all()) if result.returns_rows else []
     direct = _direct(statement, conn.dialect)
-    return direct.read(sqlite.run(conn, direct.sql, direct.values(params)))
+    values = direct.values(params or {})
+    if direct.positional:
+        return direct.read(sqlite_rows(conn, direct.sql, values))
+    return direct.read(await _pg(conn, direct.sql, values, named=False))
 
 
 async def many(
@@ -132,8 +206,19 @@ async def many(
     batch = list(params)
     if not batch:
         return
-    if conn.dialect.name != "sqlite":
-        await conn.execute(statement, [dict(p) for p in batch])
-        return
     direct = _direct(statement, conn.dialect)
-    sqlite.run_many(conn, direct.sql, [direct.values(p) for p in batch])
+    if direct.positional:
+        sqlite_many(conn, direct.sql, [direct.values(p) for p in batch])
+        return
+    driver = _psycopg(conn)
+    try:
+        async with driver.cursor() as cursor:
+            await cursor.executemany(direct.sql, [direct.values(p) for p in batch])
+    except psycopg.Error as exc:
+        raise _wrapped(direct.sql, exc, psycopg.Error) from exc
+
+
+async def pg_rows(conn: AsyncConnection, sql: str, params: Sequence[Any]) -> list[Any]:
+    """PostgreSQL: a statement written as text (``%s`` parameters), its rows by attribute and
+    by position."""
+    return await _pg(conn, sql, params, named=True)

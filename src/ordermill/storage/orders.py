@@ -430,8 +430,7 @@ async def insert_orders(
     pins: dict[str, tuple[int, int]] = {}
     if conn.dialect.name == "postgresql":
         rows = [{**order.columns(uow.now), "posted": n} for n, order in enumerate(orders)]
-        result = await conn.exec_driver_sql(_INSERT_ORDERS, (records(rows),))
-        for written in result:
+        for written in await direct.pg_rows(conn, _INSERT_ORDERS, (records(rows),)):
             pins[written.id] = (int(written.flow_id), int(written.flow_version))
             if not written.subscribed:
                 uow.unsubscribed.add(written.id)

@@ -14,9 +14,6 @@ import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 
 class _Cursor:
     def __init__(self, cursor: sqlite3.Cursor) -> None:
@@ -127,37 +124,3 @@ def inline_connector(path: str, *, timeout: float = 30.0) -> Callable[[], Any]:
         )
 
     return connect
-
-
-def _driver(conn: AsyncConnection) -> sqlite3.Connection:
-    """The ``sqlite3`` connection under ``conn``, which holds it (inside a transaction)."""
-    inline = conn.sync_connection.connection.driver_connection  # type: ignore[union-attr]
-    assert isinstance(inline, InlineConnection)
-    return inline._conn
-
-
-def run(conn: AsyncConnection, sql: str, params: Sequence[Any]) -> list[Any]:
-    """One statement straight through ``sqlite3``, on the connection ``conn`` holds and in its
-    transaction, its rows read at once: for the hot statements of intake, claims and
-    outcomes, whose text is built once, SQLAlchemy's execution (parameter and result
-    processing, events) costs ten times the statement. Parameters are already bound
-    (``bulk.bind``); rows come back as the driver's tuples. Errors are SQLAlchemy's, as from
-    ``conn.execute``, without their parameters."""
-    try:
-        return _driver(conn).execute(sql, params).fetchall()
-    except sqlite3.Error as exc:
-        raise _wrapped(sql, exc) from exc
-
-
-def run_many(conn: AsyncConnection, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-    """:func:`run` for many rows of one statement (``executemany``), nothing read."""
-    try:
-        _driver(conn).executemany(sql, rows)
-    except sqlite3.Error as exc:
-        raise _wrapped(sql, exc) from exc
-
-
-def _wrapped(sql: str, exc: sqlite3.Error) -> DBAPIError:
-    wrapped = DBAPIError.instance(sql, None, exc, sqlite3.Error, hide_parameters=True)
-    assert isinstance(wrapped, DBAPIError)
-    return wrapped

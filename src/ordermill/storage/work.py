@@ -133,7 +133,7 @@ async def claim_due(
 ) -> list[Any]:
     """PostgreSQL: lease up to ``limit`` due PENDING tasks with their orders, and log them."""
     params = {"owner": owner, "until": now + lease, "now": now, "limit": limit}
-    return list((await conn.execute(_CLAIM_DUE, params)).all())
+    return await direct.rows(conn, _CLAIM_DUE, params)
 
 
 async def select_claimable(

@@ -406,7 +406,7 @@ class _Batch:
         if self.defer:
             self.uow.deferred.append(part)
         else:
-            await self.uow.conn.exec_driver_sql(part.sql, (part.records,))
+            await direct.pg_rows(self.uow.conn, part.sql, (part.records,))
 
 
 def _new_task_row(
