@@ -13,6 +13,7 @@ from typing import Any
 import httpx2
 import pytest
 
+from ordermill.handlers.netguard import OutboundClient, parse_networks
 from tests.integration.conftest import wait_for_status
 from tests.integration.export_checks import export_order, list_assets, run_export
 from tests.support.factories import flow_doc, order_doc
@@ -92,3 +93,26 @@ async def test_an_export_asset_url_with_a_disguised_loopback_host_is_refused(
     assert done["tasks"][0]["error"]["message"].startswith("asset 'model' of item 'item-1': ")
     assert https_receiver.requests == []
     assert await list_assets(client, closed, done["id"]) == []
+
+
+async def test_a_cookie_a_receiver_sets_is_never_sent_back(https_receiver: HttpsReceiver) -> None:
+    """One session per set of allowances serves every space with those allowances: a cookie
+    kept from one receiver's answer could travel with another space's request to that host."""
+    outbound = OutboundClient(ca_file=https_receiver.ca_pem_path, user_agent="ordermill-test")
+    https_receiver.script(
+        "/c",
+        [Reply(status=200, headers={"Set-Cookie": "session=tenant-a; Path=/"}), Reply(status=200)],
+    )
+    allowed = parse_networks(["127.0.0.1/32"])
+    try:
+        for _ in range(2):
+            async with outbound.request(
+                "POST", https_receiver.url("/c"), allowed=allowed, data=b"{}"
+            ) as response:
+                assert response.status == 200
+    finally:
+        await outbound.close()
+    first, second = https_receiver.requests
+    assert "set-cookie" not in first.headers
+    assert "cookie" not in first.headers
+    assert "cookie" not in second.headers

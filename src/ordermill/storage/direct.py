@@ -12,11 +12,12 @@ that transaction):
   processing, each column of the result through its type's result processing. A list for an
   expanding ``IN`` parameter travels as one value, so the text is the same for any number of
   values: a JSON array read by ``json_each`` on SQLite, an array (``= ANY``) on PostgreSQL.
-- :func:`pg_rows` runs a statement written as text (``bulk``'s JSON-record statements).
+- :func:`pg_rows`, :func:`sqlite_rows` and :func:`sqlite_many` run a statement written as
+  text for one driver (``bulk``'s batch statements), its values already bound.
 
-Rows answer by attribute and by position, like SQLAlchemy's. Driver errors come out as
-SQLAlchemy's (``IntegrityError`` and the rest, without their parameters), as from
-``conn.execute``, so ``database._translated`` and callers treat them alike.
+Rows of :func:`rows` answer by attribute and by position, like SQLAlchemy's. Driver errors
+come out as SQLAlchemy's (``IntegrityError`` and the rest, without their parameters), as
+from ``conn.execute``, so ``database._translated`` and callers treat them alike.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
-from psycopg.rows import namedtuple_row
 from sqlalchemy import Executable
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
@@ -174,15 +174,12 @@ def _wrapped(sql: str, exc: Exception, base: type[Exception]) -> DBAPIError:
     return wrapped
 
 
-async def _pg(conn: AsyncConnection, sql: str, params: Any, *, named: bool) -> list[Any]:
+async def _pg(conn: AsyncConnection, sql: str, params: Any) -> list[tuple[Any, ...]]:
     driver = _psycopg(conn)
     try:
-        async with driver.cursor(row_factory=namedtuple_row) as cursor:
+        async with driver.cursor() as cursor:
             await cursor.execute(sql, params)
-            if cursor.description is None:
-                return []
-            found = await cursor.fetchall()
-            return found if named else [tuple(row) for row in found]
+            return [] if cursor.description is None else await cursor.fetchall()
     except psycopg.Error as exc:
         raise _wrapped(sql, exc, psycopg.Error) from exc
 
@@ -196,7 +193,7 @@ async def rows(
     values = direct.values(params or {})
     if direct.positional:
         return direct.read(sqlite_rows(conn, direct.sql, values))
-    return direct.read(await _pg(conn, direct.sql, values, named=False))
+    return direct.read(await _pg(conn, direct.sql, values))
 
 
 async def many(
@@ -219,6 +216,5 @@ async def many(
 
 
 async def pg_rows(conn: AsyncConnection, sql: str, params: Sequence[Any]) -> list[Any]:
-    """PostgreSQL: a statement written as text (``%s`` parameters), its rows by attribute and
-    by position."""
-    return await _pg(conn, sql, params, named=True)
+    """PostgreSQL: a statement written as text (``%s`` parameters), its rows as tuples."""
+    return await _pg(conn, sql, params)

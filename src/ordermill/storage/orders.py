@@ -430,10 +430,11 @@ async def insert_orders(
     pins: dict[str, tuple[int, int]] = {}
     if conn.dialect.name == "postgresql":
         rows = [{**order.columns(uow.now), "posted": n} for n, order in enumerate(orders)]
-        for written in await direct.pg_rows(conn, _INSERT_ORDERS, (records(rows),)):
-            pins[written.id] = (int(written.flow_id), int(written.flow_version))
-            if not written.subscribed:
-                uow.unsubscribed.add(written.id)
+        written = await direct.pg_rows(conn, _INSERT_ORDERS, (records(rows),))
+        for order_id, flow_id, flow_version, subscribed in written:
+            pins[order_id] = (int(flow_id), int(flow_version))
+            if not subscribed:
+                uow.unsubscribed.add(order_id)
     else:
         for order in orders:
             params = {f"o_{name}": value for name, value in order.columns(uow.now).items()}

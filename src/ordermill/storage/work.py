@@ -25,7 +25,8 @@ from ordermill.storage.assets import insert_assets
 from ordermill.storage.bulk import insert_many
 from ordermill.times import iso
 
-# The hot statements are built once, so SQLAlchemy computes their cache keys once.
+# The hot statements are built once; ``direct`` compiles each once per dialect and runs it
+# through the driver.
 _NOW = bindparam("now", type_=t.UTCDateTime)
 _IDS: BindParameter[Any] = bindparam("ids", expanding=True)
 _DUE = (
