@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import shutil
 import signal
 import subprocess
@@ -32,7 +31,7 @@ def py_spy() -> str:
 class Profiler:
     """``py-spy record`` of each named process, collapsed stacks written to ``DIR/name.txt``."""
 
-    def __init__(self, directory: Path, pids: dict[str, int], rate: int = int(os.environ.get("BENCH_PROFILE_RATE", "100"))) -> None:
+    def __init__(self, directory: Path, pids: dict[str, int], rate: int = 100) -> None:
         self.directory = directory
         self.pids = pids
         self.rate = rate

@@ -65,6 +65,7 @@ class Options:
     drain_orders: int
     extra_env: dict[str, str]
     profile_dir: Path | None = None
+    profile_rate: int = 100
 
 
 class Scenario:
@@ -155,7 +156,9 @@ class Scenario:
         sampler.start()
         profiler = None
         if options.profile_dir is not None:
-            profiler = Profiler(options.profile_dir / self.spec.name, self._named_pids())
+            profiler = Profiler(
+                options.profile_dir / self.spec.name, self._named_pids(), options.profile_rate
+            )
             profiler.start()
         try:
             phases["peak"] = await self._phase(
