@@ -15,7 +15,7 @@ datetimes (UTC), written with their offset; a JSON column's ``None`` is SQL NULL
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
@@ -28,8 +28,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ordermill.jsoncodec import dumps_text
 from ordermill.storage import direct
+from ordermill.storage.direct import Processor
 
-Processor = Callable[[Any], Any] | None
 _POSTGRESQL: Dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
 
 

@@ -25,7 +25,8 @@ from __future__ import annotations
 import re
 import sqlite3
 from collections import namedtuple
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,7 +57,7 @@ class _Direct:
     parameters: tuple[_Parameter, ...]
     positional: bool  # SQLite's ``?`` in the order of ``parameters``; else named
     row: Callable[..., Any] | None
-    results: tuple[Processor, ...]
+    results: tuple[Processor, ...]  # empty when no column needs processing
 
     def values(self, params: Mapping[str, Any]) -> Any:
         values = []
@@ -76,7 +77,7 @@ class _Direct:
         if self.row is None:
             return list(raw)
         make, results = self.row, self.results
-        if not any(results):
+        if not results:
             return [make(*values) for values in raw]
         return [
             make(*(v if p is None else p(v) for p, v in zip(results, values, strict=True)))
@@ -131,6 +132,8 @@ def _direct(statement: Executable, dialect: Dialect) -> _Direct:
         results = tuple(
             column[3]._cached_result_processor(dialect, None) for column in done._result_columns
         )
+        if not any(results):
+            results = ()  # (rows made as they come)
     built = _BUILT[dialect.name, statement] = _Direct(
         sql, tuple(parameters), positional, row, results
     )
@@ -144,21 +147,30 @@ def _sqlite(conn: AsyncConnection) -> sqlite3.Connection:
     return inline._conn
 
 
+@contextmanager
+def _as_sqlalchemy_errors(sql: str) -> Iterator[None]:
+    """A driver's error as the SQLAlchemy error ``conn.execute`` would raise, without its
+    parameters."""
+    try:
+        yield
+    except (sqlite3.Error, psycopg.Error) as exc:
+        base = sqlite3.Error if isinstance(exc, sqlite3.Error) else psycopg.Error
+        wrapped = DBAPIError.instance(sql, None, exc, base, hide_parameters=True)
+        assert isinstance(wrapped, DBAPIError)
+        raise wrapped from exc
+
+
 def sqlite_rows(conn: AsyncConnection, sql: str, params: Sequence[Any]) -> list[Any]:
     """SQLite: a statement written as text (``?`` parameters, already bound: ``bulk.bind``),
     its rows as the driver's tuples."""
-    try:
+    with _as_sqlalchemy_errors(sql):
         return _sqlite(conn).execute(sql, params).fetchall()
-    except sqlite3.Error as exc:
-        raise _wrapped(sql, exc, sqlite3.Error) from exc
 
 
 def sqlite_many(conn: AsyncConnection, sql: str, rows: Iterable[Sequence[Any]]) -> None:
     """:func:`sqlite_rows` for many rows of one statement (``executemany``), nothing read."""
-    try:
+    with _as_sqlalchemy_errors(sql):
         _sqlite(conn).executemany(sql, rows)
-    except sqlite3.Error as exc:
-        raise _wrapped(sql, exc, sqlite3.Error) from exc
 
 
 def _psycopg(conn: AsyncConnection) -> psycopg.AsyncConnection[Any]:
@@ -168,20 +180,11 @@ def _psycopg(conn: AsyncConnection) -> psycopg.AsyncConnection[Any]:
     return driver
 
 
-def _wrapped(sql: str, exc: Exception, base: type[Exception]) -> DBAPIError:
-    wrapped = DBAPIError.instance(sql, None, exc, base, hide_parameters=True)
-    assert isinstance(wrapped, DBAPIError)
-    return wrapped
-
-
 async def _pg(conn: AsyncConnection, sql: str, params: Any) -> list[tuple[Any, ...]]:
-    driver = _psycopg(conn)
-    try:
-        async with driver.cursor() as cursor:
+    with _as_sqlalchemy_errors(sql):
+        async with _psycopg(conn).cursor() as cursor:
             await cursor.execute(sql, params)
             return [] if cursor.description is None else await cursor.fetchall()
-    except psycopg.Error as exc:
-        raise _wrapped(sql, exc, psycopg.Error) from exc
 
 
 async def rows(
@@ -207,12 +210,9 @@ async def many(
     if direct.positional:
         sqlite_many(conn, direct.sql, [direct.values(p) for p in batch])
         return
-    driver = _psycopg(conn)
-    try:
-        async with driver.cursor() as cursor:
+    with _as_sqlalchemy_errors(direct.sql):
+        async with _psycopg(conn).cursor() as cursor:
             await cursor.executemany(direct.sql, [direct.values(p) for p in batch])
-    except psycopg.Error as exc:
-        raise _wrapped(direct.sql, exc, psycopg.Error) from exc
 
 
 async def pg_rows(conn: AsyncConnection, sql: str, params: Sequence[Any]) -> list[Any]:
