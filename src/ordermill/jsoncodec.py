@@ -37,10 +37,13 @@ _WIDE_INTEGER = 19  # digits from which an integer may not fit orjson's 64 bits
 _WIDE_TEXT = re.compile(f"[0-9]{{{_WIDE_INTEGER}}}")
 _WIDE_BYTES = re.compile(_WIDE_TEXT.pattern.encode())
 # A run of number characters in which an integer may be too wide for orjson or a literal may
-# reach the length limit (a run inside a string only sends the body the careful way).
-_NUMBER_RUN = re.compile(f"[-+.eE0-9]{{{min(_WIDE_INTEGER, MAX_NUMBER_CHARS)}}}")
-# Where a key ends: each key is one match; a quote and colon inside a string adds one more.
-_KEY_ENDS = re.compile(r'"\s*:')
+# reach the length limit (a run inside a string only sends the body the careful way). A JSON
+# number starts with a minus or a digit, so only a run starting so is looked for.
+_NUMBER_RUN = re.compile(f"[-0-9][-+.eE0-9]{{{min(_WIDE_INTEGER, MAX_NUMBER_CHARS) - 1}}}")
+# Where a key ends: a quote, JSON whitespace, a colon. Each key is one; a quote and colon inside
+# a string adds one more. ``'":'`` is counted by ``str.count``, the rest by this pattern.
+_KEY_ENDS_SPACED = re.compile(r'"[ \t\r\n]+:')
+_JSON_SPACE = (" ", "\n", "\r", "\t")
 _FORBIDDEN_CHAR = "\x00"  # PostgreSQL's text and jsonb cannot hold it
 
 
@@ -116,27 +119,37 @@ def _parse_plain(text: str) -> Any:
         return _NOT_PLAIN
     # The parsed objects hold at most as many keys as the text has, and a duplicate leaves one
     # fewer: so as many as the key ends counted means every key is there once.
-    keys_in_text = len(_KEY_ENDS.findall(text))
+    keys_in_text = text.count('":')
+    if any(space in text for space in _JSON_SPACE):
+        keys_in_text += len(_KEY_ENDS_SPACED.findall(text))
     strings = len(text) > MAX_STRING_CHARS or _FORBIDDEN_CHAR in text or "\\u0000" in text
     keys = 0
-    stack: list[tuple[Any, int]] = [(document, 1)]
-    while stack:
-        value, depth = stack.pop()
+    # Level by level: ``level`` holds the containers at ``depth`` (orjson gives exact types).
+    level: list[Any] = [document] if type(document) in _CONTAINERS else []
+    depth = 1
+    while level:
         if depth > MAX_DEPTH:
             return _NOT_PLAIN
-        if isinstance(value, dict):
-            keys += len(value)
-            if strings and not all(_plain_string(key) for key in value):
-                return _NOT_PLAIN
-            value = value.values()
-        elif not isinstance(value, list):
-            if strings and isinstance(value, str) and not _plain_string(value):
-                return _NOT_PLAIN
-            continue
-        for item in value:
-            if isinstance(item, dict | list) or (strings and isinstance(item, str)):
-                stack.append((item, depth + 1))
+        deeper: list[Any] = []
+        for container in level:
+            if type(container) is dict:
+                keys += len(container)
+                if strings and not all(_plain_string(key) for key in container):
+                    return _NOT_PLAIN
+                container = container.values()
+            for item in container:
+                if type(item) in _CONTAINERS:
+                    deeper.append(item)
+                elif strings and type(item) is str and not _plain_string(item):
+                    return _NOT_PLAIN
+        level = deeper
+        depth += 1
+    if strings and type(document) is str and not _plain_string(document):
+        return _NOT_PLAIN
     return document if keys == keys_in_text else _NOT_PLAIN
+
+
+_CONTAINERS = (dict, list)
 
 
 def _plain_string(value: str) -> bool:
