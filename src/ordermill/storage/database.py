@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from ordermill.errors import DatabaseUnavailable, StorageError
 from ordermill.jsoncodec import dumps_text, loads
 from ordermill.private import private_file
+from ordermill.storage import direct
 from ordermill.storage.sqlite import inline_connector
 
 IDLE_BEFORE_PING = 1.0  # seconds a pooled PostgreSQL connection sits unused before a ping
@@ -51,7 +52,7 @@ def _sqlite_engine(url: str, *, immediate: bool, synchronous: str, pool_size: in
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        direct.sqlite_begin(conn, "BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
 

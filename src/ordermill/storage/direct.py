@@ -32,7 +32,7 @@ from typing import Any
 
 import psycopg
 from sqlalchemy import Executable
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -142,7 +142,12 @@ def _direct(statement: Executable, dialect: Dialect) -> _Direct:
 
 def _sqlite(conn: AsyncConnection) -> sqlite3.Connection:
     """The ``sqlite3`` connection under ``conn``, which holds it."""
-    inline = conn.sync_connection.connection.driver_connection  # type: ignore[union-attr]
+    assert conn.sync_connection is not None
+    return _sqlite_of(conn.sync_connection)
+
+
+def _sqlite_of(connection: Connection) -> sqlite3.Connection:
+    inline = connection.connection.driver_connection
     assert isinstance(inline, InlineConnection)
     return inline._conn
 
@@ -165,6 +170,13 @@ def sqlite_rows(conn: AsyncConnection, sql: str, params: Sequence[Any]) -> list[
     its rows as the driver's tuples."""
     with _as_sqlalchemy_errors(sql):
         return _sqlite(conn).execute(sql, params).fetchall()
+
+
+def sqlite_begin(connection: Connection, sql: str) -> None:
+    """SQLite: start ``connection``'s transaction with ``sql`` (``BEGIN IMMEDIATE``), from
+    SQLAlchemy's ``begin`` event, where ``connection`` is the synchronous one."""
+    with _as_sqlalchemy_errors(sql):
+        _sqlite_of(connection).execute(sql)
 
 
 def sqlite_many(conn: AsyncConnection, sql: str, rows: Iterable[Sequence[Any]]) -> None:

@@ -14,7 +14,7 @@ rewrites the row by key instead of scanning the (unindexed) ``order_id`` column.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import (
@@ -31,6 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ordermill.jsoncodec import dumps_text
+from ordermill.storage import direct
 from ordermill.storage.bulk import Part
 from ordermill.storage.tables import orders as orders_table
 
@@ -41,23 +42,24 @@ MAX_DEPTH = 12
 order_search = table(TABLE_NAME, column("order_id"), column("space_key"), column("text"))
 
 
-def _strings(value: Any, depth: int) -> Iterator[str]:
-    if depth > MAX_DEPTH:
-        return
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from _strings(item, depth + 1)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _strings(item, depth + 1)
+def _collect(values: Iterable[Any], depth: int, strings: list[str]) -> None:
+    """Append the strings among ``values`` (at ``depth``) and, to MAX_DEPTH, within them."""
+    for value in values:
+        if isinstance(value, str):
+            strings.append(value)
+        elif depth < MAX_DEPTH:
+            if isinstance(value, dict):
+                _collect(value.values(), depth + 1, strings)
+            elif isinstance(value, list):
+                _collect(value, depth + 1, strings)
 
 
 def searchable_text(order_id: str, body: dict[str, Any]) -> str:
     """The order's searchable text: its ids and every string of its body, once each, bounded."""
+    strings: list[str] = []
+    _collect(body.values(), 1, strings)
     seen: dict[str, None] = {order_id.lower(): None}
-    for value in _strings(body, 0):
+    for value in strings:
         cleaned = value.replace("\x00", "").strip().lower()
         if cleaned:
             seen.setdefault(cleaned, None)
@@ -76,8 +78,9 @@ def insert_rows(dialect: str) -> Executable:
 
 
 async def insert_search_rows(conn: AsyncConnection, rows: Sequence[Mapping[str, str]]) -> None:
-    """SQLite: add new orders' rows in one statement (on PostgreSQL see :func:`search_part`)."""
-    await conn.execute(insert_rows(conn.dialect.name), rows)
+    """SQLite: add new orders' rows in one statement, straight to the driver (on PostgreSQL
+    see :func:`search_part`)."""
+    await direct.many(conn, _SQLITE_INSERT, rows)
 
 
 def search_part(rows: Sequence[Mapping[str, str]]) -> Part:
