@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import lru_cache
 
 
+@lru_cache(maxsize=1024)  # a unit writes its one ``now`` many times (order, tasks, events)
 def iso(value: datetime | None) -> str | None:
     """The instant in ordermill's one wire format, or None."""
     if value is None:

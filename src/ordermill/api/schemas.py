@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Annotated, Any, Literal
 
 from fastapi import Path as PathParam
@@ -173,7 +173,7 @@ def order_out(order: OrderView, *, with_tasks: bool = True) -> dict[str, Any]:
             None
             if order.pause is None
             else {
-                "at": _iso(order.pause.at),
+                "at": iso(order.pause.at),
                 "by": order.pause.by,
                 "reason": order.pause.reason,
             }
@@ -182,10 +182,10 @@ def order_out(order: OrderView, *, with_tasks: bool = True) -> dict[str, Any]:
         "restarts": list(order.restarts),
         "revision": order.revision,
         "value": order.value,
-        "deadline": _iso(order.deadline),
-        "createdAt": _iso(order.created_at),
-        "updatedAt": _iso(order.updated_at),
-        "endedAt": _iso(order.ended_at),
+        "deadline": iso(order.deadline),
+        "createdAt": iso(order.created_at),
+        "updatedAt": iso(order.updated_at),
+        "endedAt": iso(order.ended_at),
         "addresses": body.get("addresses", []),
         "data": body.get("data", {}),
         "orderLines": body.get("orderLines", []),
@@ -202,20 +202,20 @@ def task_out(task: TaskView) -> dict[str, Any]:
         "handlerKey": task.handler_key,
         "status": task.status.value,
         "attempts": task.attempts,
-        "dueAt": _iso(task.due_at),
+        "dueAt": iso(task.due_at),
         "deliveryId": task.delivery_id,
         "result": task.result,
         "error": task.error,
-        "createdAt": _iso(task.created_at),
-        "updatedAt": _iso(task.updated_at),
-        "endedAt": _iso(task.ended_at),
+        "createdAt": iso(task.created_at),
+        "updatedAt": iso(task.updated_at),
+        "endedAt": iso(task.ended_at),
     }
 
 
 def event_out(event: EventView) -> dict[str, Any]:
     return {
         "id": event.id,
-        "at": _iso(event.at),
+        "at": iso(event.at),
         "type": event.type,
         "taskKey": event.task_key,
         "actor": event.actor,
@@ -226,8 +226,8 @@ def event_out(event: EventView) -> dict[str, Any]:
 def attempt_out(attempt: AttemptView) -> dict[str, Any]:
     return {
         "number": attempt.number,
-        "startedAt": _iso(attempt.started_at),
-        "endedAt": _iso(attempt.ended_at),
+        "startedAt": iso(attempt.started_at),
+        "endedAt": iso(attempt.ended_at),
         "outcome": attempt.outcome,
         "statusCode": attempt.status_code,
         "latencyMs": attempt.latency_ms,
@@ -244,8 +244,8 @@ def flow_out(flow: FlowRecord) -> dict[str, Any]:
         "spaceKey": flow.space_key,
         "version": flow.current_version,
         "contentHash": flow.current.content_hash,
-        "createdAt": _iso(flow.created_at),
-        "updatedAt": _iso(flow.updated_at),
+        "createdAt": iso(flow.created_at),
+        "updatedAt": iso(flow.updated_at),
         "orderCount": flow.order_count,
     }
 
@@ -256,12 +256,8 @@ def version_out(version: FlowVersion) -> dict[str, Any]:
         "spaceKey": version.space_key,
         "version": version.version,
         "contentHash": version.content_hash,
-        "createdAt": _iso(version.created_at),
+        "createdAt": iso(version.created_at),
     }
-
-
-def _iso(value: datetime | None) -> str | None:
-    return iso(value)
 
 
 class FeedbackAssetIn(_Strict):

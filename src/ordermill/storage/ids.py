@@ -6,6 +6,7 @@ import secrets
 import time
 
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford's base32, lower case
+_PAIRS = [high + low for high in _ALPHABET for low in _ALPHABET]  # 10 bits: two characters
 
 
 def new_id(prefix: str) -> str:
@@ -14,8 +15,9 @@ def new_id(prefix: str) -> str:
     Ids made later sort after earlier ones, so "newest first" needs no extra column.
     """
     value = (int(time.time() * 1000) << 80) | secrets.randbits(80)
-    chars = []
-    for _ in range(26):
-        chars.append(_ALPHABET[value & 31])
-        value >>= 5
-    return prefix + "".join(reversed(chars))
+    pairs = []
+    for _ in range(13):
+        pairs.append(_PAIRS[value & 1023])
+        value >>= 10
+    pairs.reverse()
+    return prefix + "".join(pairs)
