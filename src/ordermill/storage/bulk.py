@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from functools import cache
 from typing import Any
 
@@ -66,7 +65,7 @@ def _insert(table: Table, columns: tuple[str, ...], returning: str, dialect: Dia
     else:
         marks = ", ".join("?" for _ in columns)
         sql = f"INSERT INTO {table.name} ({names}) VALUES ({marks})"  # noqa: S608
-        processors = tuple(table.c[name].type._cached_bind_processor(dialect) for name in columns)
+        processors = tuple(direct.bind_processor(table.c[name].type, dialect) for name in columns)
     if returning:
         sql += f" RETURNING {returning}"
     return _Statement(sql, columns, processors)
@@ -94,25 +93,12 @@ def _built(
 
 
 def bind(statement: _Statement, rows: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
-    """SQLite: each row's values through the columns' bind processors. The rows of a batch
-    share their times (the unit's ``now``), so each distinct time is converted once."""
-    times: dict[datetime, Any] = {}
+    """SQLite: each row's values through the columns' bind processors."""
     pairs = tuple(zip(statement.columns, statement.processors, strict=True))
-    bound = []
-    for row in rows:
-        values = []
-        for name, process in pairs:
-            value = row[name]
-            if process is None:
-                values.append(value)
-            elif type(value) is datetime:
-                if value not in times:
-                    times[value] = process(value)
-                values.append(times[value])
-            else:
-                values.append(process(value))
-        bound.append(tuple(values))
-    return bound
+    return [
+        tuple(row[name] if process is None else process(row[name]) for name, process in pairs)
+        for row in rows
+    ]
 
 
 async def insert_many(

@@ -28,6 +28,8 @@ from collections import namedtuple
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 import psycopg
@@ -36,6 +38,7 @@ from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.types import TypeEngine
 
 from ordermill.jsoncodec import dumps_text
 from ordermill.storage.sqlite import InlineConnection
@@ -88,6 +91,29 @@ class _Direct:
 _BUILT: dict[tuple[str, Executable], _Direct] = {}
 
 
+def bind_processor(kind: TypeEngine[Any], dialect: Dialect) -> Processor:
+    """``kind``'s bind processing for ``dialect``; for a time, remembered (see _remembered)."""
+    return _remembered(kind, kind._cached_bind_processor(dialect))
+
+
+def result_processor(kind: TypeEngine[Any], dialect: Dialect) -> Processor:
+    """``kind``'s result processing for ``dialect``; for a time, remembered."""
+    return _remembered(kind, kind._cached_result_processor(dialect, None))
+
+
+def _remembered(kind: TypeEngine[Any], process: Processor) -> Processor:
+    """A time's conversion (to SQLite's text and back, through UTC) costs microseconds of
+    Python, and a unit writes and reads its one ``now`` many times: so a time type's
+    processing, a pure function of the value, keeps its recent answers."""
+    if process is None:
+        return None
+    try:
+        is_time = kind.python_type is datetime
+    except NotImplementedError:
+        is_time = False
+    return lru_cache(maxsize=256)(process) if is_time else process
+
+
 def _row_type(keys: list[str]) -> Callable[..., Any]:
     made: Callable[..., Any] = namedtuple("Row", keys, rename=True)  # type: ignore[misc]
     return made
@@ -119,7 +145,7 @@ def _direct(statement: Executable, dialect: Dialect) -> _Direct:
         parameters.append(
             _Parameter(
                 name,
-                bind.type._cached_bind_processor(dialect),
+                bind_processor(bind.type, dialect),
                 None if bind.callable is not None else bind.value,
                 bind.expanding,
             )
@@ -130,7 +156,7 @@ def _direct(statement: Executable, dialect: Dialect) -> _Direct:
     if done._result_columns:
         row = _row_type([column[0] for column in done._result_columns])
         results = tuple(
-            column[3]._cached_result_processor(dialect, None) for column in done._result_columns
+            result_processor(column[3], dialect) for column in done._result_columns
         )
         if not any(results):
             results = ()  # (rows made as they come)
