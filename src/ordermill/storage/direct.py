@@ -155,9 +155,7 @@ def _direct(statement: Executable, dialect: Dialect) -> _Direct:
     results: tuple[Processor, ...] = ()
     if done._result_columns:
         row = _row_type([column[0] for column in done._result_columns])
-        results = tuple(
-            result_processor(column[3], dialect) for column in done._result_columns
-        )
+        results = tuple(result_processor(column[3], dialect) for column in done._result_columns)
         if not any(results):
             results = ()  # (rows made as they come)
     built = _BUILT[dialect.name, statement] = _Direct(
