@@ -42,8 +42,8 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("ordermill.worker")
 
-CLAIM_GAP = 0.003  # seconds between claims at most; see _claim_loop
-GATHER = 0.005  # seconds an outcome waits at most for attempts still running; see _gather
+CLAIM_GAP = 0.010  # seconds at least between two claims under load; see _claim_loop
+GATHER = 0.010  # seconds an outcome waits at most for attempts still running; see _gather
 
 
 class WorkStore(Protocol):
