@@ -6,11 +6,9 @@ from __future__ import annotations
 import asyncio
 from typing import ClassVar
 
-import pytest
 from pydantic import BaseModel
 
 from ordermill.clock import SystemClock
-from ordermill.engine import worker as worker_module
 from ordermill.engine.worker import Worker, WorkerOptions
 from ordermill.flows.model import FlowDefinition, RetryPolicy, Stage, TaskDefinition
 from ordermill.flows.status import OrderStatus
@@ -68,12 +66,12 @@ FLOW = FlowDefinition(
 )
 
 
-async def _run(store: Recording, handler: Staggered, orders: int) -> list[str]:
+async def _run(store: Recording, handler: Staggered, orders: int, gather: float) -> list[str]:
     worker = Worker(
         store,
         HandlerRegistry([handler]),
         NoSpaces(),
-        WorkerOptions(public_url="https://ordermill.test", poll_interval=0.01),
+        WorkerOptions(public_url="https://ordermill.test", poll_interval=0.01, gather=gather),
     )
     ids = [await store.create_order(FLOW, {"n": n}) for n in range(orders)]
     running = asyncio.create_task(worker.run())
@@ -87,36 +85,29 @@ async def _run(store: Recording, handler: Staggered, orders: int) -> list[str]:
     return ids
 
 
-async def test_outcomes_of_attempts_running_together_share_one_transaction(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(worker_module, "GATHER", 1.0)  # the pauses are 2 to 12 ms
+async def test_outcomes_of_attempts_running_together_share_one_transaction() -> None:
     store = Recording()
 
-    await _run(store, Staggered(together=6), orders=6)
+    await _run(store, Staggered(together=6), orders=6, gather=1.0)  # the pauses: 2 to 12 ms
 
     assert store.batches == [6]
 
 
-async def test_an_outcome_with_nothing_else_running_is_recorded_at_once(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+async def test_an_outcome_with_nothing_else_running_is_recorded_at_once() -> None:
     # With a gathering window far longer than the test's time limit, only the rule "nothing
     # else is running, so do not wait" lets these orders end in time.
-    monkeypatch.setattr(worker_module, "GATHER", 3600.0)
     store = Recording()
 
     for _ in range(3):
-        await _run(store, Staggered(together=1), orders=1)
+        await _run(store, Staggered(together=1), orders=1, gather=3600.0)
 
     assert store.batches == [1, 1, 1]
 
 
-async def test_gathering_waits_at_most_its_window(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(worker_module, "GATHER", 0.0)
+async def test_gathering_waits_at_most_its_window() -> None:
     store = Recording()
 
-    await _run(store, Staggered(together=6), orders=6)
+    await _run(store, Staggered(together=6), orders=6, gather=0.0)
 
     # Without a window each outcome goes as soon as the one before it is written.
     assert len(store.batches) > 1

@@ -42,9 +42,6 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("ordermill.worker")
 
-CLAIM_GAP = 0.010  # seconds at least between two claims under load; see _claim_loop
-GATHER = 0.010  # seconds an outcome waits at most for attempts still running; see _gather
-
 
 class WorkStore(Protocol):
     """What the worker needs from storage (implemented by ordermill.storage.store.Store)."""
@@ -76,6 +73,8 @@ class WorkerOptions:
     batch_size: int = 64
     shutdown_grace: float = 10.0
     reconcile_interval: float = 5.0  # seconds between reconcile passes
+    claim_gap: float = 0.003  # seconds at least between two claims under load; see _claim_loop
+    gather: float = 0.005  # seconds an outcome waits at most for attempts running; see _gather
 
 
 def worker_name() -> str:
@@ -164,11 +163,11 @@ class Worker:
                 self._slot_freed.clear()
                 await self._slot_freed.wait()
                 continue
-            # Under load, claim at most every CLAIM_GAP: wake-ups that come in between are
+            # Under load, claim at most every claim_gap: wake-ups that come in between are
             # folded into one bigger claim.
             since = time.monotonic() - self._last_claim
-            if since < CLAIM_GAP:
-                await asyncio.sleep(CLAIM_GAP - since)
+            if since < self.options.claim_gap:
+                await asyncio.sleep(self.options.claim_gap - since)
             self._wake.clear()
             wanted = min(free, self.options.batch_size)
             now = time.monotonic()
@@ -339,10 +338,10 @@ class Worker:
 
     async def _gather(self, most: int = 500) -> list[Completion]:
         """The next batch of outcomes to record: the first one, and those that come within
-        GATHER seconds of it while attempts of ours are still running (group commit; with
+        ``gather`` seconds of it while attempts of ours are still running (group commit; with
         nothing else running, the first one goes alone at once)."""
         batch = [await self._completions.get()]
-        deadline = time.monotonic() + GATHER
+        deadline = time.monotonic() + self.options.gather
         while len(batch) < most:
             while not self._completions.empty() and len(batch) < most:
                 batch.append(self._completions.get_nowait())
