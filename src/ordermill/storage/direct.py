@@ -28,7 +28,6 @@ from collections import namedtuple
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
@@ -42,6 +41,7 @@ from sqlalchemy.types import TypeEngine
 
 from ordermill.jsoncodec import dumps_text
 from ordermill.storage.sqlite import InlineConnection
+from ordermill.storage.tables import UTCDateTime
 
 Processor = Callable[[Any], Any] | None
 
@@ -103,15 +103,12 @@ def result_processor(kind: TypeEngine[Any], dialect: Dialect) -> Processor:
 
 def _remembered(kind: TypeEngine[Any], process: Processor) -> Processor:
     """A time's conversion (to SQLite's text and back, through UTC) costs microseconds of
-    Python, and a unit writes and reads its one ``now`` many times: so a time type's
-    processing, a pure function of the value, keeps its recent answers."""
-    if process is None:
-        return None
-    try:
-        is_time = kind.python_type is datetime
-    except NotImplementedError:
-        is_time = False
-    return lru_cache(maxsize=256)(process) if is_time else process
+    Python, and a unit writes and reads its one ``now`` many times: so ``UTCDateTime``'s
+    processing keeps its recent answers. It is a pure function of the instant (equal
+    instants in other zones convert alike, through UTC), as a cache keyed by equality needs."""
+    if process is None or not isinstance(kind, UTCDateTime):
+        return process
+    return lru_cache(maxsize=256)(process)
 
 
 def _row_type(keys: list[str]) -> Callable[..., Any]:
