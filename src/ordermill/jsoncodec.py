@@ -45,6 +45,7 @@ _NUMBER_RUN = re.compile(f"[-0-9][-+.eE0-9]{{{min(_WIDE_INTEGER, MAX_NUMBER_CHAR
 _KEY_ENDS_SPACED = re.compile(r'"[ \t\r\n]+:')
 _JSON_SPACE = (" ", "\n", "\r", "\t")
 _FORBIDDEN_CHAR = "\x00"  # PostgreSQL's text and jsonb cannot hold it
+_CONTAINERS = (dict, list)  # what orjson makes of arrays and objects (exactly these types)
 
 
 def dumps(value: Any, *, sort_keys: bool = False) -> bytes:
@@ -147,9 +148,6 @@ def _parse_plain(text: str) -> Any:
     if strings and type(document) is str and not _plain_string(document):
         return _NOT_PLAIN
     return document if keys == keys_in_text else _NOT_PLAIN
-
-
-_CONTAINERS = (dict, list)
 
 
 def _plain_string(value: str) -> bool:

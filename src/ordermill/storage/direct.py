@@ -161,14 +161,16 @@ def _direct(statement: Executable, dialect: Dialect) -> _Direct:
     return built
 
 
-def _sqlite(conn: AsyncConnection) -> sqlite3.Connection:
-    """The ``sqlite3`` connection under ``conn``, which holds it."""
-    assert conn.sync_connection is not None
-    return _sqlite_of(conn.sync_connection)
+def _driver(conn: AsyncConnection | Connection) -> Any:
+    """The driver's connection under ``conn`` (async, or the synchronous one of an event),
+    which holds it."""
+    sync = conn.sync_connection if isinstance(conn, AsyncConnection) else conn
+    assert sync is not None
+    return sync.connection.driver_connection
 
 
-def _sqlite_of(connection: Connection) -> sqlite3.Connection:
-    inline = connection.connection.driver_connection
+def _sqlite(conn: AsyncConnection | Connection) -> sqlite3.Connection:
+    inline = _driver(conn)
     assert isinstance(inline, InlineConnection)
     return inline._conn
 
@@ -197,7 +199,7 @@ def sqlite_begin(connection: Connection, sql: str) -> None:
     """SQLite: start ``connection``'s transaction with ``sql`` (``BEGIN IMMEDIATE``), from
     SQLAlchemy's ``begin`` event, where ``connection`` is the synchronous one."""
     with _as_sqlalchemy_errors(sql):
-        _sqlite_of(connection).execute(sql)
+        _sqlite(connection).execute(sql)
 
 
 def sqlite_many(conn: AsyncConnection, sql: str, rows: Iterable[Sequence[Any]]) -> None:
@@ -207,17 +209,9 @@ def sqlite_many(conn: AsyncConnection, sql: str, rows: Iterable[Sequence[Any]]) 
 
 
 def _psycopg(conn: AsyncConnection) -> psycopg.AsyncConnection[Any]:
-    """The psycopg connection under ``conn``, which holds it."""
-    driver = conn.sync_connection.connection.driver_connection  # type: ignore[union-attr]
+    driver = _driver(conn)
     assert isinstance(driver, psycopg.AsyncConnection)
     return driver
-
-
-async def _pg(conn: AsyncConnection, sql: str, params: Any) -> list[tuple[Any, ...]]:
-    with _as_sqlalchemy_errors(sql):
-        async with _psycopg(conn).cursor() as cursor:
-            await cursor.execute(sql, params)
-            return [] if cursor.description is None else await cursor.fetchall()
 
 
 async def rows(
@@ -229,7 +223,7 @@ async def rows(
     values = direct.values(params or {})
     if direct.positional:
         return direct.read(sqlite_rows(conn, direct.sql, values))
-    return direct.read(await _pg(conn, direct.sql, values))
+    return direct.read(await pg_rows(conn, direct.sql, values))
 
 
 async def many(
@@ -248,6 +242,12 @@ async def many(
             await cursor.executemany(direct.sql, [direct.values(p) for p in batch])
 
 
-async def pg_rows(conn: AsyncConnection, sql: str, params: Sequence[Any]) -> list[Any]:
-    """PostgreSQL: a statement written as text (``%s`` parameters), its rows as tuples."""
-    return await _pg(conn, sql, params)
+async def pg_rows(
+    conn: AsyncConnection, sql: str, params: Sequence[Any] | Mapping[str, Any]
+) -> list[Any]:
+    """PostgreSQL: a statement written as text (``%s`` or ``%(name)s`` parameters, already
+    bound), its rows as tuples (none for a statement without a result)."""
+    with _as_sqlalchemy_errors(sql):
+        async with _psycopg(conn).cursor() as cursor:
+            await cursor.execute(sql, params)
+            return [] if cursor.description is None else await cursor.fetchall()
